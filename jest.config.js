@@ -1,0 +1,18 @@
+/** Two suites: `unit` is pure and runs anywhere; `lab` drives real hosts and needs root. */
+const tsJest = ["ts-jest", { isolatedModules: true, tsconfig: "tsconfig.json" }];
+module.exports = {
+  projects: [
+    {
+      displayName: "unit",
+      testEnvironment: "node",
+      transform: { "^.+\\.ts$": tsJest },
+      testMatch: ["<rootDir>/src/**/*.test.ts"],
+    },
+    {
+      displayName: "lab",
+      testEnvironment: "node",
+      transform: { "^.+\\.ts$": tsJest },
+      testMatch: ["<rootDir>/test/lab/**/*.test.ts"],
+    },
+  ],
+};
