@@ -1,0 +1,111 @@
+/**
+ * SSH connection settings. Field names and defaults follow `@pulumi/command`'s
+ * `remote.ConnectionArgs`, so users can paste connection blocks between the two, with one
+ * deliberate difference: the host key is checked by default, and skipping the check is an
+ * explicit opt-in.
+ */
+import { z } from "zod";
+
+/** A value Pulumi encrypted in a stack file (`secure: v1:...`); only Pulumi can read it. */
+export const encryptedValueSchema = z.object({ secure: z.string().min(1) }).strict();
+export type EncryptedValue = z.infer<typeof encryptedValueSchema>;
+
+const secretString = z.union([z.string().min(1), encryptedValueSchema]);
+
+const hostnameOrAddress = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$|^[0-9A-Fa-f:.]+$/,
+    "must be a hostname or an IP address",
+  );
+
+/** A POSIX login name; also keeps the name safe to place in `sudo -u` or a path. */
+const userName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name: lowercase letters, digits, '_' or '-', 1-32 chars");
+
+/** `SHA256:<base64>` as `ssh-keygen -l` prints it. */
+export const fingerprintPattern = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
+/** A known_hosts line (`[hosts] <key-type> <base64> [comment]`) or a bare public key line. */
+export const knownHostsLinePattern =
+  /^(?:\S+\s+)?(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)\s+[A-Za-z0-9+/]+={0,3}(?:\s.*)?$/;
+
+const hostKey = z
+  .string()
+  .trim()
+  .refine((v) => fingerprintPattern.test(v) || knownHostsLinePattern.test(v), {
+    message: "must be a SHA256 fingerprint (SHA256:..., as `ssh-keygen -lf` prints it) or a known_hosts line",
+  });
+
+const connectionFields = {
+  host: hostnameOrAddress.optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: userName.optional(),
+  password: secretString.optional(),
+  privateKey: secretString.optional(),
+  privateKeyPassword: secretString.optional(),
+  agentSocketPath: z.string().min(1).optional(),
+  /** How many dial attempts before giving up; -1 means unlimited. */
+  dialErrorLimit: z.number().int().min(-1).optional(),
+  /** Seconds per dial attempt; 0 means no limit. */
+  perDialTimeout: z.number().int().min(0).optional(),
+  /** The expected host key: a SHA256 fingerprint or a known_hosts line. */
+  hostKey: hostKey.optional(),
+  /** A known_hosts file to check the host key against, instead of `hostKey`. */
+  knownHostsFile: z.string().min(1).optional(),
+  /** Trust whatever key the host presents on first contact and report it. Explicit opt-in. */
+  trustOnFirstUse: z.boolean().optional(),
+  /** Run commands through `sudo -n` (the default when `user` is not root). */
+  sudo: z.boolean().optional(),
+};
+
+export const proxyConnectionSchema = z.object(connectionFields).strict();
+export const connectionSchema = z
+  .object({ ...connectionFields, proxy: proxyConnectionSchema.optional() })
+  .strict();
+
+export type ProxyConnectionInput = z.infer<typeof proxyConnectionSchema>;
+export type ConnectionInput = z.infer<typeof connectionSchema>;
+
+/** A connection after defaults are merged in; `host` is always known. */
+export interface Connection extends Omit<ConnectionInput, "host" | "port" | "user" | "proxy"> {
+  host: string;
+  port: number;
+  user: string;
+  dialErrorLimit: number;
+  perDialTimeout: number;
+  sudo: boolean;
+  proxy?: Connection;
+}
+
+export const connectionDefaults = { port: 22, user: "root", dialErrorLimit: 10, perDialTimeout: 15 } as const;
+
+/**
+ * Merges a host's own connection over the cluster's shared defaults, then the built-in
+ * defaults. `fallbackHost` is the host's DIP or RIP, used when no host is given.
+ */
+export function resolveConnection(
+  own: ConnectionInput | undefined,
+  shared: ConnectionInput | undefined,
+  fallbackHost: string,
+): Connection {
+  const merged: ConnectionInput = { ...(shared ?? {}), ...(own ?? {}) };
+  const user = merged.user ?? connectionDefaults.user;
+  const { proxy, ...rest } = merged;
+  const resolved: Connection = {
+    ...rest,
+    host: own?.host ?? fallbackHost,
+    port: merged.port ?? connectionDefaults.port,
+    user,
+    dialErrorLimit: merged.dialErrorLimit ?? connectionDefaults.dialErrorLimit,
+    perDialTimeout: merged.perDialTimeout ?? connectionDefaults.perDialTimeout,
+    sudo: merged.sudo ?? user !== "root",
+  };
+  if (proxy) {
+    if (!proxy.host) throw new Error("proxy.host is required");
+    resolved.proxy = resolveConnection(proxy, undefined, proxy.host);
+  }
+  return resolved;
+}

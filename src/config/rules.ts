@@ -1,0 +1,258 @@
+/**
+ * Rules that relate one part of the cluster spec to another. Each adds an issue at the
+ * exact path of the offending field and says which rule it breaks; all are checked, so one
+ * run shows every problem.
+ */
+import type { z } from "zod";
+import type { ConnectionInput } from "./connection";
+import { resolveConnection } from "./connection";
+import { cidrContains, networkAddress, broadcastAddress, parseAddress, parseCidr, netmaskToPrefix } from "./ip";
+import type { Cluster } from "./schema";
+
+type Path = (string | number)[];
+
+export function checkClusterRules(cluster: Cluster, ctx: z.RefinementCtx): void {
+  const report = (path: Path, message: string) => ctx.addIssue({ code: "custom", path, message });
+  checkNames(cluster, report);
+  checkHosts(cluster, report);
+  checkConnections(cluster, report);
+  checkVirtualServices(cluster, report);
+}
+
+type Report = (path: Path, message: string) => void;
+
+function checkNames(cluster: Cluster, report: Report): void {
+  const seen = new Map<string, string>();
+  const hostLists = [
+    ["directors", cluster.directors],
+    ["realServers", cluster.realServers],
+  ] as const;
+  for (const [list, hosts] of hostLists) {
+    hosts.forEach((host, i) => {
+      const where = `${list}[${i}]`;
+      const earlier = seen.get(host.name);
+      if (earlier) report([list, i, "name"], `duplicate host name "${host.name}" (also ${earlier}): host names must be unique`);
+      else seen.set(host.name, where);
+    });
+  }
+  const services = new Map<string, number>();
+  cluster.virtualServices.forEach((svc, i) => {
+    const earlier = services.get(svc.name);
+    if (earlier !== undefined) {
+      report(["virtualServices", i, "name"], `duplicate virtual service name "${svc.name}" (also virtualServices[${earlier}]): names must be unique`);
+    } else services.set(svc.name, i);
+  });
+}
+
+function checkHosts(cluster: Cluster, report: Report): void {
+  const dipOwners = new Map<string, number>();
+  cluster.directors.forEach((director, i) => {
+    if (director.interface === "lo") report(["directors", i, "interface"], "must be the NIC facing the real servers, not the loopback interface");
+    const dip = parseCidr(director.dip);
+    if (!dip) return;
+    if (dip.address.family === 4 && dip.prefix < 31) {
+      if (dip.address.value === networkAddress(dip).value || dip.address.value === broadcastAddress(dip).value) {
+        report(["directors", i, "dip"], `${director.dip} is the network or broadcast address of its subnet: the DIP must be a host address`);
+      }
+    }
+    const earlier = dipOwners.get(dip.address.text);
+    if (earlier !== undefined) report(["directors", i, "dip"], `DIP ${dip.address.text} is also the DIP of directors[${earlier}]: addresses must be unique`);
+    else dipOwners.set(dip.address.text, i);
+  });
+
+  const ripOwners = new Map<string, number>();
+  cluster.realServers.forEach((rs, i) => {
+    if (rs.interface === "lo") report(["realServers", i, "interface"], "must be the NIC facing the director; the VIP goes on lo by itself");
+    const rip = parseAddress(rs.rip);
+    if (!rip) return;
+    const earlier = ripOwners.get(rip.text);
+    if (earlier !== undefined) report(["realServers", i, "rip"], `RIP ${rip.text} is also the RIP of realServers[${earlier}]: RIPs must be unique`);
+    else ripOwners.set(rip.text, i);
+    const director = dipOwners.get(rip.text);
+    if (director !== undefined) {
+      report(["realServers", i, "rip"], `RIP ${rip.text} is the DIP of directors[${director}]: a director cannot be its own real server in LVS-DR`);
+    }
+  });
+}
+
+function connectionPaths(cluster: Cluster): { path: Path; conn: ConnectionInput | undefined; fallback: string }[] {
+  return [
+    ...cluster.directors.map((d, i) => ({
+      path: ["directors", i, "connection"] as Path,
+      conn: d.connection,
+      fallback: parseCidr(d.dip)?.address.text ?? d.dip,
+    })),
+    ...cluster.realServers.map((r, i) => ({
+      path: ["realServers", i, "connection"] as Path,
+      conn: r.connection,
+      fallback: parseAddress(r.rip)?.text ?? r.rip,
+    })),
+  ];
+}
+
+function checkConnections(cluster: Cluster, report: Report): void {
+  const shared = cluster.connectionDefaults;
+  if (shared?.host) report(["connectionDefaults", "host"], "cannot be shared: each host connects to its own address (leave it out to use the DIP or RIP)");
+  if (shared?.hostKey) report(["connectionDefaults", "hostKey"], "cannot be shared: every host has its own host key (use knownHostsFile to share one file)");
+
+  const targets = new Map<string, string>();
+  for (const { path, conn, fallback } of connectionPaths(cluster)) {
+    const merged = { ...(shared ?? {}), ...(conn ?? {}) };
+    checkHostKeyChoice(merged, path, report);
+    if (merged.proxy) {
+      if (!merged.proxy.host) report([...path, "proxy", "host"], "is required: the bastion's address");
+      checkHostKeyChoice(merged.proxy, [...path, "proxy"], report);
+    }
+    let target: string;
+    try {
+      const resolved = resolveConnection(conn, shared, fallback);
+      target = `${resolved.host}:${resolved.port}${resolved.proxy ? ` via ${resolved.proxy.host}` : ""}`;
+    } catch {
+      continue;
+    }
+    const where = `${path[0]}[${path[1]}]`;
+    const earlier = targets.get(target);
+    if (earlier) {
+      const mixed = earlier.startsWith("directors") !== where.startsWith("directors");
+      report(
+        [...path, "host"],
+        mixed
+          ? `${where} and ${earlier} are the same host (${target}): a director and a real server must be separate hosts in LVS-DR`
+          : `${where} and ${earlier} connect to the same host (${target}): each host must be listed once`,
+      );
+    } else targets.set(target, where);
+  }
+}
+
+function checkHostKeyChoice(conn: ConnectionInput, path: Path, report: Report): void {
+  const choices = [conn.hostKey, conn.knownHostsFile, conn.trustOnFirstUse ? true : undefined].filter((v) => v !== undefined);
+  if (choices.length === 0) {
+    report([...path, "hostKey"], "is required: pin the host key (SHA256 fingerprint or known_hosts line), or set knownHostsFile, or opt in to trustOnFirstUse");
+  } else if (choices.length > 1) {
+    report([...path, "hostKey"], "give only one of hostKey, knownHostsFile and trustOnFirstUse");
+  }
+}
+
+function checkVirtualServices(cluster: Cluster, report: Report): void {
+  const directorsByName = new Map(cluster.directors.map((d) => [d.name, d]));
+  const realServersByName = new Map(cluster.realServers.map((r) => [r.name, r]));
+  const hostAddresses = new Map<string, string>();
+  cluster.directors.forEach((d, i) => {
+    const dip = parseCidr(d.dip);
+    if (dip) hostAddresses.set(dip.address.text, `the DIP of directors[${i}]`);
+  });
+  cluster.realServers.forEach((r, i) => {
+    const rip = parseAddress(r.rip);
+    if (rip) hostAddresses.set(rip.text, `the RIP of realServers[${i}]`);
+  });
+  const serviceKeys = new Map<string, number>();
+  const gatewaysReported = new Set<string>();
+  const vipDirectors = new Map<string, { director: string; index: number }>();
+
+  cluster.virtualServices.forEach((svc, i) => {
+    const at = (...rest: Path): Path => ["virtualServices", i, ...rest];
+    const vip = parseAddress(svc.vip);
+
+    // Which director serves it.
+    let directorName = svc.director;
+    if (directorName === undefined) {
+      if (cluster.directors.length === 1) directorName = cluster.directors[0]?.name;
+      else report(at("director"), "is required when the cluster has more than one director");
+    } else if (!directorsByName.has(directorName)) {
+      report(at("director"), `"${directorName}" is not a director in this cluster (directors: ${[...directorsByName.keys()].join(", ")})`);
+    }
+    const director = directorName !== undefined ? directorsByName.get(directorName) : undefined;
+    const dip = director ? parseCidr(director.dip) : undefined;
+
+    // Kind of service: protocol and port, or fwmark.
+    const isFwmark = svc.fwmark !== undefined;
+    if (isFwmark) {
+      if (svc.protocol !== undefined) report(at("protocol"), "must not be set on a fwmark service: give either protocol and port, or fwmark");
+      if (svc.port !== undefined) report(at("port"), "must not be set on a fwmark service: give either protocol and port, or fwmark");
+    } else {
+      if (svc.protocol === undefined) report(at("protocol"), "is required (tcp or udp) unless the service is a fwmark service");
+      if (svc.port === undefined) report(at("port"), "is required unless the service is a fwmark service");
+    }
+
+    if (vip) {
+      const clash = hostAddresses.get(vip.text);
+      if (clash) report(at("vip"), `VIP ${vip.text} is ${clash}: the VIP must be an address of its own`);
+      if (dip && dip.address.family !== vip.family) {
+        report(at("vip"), `is IPv${vip.family} but director "${directorName}" has an IPv${dip.address.family} DIP: one address family per virtual service`);
+      }
+      const key = isFwmark ? `fwmark:${svc.fwmark}` : `${svc.protocol}:${vip.text}:${svc.port}`;
+      const earlier = serviceKeys.get(key);
+      if (earlier !== undefined) {
+        report(
+          at(isFwmark ? "fwmark" : "port"),
+          isFwmark
+            ? `fwmark ${svc.fwmark} is also used by virtualServices[${earlier}]: fwmarks must be unique`
+            : `(VIP, protocol, port) ${vip.text} ${svc.protocol} ${svc.port} is also used by virtualServices[${earlier}]: it must be unique`,
+        );
+      } else serviceKeys.set(key, i);
+      if (directorName !== undefined) {
+        const holder = vipDirectors.get(vip.text);
+        if (holder && holder.director !== directorName) {
+          report(at("director"), `VIP ${vip.text} is already served by director "${holder.director}" (virtualServices[${holder.index}]): two directors holding one VIP would both answer ARP for it`);
+        } else if (!holder) vipDirectors.set(vip.text, { director: directorName, index: i });
+      }
+    }
+
+    // Scheduler flags belong to their scheduler.
+    const flagsSeen = new Set<string>();
+    svc.schedulerFlags.forEach((flag, f) => {
+      if (flagsSeen.has(flag)) report(at("schedulerFlags", f), `duplicate flag "${flag}"`);
+      flagsSeen.add(flag);
+      const owner = flag.startsWith("sh-") ? "sh" : flag.startsWith("mh-") ? "mh" : undefined;
+      if (owner && svc.scheduler !== owner) report(at("schedulerFlags", f), `"${flag}" only applies to the ${owner} scheduler, not ${svc.scheduler}`);
+    });
+
+    if (svc.persistence?.netmask !== undefined && vip) {
+      const netmask = svc.persistence.netmask;
+      if (vip.family === 4 && (typeof netmask !== "string" || netmaskToPrefix(netmask) === undefined)) {
+        report(at("persistence", "netmask"), "must be a contiguous dotted IPv4 netmask such as 255.255.255.0 for an IPv4 VIP");
+      }
+      if (vip.family === 6 && typeof netmask !== "number") {
+        report(at("persistence", "netmask"), "must be a prefix length (1-128) for an IPv6 VIP");
+      }
+    }
+
+    // Destinations.
+    const destinationNames = new Set<string>();
+    svc.realServers.forEach((dest, d) => {
+      const dat = (...rest: Path): Path => at("realServers", d, ...rest);
+      if (destinationNames.has(dest.name)) report(dat("name"), `real server "${dest.name}" is listed twice in this service`);
+      destinationNames.add(dest.name);
+      const rs = realServersByName.get(dest.name);
+      if (!rs) {
+        report(dat("name"), `"${dest.name}" is not a real server in realServers`);
+      } else {
+        const rip = parseAddress(rs.rip);
+        if (rip && vip && rip.family !== vip.family) {
+          report(dat("name"), `real server "${rs.name}" has an IPv${rip.family} RIP but the VIP is IPv${vip.family}: one address family per virtual service`);
+        } else if (rip && dip && !cidrContains(dip, rip)) {
+          report(
+            dat("name"),
+            `RIP ${rip.text} of real server "${rs.name}" is outside director "${directorName}"'s subnet ${networkAddress(dip).text}/${dip.prefix}: director and real servers must share one broadcast domain`,
+          );
+        }
+        if (rs.gateway !== undefined && dip && parseAddress(rs.gateway)?.text === dip.address.text && !gatewaysReported.has(rs.name)) {
+          gatewaysReported.add(rs.name);
+          const rsIndex = cluster.realServers.indexOf(rs);
+          report(["realServers", rsIndex, "gateway"], `is the DIP of director "${directorName}": a real server's replies must go to the front gateway, never through the director`);
+        }
+      }
+      if (dest.port !== undefined) {
+        if (isFwmark) report(dat("port"), "must not be set on a fwmark service's real server");
+        else if (svc.port !== undefined && dest.port !== svc.port) {
+          report(dat("port"), `is ${dest.port} but the service port is ${svc.port}: LVS-DR cannot map ports, the real server port must equal the service port`);
+        }
+      }
+      if (dest.lowerThreshold > 0 && dest.upperThreshold === 0) {
+        report(dat("lowerThreshold"), "needs an upperThreshold: the lower threshold only resumes a server stopped by the upper one");
+      } else if (dest.upperThreshold > 0 && dest.lowerThreshold >= dest.upperThreshold) {
+        report(dat("lowerThreshold"), `must be below upperThreshold (${dest.upperThreshold})`);
+      }
+    });
+  });
+}

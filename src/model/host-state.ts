@@ -1,0 +1,143 @@
+/**
+ * Host state as plain data, in the domain's words. The same types describe what a host must
+ * reach (desired) and what it was seen to hold (observed), so the plan is a diff of two values.
+ * Identity (the key functions) is kept apart from attributes and from live counters.
+ */
+import type { Family } from "../config/ip";
+
+export type HostRole = "director" | "real-server";
+
+/** An address on an interface: a VIP on the director's NIC or on a real server's `lo`. */
+export interface InterfaceAddress {
+  interface: string;
+  address: string;
+  prefix: number;
+}
+
+export type ServiceProtocol = "tcp" | "udp" | "fwmark";
+
+/** An IPVS virtual service, as `ipvsadm -A` describes it. */
+export interface VirtualServiceState {
+  protocol: ServiceProtocol;
+  family: Family;
+  /** VIP for tcp/udp; "" for fwmark services. */
+  address: string;
+  /** 0 for fwmark services. */
+  port: number;
+  /** 0 for tcp/udp services. */
+  fwmark: number;
+  scheduler: string;
+  /** Sorted scheduler flags (`-b`). */
+  flags: string[];
+  persistence: { timeout: number; netmask: string } | null;
+}
+
+/** How IPVS forwards to a destination: DR is `-g` (ipvsadm prints "Route"). */
+export type Forwarding = "dr" | "tunnel" | "nat" | "local";
+
+/** A real server registered under a virtual service (`ipvsadm -a`). */
+export interface DestinationState {
+  /** Key of the virtual service it belongs to. */
+  service: string;
+  address: string;
+  /** Equals the service port in DR mode; 0 under fwmark services. */
+  port: number;
+  forwarding: Forwarding;
+  weight: number;
+  upperThreshold: number;
+  lowerThreshold: number;
+}
+
+/** Live connection counters; observed only, never desired. */
+export interface DestinationCounters {
+  activeConnections: number;
+  inactiveConnections: number;
+}
+
+/** A kernel parameter by its /proc/sys path (slashes, so dotted interface names survive). */
+export interface SysctlSetting {
+  key: string;
+  value: string;
+}
+
+/** What a persisted file must say, as data; the render layer turns it into text. */
+export type PersistedFileContent =
+  | { kind: "sysctl-conf"; sysctls: SysctlSetting[] }
+  | { kind: "ipvs-rules"; services: VirtualServiceState[]; destinations: DestinationState[] }
+  | { kind: "boot-script"; role: HostRole; sysctlFile: string | null; rulesFile: string | null; addresses: InterfaceAddress[] }
+  | { kind: "systemd-unit"; scriptPath: string }
+  | { kind: "link"; target: string };
+
+export interface PersistedFile {
+  path: string;
+  content: PersistedFileContent;
+}
+
+/** A file as the tool writes it: text and mode, or a symbolic link. */
+export type RenderedFile = { path: string; content: string; mode: number } | { path: string; linkTarget: string };
+
+/** What the tool created on a host, recorded there so it never touches anything else. */
+export interface OwnershipRecord {
+  version: 1;
+  cluster: string;
+  host: string;
+  addresses: string[];
+  services: string[];
+  destinations: string[];
+  /** Sysctls the tool set, with the value each had before, so destroy can put it back. */
+  sysctls: Record<string, string>;
+  files: string[];
+}
+
+export interface DesiredHostState {
+  host: string;
+  role: HostRole;
+  /** The NIC holding the DIP or RIP. */
+  interface: string;
+  /** The DIP (director) or RIP (real server) with its prefix when known. */
+  primaryAddress: string;
+  primaryPrefix: number | null;
+  addresses: InterfaceAddress[];
+  services: VirtualServiceState[];
+  destinations: DestinationState[];
+  sysctls: SysctlSetting[];
+  files: PersistedFile[];
+  /** RIPs the director must reach on-link (live same-broadcast-domain check). */
+  onLinkPeers: string[];
+  drain: { timeoutSeconds: number; pollSeconds: number };
+  cluster: string;
+}
+
+export interface RouteLookup {
+  destination: string;
+  device: string | null;
+  gateway: string | null;
+  source: string | null;
+}
+
+export interface ObservedFile {
+  /** Text content, or the link target for a symbolic link. */
+  content: string;
+  isLink: boolean;
+}
+
+export interface ObservedHostState {
+  host: string;
+  addresses: InterfaceAddress[];
+  /** Interface names present on the host. */
+  interfaces: string[];
+  /** Commands found on the host's PATH (of those the tool uses). */
+  tools: string[];
+  ipvs: {
+    /** `not-loaded`: no ip_vs module, so an empty table; `not-observed`: not asked (real servers). */
+    status: "loaded" | "not-loaded" | "no-ipvsadm" | "not-observed";
+    /** sha256 of `ipvsadm -Sn`, to refuse applying a plan made from a stale view. */
+    fingerprint: string | null;
+    services: VirtualServiceState[];
+    destinations: (DestinationState & DestinationCounters)[];
+  };
+  sysctls: Record<string, string | null>;
+  files: Record<string, ObservedFile | null>;
+  ownership: OwnershipRecord | null;
+  routes: RouteLookup[];
+}

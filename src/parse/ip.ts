@@ -1,0 +1,58 @@
+/** Parsers for iproute2's JSON output (`ip -j addr show`, `ip -j route get`). */
+import { z } from "zod";
+import { canonicalAddress } from "../config/ip";
+import type { InterfaceAddress, RouteLookup } from "../model/host-state";
+import { ParseError } from "./ipvsadm";
+
+const addrInfo = z.object({ family: z.string(), local: z.string().optional(), prefixlen: z.number().optional() }).loose();
+const link = z.object({ ifname: z.string(), address: z.string().optional(), addr_info: z.array(addrInfo).default([]) }).loose();
+const addrShow = z.array(link);
+
+export interface InterfaceInfo {
+  name: string;
+  mac: string | null;
+}
+
+export function parseIpAddr(text: string): { addresses: InterfaceAddress[]; interfaces: InterfaceInfo[] } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ParseError("ip -j addr show", (err as Error).message);
+  }
+  const result = addrShow.safeParse(json);
+  if (!result.success) throw new ParseError("ip -j addr show", result.error.issues[0]?.message ?? "unexpected shape");
+  const addresses: InterfaceAddress[] = [];
+  const interfaces: InterfaceInfo[] = [];
+  for (const l of result.data) {
+    interfaces.push({ name: l.ifname, mac: l.address ?? null });
+    for (const a of l.addr_info) {
+      if ((a.family !== "inet" && a.family !== "inet6") || a.local === undefined || a.prefixlen === undefined) continue;
+      addresses.push({ interface: l.ifname, address: canonicalAddress(a.local), prefix: a.prefixlen });
+    }
+  }
+  return { addresses, interfaces };
+}
+
+const routeEntry = z.object({ dst: z.string(), dev: z.string().optional(), gateway: z.string().optional(), prefsrc: z.string().optional() }).loose();
+
+/** `ip -j route get X`; an error message from ip (unreachable) gives a lookup with no device. */
+export function parseRouteGet(target: string, text: string): RouteLookup {
+  const trimmed = text.trim();
+  if (!trimmed.startsWith("[")) return { destination: canonicalAddress(target), device: null, gateway: null, source: null };
+  let json: unknown;
+  try {
+    json = JSON.parse(trimmed);
+  } catch (err) {
+    throw new ParseError(`ip -j route get ${target}`, (err as Error).message);
+  }
+  const parsed = z.array(routeEntry).safeParse(json);
+  const first = parsed.success ? parsed.data[0] : undefined;
+  if (!first) throw new ParseError(`ip -j route get ${target}`, "no route entry");
+  return {
+    destination: canonicalAddress(first.dst),
+    device: first.dev ?? null,
+    gateway: first.gateway ? canonicalAddress(first.gateway) : null,
+    source: first.prefsrc ? canonicalAddress(first.prefsrc) : null,
+  };
+}

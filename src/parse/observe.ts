@@ -1,0 +1,112 @@
+/**
+ * Turns the observe script's output (see render/scripts.ts) into ObservedHostState: one
+ * round trip's text becomes all the structured state the planner needs.
+ */
+import type { ObservedFile, ObservedHostState } from "../model/host-state";
+import { destinationKey } from "../model/keys";
+import { hostPaths } from "../model/paths";
+import { parseIpAddr, parseRouteGet } from "./ip";
+import { ParseError, parseIpvsRules, parseIpvsThresholds } from "./ipvsadm";
+import { parseOwnershipRecord } from "./ownership";
+import { parseSysctlLines } from "./sysctl";
+
+const marker = "@@lvsdr";
+
+interface Block {
+  header: string[];
+  body: string[];
+}
+
+function splitBlocks(text: string): Block[] {
+  const blocks: Block[] = [];
+  let current: Block | null = null;
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${marker} `)) {
+      current = { header: line.slice(marker.length + 1).trim().split(/\s+/), body: [] };
+      blocks.push(current);
+    } else if (current) {
+      current.body.push(line);
+    }
+  }
+  return blocks;
+}
+
+export function parseObservation(host: string, text: string): ObservedHostState {
+  const blocks = splitBlocks(text);
+  if (blocks[0]?.header[0] !== "observe") throw new ParseError(`observation of ${host}`, "the output does not start with the observe marker");
+  if (blocks[blocks.length - 1]?.header[0] !== "end") throw new ParseError(`observation of ${host}`, "the output was cut short (no end marker)");
+
+  const state: ObservedHostState = {
+    host,
+    addresses: [],
+    interfaces: [],
+    tools: [],
+    ipvs: { status: "not-observed", fingerprint: null, services: [], destinations: [] },
+    sysctls: {},
+    files: {},
+    ownership: null,
+    routes: [],
+  };
+  let rulesText = "";
+  let thresholdsText = "";
+  for (const block of blocks) {
+    const [kind, arg, path] = block.header;
+    const body = block.body.join("\n");
+    if (kind === "section") {
+      switch (arg) {
+        case "tools":
+          state.tools = block.body.map((l) => l.trim()).filter(Boolean);
+          break;
+        case "addr": {
+          const parsed = parseIpAddr(body);
+          state.addresses = parsed.addresses;
+          state.interfaces = parsed.interfaces.map((i) => i.name);
+          break;
+        }
+        case "ipvs-fingerprint":
+          state.ipvs.fingerprint = body.trim() || null;
+          break;
+        case "ipvs-thresholds":
+          thresholdsText = body;
+          break;
+        case "sysctl":
+          state.sysctls = parseSysctlLines(body);
+          break;
+      }
+    } else if (kind === "ipvs") {
+      if (arg !== "loaded" && arg !== "not-loaded" && arg !== "no-ipvsadm") throw new ParseError(`observation of ${host}`, `unknown IPVS status ${arg}`);
+      state.ipvs.status = arg;
+      rulesText = body;
+    } else if (kind === "file" && path) {
+      state.files[path] = decodeFile(arg, block.body);
+    } else if (kind === "route" && arg) {
+      state.routes.push(parseRouteGet(arg, body));
+    }
+  }
+
+  if (state.ipvs.status === "loaded") {
+    const table = parseIpvsRules(rulesText);
+    const counters = parseIpvsThresholds(thresholdsText);
+    state.ipvs.services = table.services;
+    state.ipvs.destinations = table.destinations.map((d) => {
+      const c = counters.get(destinationKey(d));
+      return {
+        ...d,
+        upperThreshold: c?.upperThreshold ?? d.upperThreshold,
+        lowerThreshold: c?.lowerThreshold ?? d.lowerThreshold,
+        activeConnections: c?.activeConnections ?? 0,
+        inactiveConnections: c?.inactiveConnections ?? 0,
+      };
+    });
+  }
+  const ownership = state.files[hostPaths.ownership];
+  if (ownership && !ownership.isLink) state.ownership = parseOwnershipRecord(ownership.content);
+  return state;
+}
+
+function decodeFile(kind: string | undefined, body: string[]): ObservedFile | null {
+  if (kind === "absent") return null;
+  if (kind === "link") return { content: (body[0] ?? "").trim(), isLink: true };
+  if (kind === "present") return { content: Buffer.from(body.join(""), "base64").toString("utf8"), isLink: false };
+  throw new ParseError("observation", `unknown file state ${kind}`);
+}

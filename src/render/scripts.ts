@@ -1,0 +1,236 @@
+/**
+ * The two scripts the tool ever sends to a host: one that observes everything the planner
+ * needs in one round trip, and one that applies a host's steps in one batch under a lock.
+ * Output lines starting with `@@lvsdr` are markers the parse layer reads.
+ */
+import type { HostWavePlan, Step } from "../model/steps";
+import type { DestinationState } from "../model/host-state";
+import { hostPaths } from "../model/paths";
+import { describeStep } from "./describe";
+import { renderOwnershipFile } from "./files";
+import { ipvsLine, serviceSelectorFromKey } from "./ipvsadm";
+import {
+  assertAddress,
+  assertInterface,
+  assertManagedPath,
+  assertSysctlKey,
+  assertSysctlValue,
+  assertUint,
+  heredoc,
+  quote,
+} from "./shell";
+
+export const marker = "@@lvsdr";
+const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH";
+
+/** How a script reaches the host's shell: through `sudo -n` for non-root users. */
+export function remoteShellCommand(sudo: boolean): string {
+  return sudo ? "sudo -n /bin/sh -s" : "/bin/sh -s";
+}
+
+/** The same text in observe and apply, so the IPVS fingerprint compares like with like. */
+const ipvsFingerprint = `lvsdr_rules=$(ipvsadm -Sn) && printf '%s\\n' "$lvsdr_rules" | sha256sum | cut -d' ' -f1`;
+
+export interface ObserveRequest {
+  sysctlKeys: string[];
+  filePaths: string[];
+  routeTargets: string[];
+  ipvs: boolean;
+}
+
+export function renderObserveScript(req: ObserveRequest): string {
+  const lines = [
+    "set -u",
+    PATH,
+    `echo '${marker} observe 1'`,
+    `echo '${marker} section tools'`,
+    "for t in ip ipvsadm flock sha256sum base64 modprobe sysctl arping; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done",
+    `echo '${marker} section addr'`,
+    "ip -j addr show",
+  ];
+  if (req.ipvs) {
+    lines.push(
+      `echo '${marker} section ipvs'`,
+      "if [ ! -e /proc/net/ip_vs ]; then",
+      `  echo '${marker} ipvs not-loaded'`,
+      "elif ! command -v ipvsadm >/dev/null 2>&1; then",
+      `  echo '${marker} ipvs no-ipvsadm'`,
+      "else",
+      `  echo '${marker} ipvs loaded'`,
+      "  ipvsadm -Sn",
+      `  echo '${marker} section ipvs-fingerprint'`,
+      `  ${ipvsFingerprint}`,
+      // -S omits thresholds; the thresholds listing has them and the connection counters.
+      `  echo '${marker} section ipvs-thresholds'`,
+      "  ipvsadm -Ln --exact --thresholds",
+      "fi",
+    );
+  }
+  lines.push(
+    `echo '${marker} section sysctl'`,
+    // Every interface's ARP and reverse-path settings, so settings owned on an interface no longer in the spec are seen too.
+    "for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter; do [ -r \"$f\" ] && printf '%s=%s\\n' \"${f#/proc/sys/}\" \"$(cat \"$f\")\"; done",
+  );
+  for (const key of req.sysctlKeys) {
+    const path = quote(`/proc/sys/${assertSysctlKey(key)}`);
+    lines.push(`if [ -r ${path} ]; then printf '%s=%s\\n' ${quote(key)} "$(cat ${path})"; else printf '%s\\n' ${quote(`${key}!absent`)}; fi`);
+  }
+  for (const file of req.filePaths) {
+    const p = quote(assertManagedPath(file));
+    lines.push(
+      `if [ -L ${p} ]; then echo '${marker} file link '${p}; readlink ${p}; elif [ -f ${p} ]; then echo '${marker} file present '${p}; base64 < ${p}; else echo '${marker} file absent '${p}; fi`,
+    );
+  }
+  for (const target of req.routeTargets) {
+    lines.push(`echo '${marker} route '${quote(assertAddress(target))}`, `ip -j route get ${quote(target)} 2>&1 || :`);
+  }
+  lines.push(`echo '${marker} end'`);
+  return lines.join("\n") + "\n";
+}
+
+/** Shell for one step. IPVS steps are batched separately (see `renderApplyScript`). */
+function stepCommand(step: Step): string {
+  switch (step.op) {
+    case "set-sysctl":
+    case "restore-sysctl":
+      return `printf '%s\\n' ${quote(assertSysctlValue(step.sysctl.value))} > ${quote(`/proc/sys/${assertSysctlKey(step.sysctl.key)}`)}`;
+    case "add-address": {
+      const a = step.address;
+      const cidr = quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`);
+      const dev = quote(assertInterface(a.interface));
+      const announce =
+        a.interface !== "lo" && !a.address.includes(":")
+          ? `\n(command -v arping >/dev/null 2>&1 && arping -q -U -c 1 -I ${dev} ${quote(a.address)}) >/dev/null 2>&1 || :`
+          : "";
+      return `ip addr replace ${cidr} dev ${dev}${announce}`;
+    }
+    case "remove-address": {
+      const a = step.address;
+      const cidr = quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`);
+      const dev = quote(assertInterface(a.interface));
+      return `if ip -o addr show dev ${dev} to ${cidr} 2>/dev/null | grep -q .; then ip addr del ${cidr} dev ${dev}; fi`;
+    }
+    case "write-file": {
+      const f = step.file;
+      const path = quote(assertManagedPath(f.path));
+      const dir = quote(assertManagedPath(f.path.slice(0, f.path.lastIndexOf("/"))));
+      if ("linkTarget" in f) return `mkdir -p ${dir} && ln -sfn ${quote(assertManagedPath(f.linkTarget))} ${path}`;
+      const tmp = quote(`${f.path}.lvsdr-new`);
+      return `mkdir -p ${dir}\n${heredoc(`cat > ${tmp}`, f.content)}\nchmod ${f.mode.toString(8)} ${tmp} && mv -f ${tmp} ${path}`;
+    }
+    case "remove-file":
+      return `rm -f ${quote(assertManagedPath(step.path))}`;
+    case "record-ownership":
+      return step.record
+        ? stepCommand({ op: "write-file", file: renderOwnershipFile(step.record) })
+        : `rm -f ${quote(hostPaths.ownership)}`;
+    case "wait-drained":
+      return waitDrainedCommand(step.destinations, step.timeoutSeconds, step.pollSeconds);
+    case "add-service":
+    case "edit-service":
+    case "remove-service":
+    case "add-destination":
+    case "edit-destination":
+    case "drain-destination":
+    case "remove-destination":
+      return heredoc("ipvsadm -R", ipvsRestoreLine(step), "LVSDR_IPVS");
+    default: {
+      const never: never = step;
+      throw new Error(`unknown step ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+function ipvsRestoreLine(step: Step): string {
+  switch (step.op) {
+    case "add-service":
+      return ipvsLine.addService(step.service);
+    case "edit-service":
+      return ipvsLine.editService(step.service);
+    case "remove-service":
+      return ipvsLine.removeService(step.service);
+    case "add-destination":
+      return ipvsLine.addDestination(step.destination);
+    case "edit-destination":
+      return ipvsLine.editDestination(step.destination);
+    case "drain-destination":
+      return ipvsLine.editDestination(step.destination, 0);
+    case "remove-destination":
+      return ipvsLine.removeDestination(step.destination);
+    default:
+      throw new Error(`${step.op} is not an IPVS step`);
+  }
+}
+
+function isIpvsStep(step: Step): boolean {
+  return ["add-service", "edit-service", "remove-service", "add-destination", "edit-destination", "drain-destination", "remove-destination"].includes(step.op);
+}
+
+/**
+ * Polls active connections of the drained destinations; gives up at the timeout (the
+ * destinations are removed either way, as the spec asks).
+ */
+function waitDrainedCommand(destinations: DestinationState[], timeoutSeconds: number, pollSeconds: number): string {
+  const checks = destinations
+    .map((d) => {
+      const rs = d.port === 0 ? (d.address.includes(":") ? `[${d.address}]` : d.address) : d.address.includes(":") ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
+      const rsMatch = d.port === 0 ? `${rs}:0` : rs;
+      return `  n=$(ipvsadm -Ln --exact ${serviceSelectorFromKey(d.service)} 2>/dev/null | awk -v rs=${quote(rsMatch)} '$1=="->" && $2==rs {print $5}'); lvsdr_active=$((lvsdr_active + \${n:-0}))`;
+    })
+    .join("\n");
+  return [
+    `lvsdr_deadline=$(( $(date +%s) + ${assertUint(timeoutSeconds)} ))`,
+    "while :; do",
+    "  lvsdr_active=0",
+    checks,
+    '  [ "$lvsdr_active" -eq 0 ] && break',
+    `  if [ "$(date +%s)" -ge "$lvsdr_deadline" ]; then echo "${marker} warn drain timed out with $lvsdr_active active connections"; break; fi`,
+    `  sleep ${assertUint(pollSeconds, 60)}`,
+    "done",
+  ].join("\n");
+}
+
+/**
+ * One host's steps for one wave as a single `set -eu` script under `flock`. Consecutive IPVS
+ * steps go to one `ipvsadm -R` process, so a 10,000-entry change is one process, not 10,000.
+ */
+export function renderApplyScript(plan: HostWavePlan, lockWaitSeconds = 60): string {
+  const lines = [
+    "set -eu",
+    PATH,
+    "umask 022",
+    `mkdir -p ${quote(hostPaths.lockDir)}`,
+    `exec 9>>${quote(hostPaths.lock)}`,
+    `if ! flock -w ${assertUint(lockWaitSeconds)} 9; then echo '${marker} error another lvs-dr run holds ${hostPaths.lock}' >&2; exit 75; fi`,
+  ];
+  if (plan.expectedIpvsFingerprint !== null) {
+    if (!/^[0-9a-f]{64}$/.test(plan.expectedIpvsFingerprint)) throw new Error("invalid IPVS fingerprint");
+    lines.push(
+      `if [ -e /proc/net/ip_vs ]; then lvsdr_now=$(${ipvsFingerprint}); else lvsdr_now=none; fi`,
+      `if [ "$lvsdr_now" != ${quote(plan.expectedIpvsFingerprint)} ]; then echo '${marker} error the IPVS table changed since it was observed; run again' >&2; exit 76; fi`,
+    );
+  }
+  const steps = plan.steps;
+  for (let i = 0; i < steps.length; ) {
+    const step = steps[i] as Step;
+    if (isIpvsStep(step)) {
+      let j = i;
+      const batch: string[] = [];
+      while (j < steps.length && isIpvsStep(steps[j] as Step)) {
+        const s = steps[j] as Step;
+        lines.push(`echo ${quote(`${marker} step ${j + 1}/${steps.length} ${describeStep(s)}`)}`);
+        batch.push(ipvsRestoreLine(s));
+        j++;
+      }
+      lines.push("modprobe ip_vs 2>/dev/null || :", heredoc("ipvsadm -R", batch.join("\n"), "LVSDR_IPVS"));
+      i = j;
+      continue;
+    }
+    lines.push(`echo ${quote(`${marker} step ${i + 1}/${steps.length} ${describeStep(step)}`)}`, stepCommand(step));
+    i++;
+  }
+  lines.push(`echo '${marker} done'`);
+  return lines.join("\n") + "\n";
+}
+
+export { stepCommand as renderStepCommand };
