@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# Common settings for the lab scripts. Sourced, never executed.
+# The addresses are fixed: the rest of the project hard-codes them (stacks/Pulumi.lab.yaml).
+
+LAB_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LAB_DIR="$LAB_REPO/lab"
+LAB_STATE="${LAB_STATE:-$LAB_REPO/.lab}"
+LAB_CACHE="${LAB_CACHE:-$LAB_REPO/.cache/lab}"
+
+LAB_PREFIX="lvslab"                 # every namespace the lab makes starts with "lvslab-"
+LAB_NET_NS="lvslab-net"             # holds the bridges br0 (segment A) and br1 (segment B) and the director VM
+LAB_ROOT_LINK="lvslab0"             # root-namespace end of the test runner's way in
+
+SEG_A_NET="198.51.100"; SEG_A_CIDR="198.51.100.0/24"
+SEG_B_NET="203.0.113";  SEG_B_CIDR="203.0.113.0/24"
+ROUTER_A_IP="$SEG_A_NET.1"; ROUTER_B_IP="$SEG_B_NET.1"
+DIRECTOR_IP="$SEG_A_NET.2"
+DIRECTOR_MAC="52:54:00:c6:33:02"
+VIP="$SEG_A_NET.5"
+CLIENT_IP="$SEG_A_NET.240"
+RUNNER_IP="$SEG_A_NET.254"
+RSB1_IP="$SEG_B_NET.10"
+SUDO_HOST="rs3"; SUDO_USER_NAME="lvsops"
+MAX_REAL_SERVERS=200
+
+# Packages the lab needs on the machine (Debian 12).
+LAB_PACKAGES=(qemu-system-x86 ipvsadm openssh-server openssh-client busybox-static arping kmod cpio
+  iputils-ping curl iproute2 util-linux procps sudo bash gzip)
+
+lab_die() { echo "lab: $*" >&2; exit 1; }
+lab_log() { echo "lab: $*" >&2; }
+
+lab_kernel_version() { cat "$LAB_CACHE/kernel/VERSION" 2>/dev/null; }
+
+# A locally administered MAC per segment-A/B address: 02:00:<4 octets of the IP in hex>.
+lab_mac_for_ip() {
+  local IFS=.; set -- $1
+  printf '02:00:%02x:%02x:%02x:%02x' "$1" "$2" "$3" "$4"
+}
+
+lab_require_root() {
+  [[ $(id -u) -eq 0 ]] || lab_die "must run as root (namespaces, bridges, tap devices): try 'sudo npm run lab:up'"
+}
+lab_require_tun() {
+  [[ -c /dev/net/tun ]] || lab_die "/dev/net/tun is missing: the director VM needs a tap device (modprobe tun, or run the container with --device /dev/net/tun)"
+}
+lab_require_qemu() {
+  command -v qemu-system-x86_64 >/dev/null || lab_die "qemu-system-x86_64 not found: run 'sudo npm run lab:prereqs' (installs qemu-system-x86)"
+}

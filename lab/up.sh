@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Brings the lab up (idempotent). LAB_REAL_SERVERS=N (1..200, default 3) real servers on segment A.
+# Writes .lab/hosts.json and .lab/known_hosts. See lab/README.md for the topology.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+N="${LAB_REAL_SERVERS:-3}"
+[[ "$N" =~ ^[0-9]+$ && "$N" -ge 1 && "$N" -le $MAX_REAL_SERVERS ]] || lab_die "LAB_REAL_SERVERS must be 1..$MAX_REAL_SERVERS (got '$N')"
+((N >= 3)) || lab_die "LAB_REAL_SERVERS must be at least 3 (rs3 carries the sudo user)"
+lab_require_root
+lab_require_tun
+lab_require_qemu
+KVER=$(lab_kernel_version)
+BASE_INITRD="$LAB_CACHE/director-initramfs.cpio.gz"
+[[ -n "$KVER" && -s "$BASE_INITRD" ]] || lab_die "prerequisites missing: run 'sudo npm run lab:prereqs' first"
+KERNEL="$LAB_CACHE/kernel/root/boot/vmlinuz-$KVER"
+
+mkdir -p "$LAB_STATE"
+exec 9>"$LAB_STATE/.lock"
+flock -w 120 9 || lab_die "another lab:up/down is running"
+
+# ---- idempotence ----------------------------------------------------------------------------------
+if [[ -f "$LAB_STATE/state.env" ]]; then
+  if [[ "$(grep -c "^REAL_SERVERS=$N\$" "$LAB_STATE/state.env")" == 1 ]] && LAB_QUIET=1 "$LAB_DIR/status.sh" >/dev/null 2>&1; then
+    lab_log "already up ($N real servers); nothing to do"
+    exit 0
+  fi
+  lab_log "a previous lab is present but differs or is degraded: taking it down first"
+  LAB_LOCKED=1 "$LAB_DIR/down.sh"
+elif ip netns list | grep -q "^$LAB_PREFIX-" || ip link show "$LAB_ROOT_LINK" >/dev/null 2>&1; then
+  lab_log "leftovers of a lab found: cleaning first"
+  LAB_LOCKED=1 "$LAB_DIR/down.sh"
+fi
+
+T0=$(date +%s.%N)
+rm -rf "$LAB_STATE/hosts" "$LAB_STATE/pids"
+mkdir -p "$LAB_STATE/hosts" "$LAB_STATE/pids"
+KEY="$LAB_STATE/id_ed25519"
+if [[ ! -f "$KEY" ]]; then
+  ssh-keygen -q -t ed25519 -N '' -C "lvslab-operator" -f "$KEY"
+fi
+chmod 600 "$KEY"
+LABPUB=$(cat "$KEY.pub")
+
+# ---- segment bridges, router, runner link --------------------------------------------------------
+ip netns add "$LAB_NET_NS"
+ip -n "$LAB_NET_NS" link set lo up
+ip -n "$LAB_NET_NS" link add br0 type bridge
+ip -n "$LAB_NET_NS" link add br1 type bridge
+ip -n "$LAB_NET_NS" link set br0 up
+ip -n "$LAB_NET_NS" link set br1 up
+
+# ---- director VM (boots while the namespaces are made) ------------------------------------------
+D="$LAB_STATE/hosts/director"
+mkdir -p "$D/extra/etc/ssh/authorized_keys"
+ssh-keygen -q -t ed25519 -N '' -C "director@lvslab" -f "$D/ssh_host_ed25519_key"
+cp "$D/ssh_host_ed25519_key" "$D/ssh_host_ed25519_key.pub" "$D/extra/etc/ssh/"
+echo "$LABPUB" > "$D/extra/etc/ssh/authorized_keys/root"
+printf 'LAB_HOSTNAME=director\nLAB_DIP=%s\nLAB_GW=%s\n' "$DIRECTOR_IP" "$ROUTER_A_IP" > "$D/extra/etc/lab.env"
+(cd "$D/extra" && find . -print0 | cpio --null -o -H newc --quiet -R 0:0 | gzip -1) > "$D/extra.cpio.gz"
+cat "$BASE_INITRD" "$D/extra.cpio.gz" > "$D/initrd.cpio.gz"
+rm -rf "$D/extra"
+ip -n "$LAB_NET_NS" tuntap add dev tap0 mode tap
+ip -n "$LAB_NET_NS" link set tap0 master br0 up
+: > "$D/serial.log"
+ip netns exec "$LAB_NET_NS" qemu-system-x86_64 -name lvslab-director -accel tcg -cpu max -smp 1 -m 512 \
+  -nodefaults -no-user-config -display none -no-reboot \
+  -kernel "$KERNEL" -initrd "$D/initrd.cpio.gz" \
+  -append "console=ttyS0 panic=-1 loglevel=4 quiet" \
+  -serial "file:$D/serial.log" \
+  -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
+  -device "virtio-net-pci,netdev=n0,mac=$DIRECTOR_MAC" \
+  -daemonize -pidfile "$LAB_STATE/pids/director.qemu.pid" 9>&- \
+  || lab_die "qemu failed to start (see $D/serial.log)"
+
+# ---- namespace hosts -----------------------------------------------------------------------------
+# name role ip prefix gateway bridge
+HOSTS=("router router $ROUTER_A_IP 24 - br0")
+for ((i = 1; i <= N; i++)); do HOSTS+=("rs$i real-server $SEG_A_NET.$((9 + i)) 24 $ROUTER_A_IP br0"); done
+HOSTS+=("rsb1 real-server $RSB1_IP 24 $ROUTER_B_IP br1")
+HOSTS+=("client client $CLIENT_IP 24 $ROUTER_A_IP br0")
+printf '%s\n' "${HOSTS[@]}" > "$LAB_STATE/hosts.list"
+
+setup_host() { # name role ip prefix gw bridge
+  local name=$1 role=$2 ip=$3 prefix=$4 gw=$5 br=$6 ns="$LAB_PREFIX-$1" S="$LAB_STATE/hosts/$1"
+  mkdir -p "$S/authorized_keys" "$S/www"
+  ssh-keygen -q -t ed25519 -N '' -C "$name@lvslab" -f "$S/ssh_host_ed25519_key"
+  echo "$LABPUB" > "$S/authorized_keys/root"
+  echo "$name" > "$S/www/index.html"
+  if [[ "$name" == "$SUDO_HOST" ]]; then
+    echo "$SUDO_USER_NAME" > "$S/sudo-user"
+    echo "$LABPUB" > "$S/authorized_keys/$SUDO_USER_NAME"
+  fi
+  cat > "$S/sshd_config" <<CFG
+Port 22
+ListenAddress 0.0.0.0
+HostKey $S/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AuthorizedKeysFile $S/authorized_keys/%u
+PidFile /run/sshd.pid
+UseDNS no
+MaxStartups 100:30:200
+MaxSessions 100
+Subsystem sftp /usr/lib/openssh/sftp-server
+CFG
+  ip netns add "$ns"
+  ip link add eth0 netns "$ns" address "$(lab_mac_for_ip "$ip")" type veth peer name "v-$name" netns "$LAB_NET_NS"
+  ip -n "$LAB_NET_NS" link set "v-$name" master "$br" up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "$ip/$prefix" dev eth0
+  ip -n "$ns" link set eth0 up
+  if [[ "$role" == router ]]; then
+    ip link add eth1 netns "$ns" address "$(lab_mac_for_ip "$ROUTER_B_IP")" type veth peer name "v-$name-b" netns "$LAB_NET_NS"
+    ip -n "$LAB_NET_NS" link set "v-$name-b" master br1 up
+    ip -n "$ns" addr add "$ROUTER_B_IP/24" dev eth1
+    ip -n "$ns" link set eth1 up
+    ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+  else
+    ip -n "$ns" route add default via "$gw"
+  fi
+  setsid ip netns exec "$ns" unshare --mount --uts --propagation private \
+    "$LAB_DIR/host-init.sh" "$name" "$role" "$S" "$ip" > "$S/host.log" 2>&1 < /dev/null 9>&- &
+}
+export -f setup_host lab_mac_for_ip
+export LAB_STATE LAB_PREFIX LAB_NET_NS LAB_DIR LABPUB SUDO_HOST SUDO_USER_NAME ROUTER_B_IP
+
+# runner's way in (root namespace): .254 on segment A, and segment B via the router
+ip link add "$LAB_ROOT_LINK" address "$(lab_mac_for_ip "$RUNNER_IP")" type veth peer name runner netns "$LAB_NET_NS"
+ip -n "$LAB_NET_NS" link set runner master br0 up
+ip addr add "$RUNNER_IP/24" dev "$LAB_ROOT_LINK"
+ip link set "$LAB_ROOT_LINK" up
+
+# parallel: a few workers, each a stream of hosts
+JOBS=4
+printf '%s\n' "${HOSTS[@]}" | xargs -P "$JOBS" -L 1 bash -c 'setup_host "$@"' _ 9>&-
+ip route replace "$SEG_B_CIDR" via "$ROUTER_A_IP" dev "$LAB_ROOT_LINK"
+
+# ---- wait for every sshd -------------------------------------------------------------------------
+wait_tcp() { # ip port timeout-seconds
+  local end=$((SECONDS + $3))
+  until timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; do
+    ((SECONDS < end)) || return 1
+    sleep 0.2
+  done
+}
+for h in "${HOSTS[@]}"; do
+  read -r name _ <<<"$h"
+  S="$LAB_STATE/hosts/$name"
+  for _try in $(seq 100); do [[ -s "$S/sshd.pid" ]] && break; sleep 0.05; done
+  [[ -s "$S/sshd.pid" ]] || lab_die "host $name did not start (see $S/host.log)"
+  cp "$S/sshd.pid" "$LAB_STATE/pids/$name.sshd.pid"
+  [[ -s "$S/httpd.pid" ]] && cp "$S/httpd.pid" "$LAB_STATE/pids/$name.httpd.pid"
+done
+for h in "${HOSTS[@]}"; do
+  read -r name _ ip _ <<<"$h"
+  wait_tcp "$ip" 22 20 || lab_die "sshd on $name ($ip) is not answering (see $LAB_STATE/hosts/$name/host.log)"
+done
+wait_tcp "$DIRECTOR_IP" 22 90 || lab_die "director VM sshd not answering on $DIRECTOR_IP:22 (serial log: $D/serial.log)"
+
+# ---- hosts.json and known_hosts -----------------------------------------------------------------
+"$LAB_DIR/write-hosts.sh" "$N"
+
+# ---- prove every default host answers real SSH with the pinned key -------------------------------
+check=("$DIRECTOR_IP")
+for h in "${HOSTS[@]}"; do read -r name _ ip _ <<<"$h"; [[ "$name" =~ ^rs[0-9]+$ && ${name#rs} -gt 3 ]] || check+=("$ip"); done
+for ip in "${check[@]}"; do
+  ssh -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$LAB_STATE/known_hosts" \
+    -o BatchMode=yes -o ConnectTimeout=10 "root@$ip" true &
+done
+fail=0; for _j in "${check[@]}"; do wait -n || fail=1; done
+((fail == 0)) || lab_die "SSH with the pinned key failed on at least one host"
+
+T1=$(date +%s.%N)
+printf 'REAL_SERVERS=%s\nUP_AT=%s\nUP_SECONDS=%s\n' "$N" "$(date -u +%FT%TZ)" "$(echo "$T1 - $T0" | bc 2>/dev/null || awk "BEGIN{print $T1-$T0}")" > "$LAB_STATE/state.env"
+lab_log "up: director + $N real servers + rsb1 + client + router; hosts in $LAB_STATE/hosts.json"
