@@ -1,5 +1,5 @@
 /** Two suites: `unit` is pure and runs anywhere; `lab` drives real hosts and needs root. */
-const tsJest = ["ts-jest", { isolatedModules: true, tsconfig: "tsconfig.json" }];
+const tsJest = ["ts-jest", { tsconfig: "tsconfig.json" }];
 module.exports = {
   projects: [
     {

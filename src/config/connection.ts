@@ -46,6 +46,8 @@ const connectionFields = {
   password: secretString.optional(),
   privateKey: secretString.optional(),
   privateKeyPassword: secretString.optional(),
+  /** A private key file to read instead of `privateKey` (relative paths are from the working directory). */
+  privateKeyPath: z.string().min(1).optional(),
   agentSocketPath: z.string().min(1).optional(),
   /** How many dial attempts before giving up; -1 means unlimited. */
   dialErrorLimit: z.number().int().min(-1).optional(),
@@ -83,6 +85,21 @@ export interface Connection extends Omit<ConnectionInput, "host" | "port" | "use
 export const connectionDefaults = { port: 22, user: "root", dialErrorLimit: 10, perDialTimeout: 15 } as const;
 
 /**
+ * A host's own fields over the shared ones. How the host key is checked is one choice: a
+ * host that makes it (hostKey, knownHostsFile or trustOnFirstUse) takes none of the shared ones.
+ */
+export function mergeConnections(own: ConnectionInput | undefined, shared: ConnectionInput | undefined): ConnectionInput {
+  const ownChoosesKey = own !== undefined && (own.hostKey !== undefined || own.knownHostsFile !== undefined || own.trustOnFirstUse !== undefined);
+  const base: ConnectionInput = { ...(shared ?? {}) };
+  if (ownChoosesKey) {
+    delete base.hostKey;
+    delete base.knownHostsFile;
+    delete base.trustOnFirstUse;
+  }
+  return { ...base, ...(own ?? {}) };
+}
+
+/**
  * Merges a host's own connection over the cluster's shared defaults, then the built-in
  * defaults. `fallbackHost` is the host's DIP or RIP, used when no host is given.
  */
@@ -91,7 +108,7 @@ export function resolveConnection(
   shared: ConnectionInput | undefined,
   fallbackHost: string,
 ): Connection {
-  const merged: ConnectionInput = { ...(shared ?? {}), ...(own ?? {}) };
+  const merged = mergeConnections(own, shared);
   const user = merged.user ?? connectionDefaults.user;
   const { proxy, ...rest } = merged;
   const resolved: Connection = {

@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import type { ConnectionInput } from "./connection";
-import { resolveConnection } from "./connection";
+import { mergeConnections, resolveConnection } from "./connection";
 import { cidrContains, networkAddress, broadcastAddress, parseAddress, parseCidr, netmaskToPrefix } from "./ip";
 import type { Cluster } from "./schema";
 
@@ -97,8 +97,11 @@ function checkConnections(cluster: Cluster, report: Report): void {
 
   const targets = new Map<string, string>();
   for (const { path, conn, fallback } of connectionPaths(cluster)) {
-    const merged = { ...(shared ?? {}), ...(conn ?? {}) };
+    const merged = mergeConnections(conn, shared);
     checkHostKeyChoice(merged, path, report);
+    if (conn?.privateKey !== undefined && conn.privateKeyPath !== undefined) {
+      report([...path, "privateKeyPath"], "give only one of privateKey and privateKeyPath");
+    }
     if (merged.proxy) {
       if (!merged.proxy.host) report([...path, "proxy", "host"], "is required: the bastion's address");
       checkHostKeyChoice(merged.proxy, [...path, "proxy"], report);

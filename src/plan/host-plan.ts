@@ -33,16 +33,21 @@ export function planHost(desired: DesiredHostState, observed: ObservedHostState)
 }
 
 function planRealServer(desired: DesiredHostState, observed: ObservedHostState, diff: HostDiff): HostWavePlan[] {
+  const hasRelease = diff.addresses.unexpected.length + diff.sysctls.unexpected.length + diff.files.unexpected.length > 0;
+  // Persisted files describe the final state, so they are written in the host's last wave.
+  const fileSteps = [
+    ...diff.files.changed.map((file): Step => ({ op: "write-file", file })),
+    ...diff.files.unexpected.map((path): Step => ({ op: "remove-file", path })),
+  ];
   const prepare: Step[] = [
     ...diff.sysctls.changed.map((s): Step => ({ op: "set-sysctl", sysctl: { key: s.key, value: s.value }, from: s.from })),
     ...diff.addresses.missing.map((address): Step => ({ op: "add-address", address })),
-    ...diff.files.changed.map((file): Step => ({ op: "write-file", file })),
+    ...(hasRelease ? [] : fileSteps),
   ];
-  const hasRelease = diff.addresses.unexpected.length + diff.sysctls.unexpected.length + diff.files.unexpected.length > 0;
   const release: Step[] = [
     ...diff.addresses.unexpected.map((address): Step => ({ op: "remove-address", address })),
     ...diff.sysctls.unexpected.map((s): Step => ({ op: "restore-sysctl", sysctl: { key: s.key, value: s.original } })),
-    ...diff.files.unexpected.map((path): Step => ({ op: "remove-file", path })),
+    ...(hasRelease ? fileSteps : []),
   ];
   // When nothing is released, the prepare wave writes the final record itself.
   const prepareSteps = withOwnership(prepare, desired, observed, hasRelease);

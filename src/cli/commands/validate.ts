@@ -1,0 +1,64 @@
+/** `lvsdr validate`: checks a cluster spec without contacting any host. */
+import { Command } from "commander";
+import { parseCluster, readClusterValue, type SpecIssue } from "../../config/load";
+import type { Cluster } from "../../config/schema";
+import { handleError } from "../handle-error";
+import { exitCodes, type CliIo } from "../io";
+import { specSource, type SourceOptions } from "../source";
+
+export interface ValidationReport {
+  ok: boolean;
+  source: string;
+  issues: SpecIssue[];
+  summary?: string;
+}
+
+export function collectValidation(options: SourceOptions): ValidationReport {
+  const source = specSource(options);
+  const { value, path } = readClusterValue(source);
+  const result = parseCluster(value);
+  if (!result.ok) return { ok: false, source: path, issues: result.issues };
+  return { ok: true, source: path, issues: [], summary: summarize(result.cluster) };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+export function summarize(cluster: Cluster): string {
+  const destinations = cluster.virtualServices.reduce((n, s) => n + s.realServers.length, 0);
+  return `cluster ${cluster.name}: ${plural(cluster.directors.length, "director")}, ${plural(cluster.realServers.length, "real server")}, ${plural(cluster.virtualServices.length, "virtual service")} (${plural(destinations, "destination")})`;
+}
+
+export function printValidation(report: ValidationReport, io: CliIo, json: boolean): void {
+  if (json) {
+    io.out(JSON.stringify({ ok: report.ok, issues: report.issues }, null, 2));
+    return;
+  }
+  if (report.ok) {
+    io.out(`ok: ${report.source}: ${report.summary}`);
+    return;
+  }
+  for (const issue of report.issues) io.err(`${issue.path}: ${issue.message}`);
+  io.err(`${report.source}: ${plural(report.issues.length, "problem")}`);
+}
+
+export function validateCommand(io: CliIo, setExit: (code: number) => void): Command {
+  return new Command("validate")
+    .description("Check a cluster spec against every rule, without contacting any host")
+    .option("--stack <name>", "read stacks/Pulumi.<name>.yaml")
+    .option("--file <path>", "read a spec file (a Pulumi stack file, or YAML/JSON holding just the cluster)")
+    .option("--stacks-dir <dir>", "where stack files live", "stacks")
+    .option("--json", "print { ok, issues: [{ path, message }] }")
+    .addHelpText("after", "\nExamples:\n  lvsdr validate --stack prod\n  lvsdr validate --file cluster.yaml --json")
+    .action((opts: SourceOptions & { json?: boolean }) => {
+      try {
+        const report = collectValidation(opts);
+        printValidation(report, io, Boolean(opts.json));
+        setExit(report.ok ? exitCodes.ok : exitCodes.error);
+      } catch (error) {
+        setExit(handleError(error, io, Boolean(opts.json)));
+      }
+    });
+}
+

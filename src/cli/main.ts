@@ -1,0 +1,32 @@
+/** The lvsdr command line: one subcommand per file under commands/. */
+import { Command, CommanderError } from "commander";
+import { validateCommand } from "./commands/validate";
+import { exitCodes, processIo, type CliIo } from "./io";
+
+export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
+  const program = new Command("lvsdr")
+    .description("Provision and check LVS-DR (Linux Virtual Server, direct routing) clusters over SSH")
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .showHelpAfterError();
+  program.addCommand(validateCommand(io, setExit).exitOverride());
+  return program;
+}
+
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  let code: number = exitCodes.ok;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  if (argv.length === 0) {
+    program.outputHelp();
+    return exitCodes.error;
+  }
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? exitCodes.ok : exitCodes.error;
+    throw error;
+  }
+  return code;
+}

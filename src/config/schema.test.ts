@@ -1,0 +1,175 @@
+import { parseCluster, type SpecIssue } from "./load";
+import type { ClusterInput } from "./schema";
+import { fp, labLikeSpec } from "../testing/specs";
+
+function issues(spec: unknown): SpecIssue[] {
+  const result = parseCluster(spec);
+  return result.ok ? [] : result.issues;
+}
+
+function expectIssue(spec: unknown, path: string, fragment: string | RegExp): void {
+  const found = issues(spec);
+  const match = found.find((i) => i.path === path);
+  if (!match) throw new Error(`expected an issue at ${path}, got:\n${found.map((i) => `${i.path}: ${i.message}`).join("\n") || "(none)"}`);
+  expect(match.message).toMatch(fragment);
+}
+
+const withService = (svc: Record<string, unknown>, extra: Partial<ClusterInput> = {}) =>
+  labLikeSpec({ virtualServices: [{ name: "svc", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }], ...svc } as never], ...extra });
+
+describe("cluster spec: good specs", () => {
+  it("accepts the lab-like spec and fills defaults", () => {
+    const result = parseCluster(labLikeSpec());
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.cluster.drain).toEqual({ timeoutSeconds: 300, pollSeconds: 2 });
+    expect(result.cluster.virtualServices[0]?.realServers[0]).toEqual({ name: "rs1", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  });
+
+  it("accepts fwmark, udp, persistence, flags, thresholds and IPv6", () => {
+    const spec = labLikeSpec({
+      directors: [
+        { name: "d4", interface: "eth0", dip: "198.51.100.2/24" },
+        { name: "d6", interface: "eth1", dip: "2001:db8::2/64", connection: { host: "d6.example.net", hostKey: fp(6) } },
+      ],
+      realServers: [
+        { name: "rs1", rip: "198.51.100.10" },
+        { name: "rs6", rip: "2001:db8::10" },
+      ],
+      virtualServices: [
+        { name: "mark", director: "d4", vip: "198.51.100.6", fwmark: 7, scheduler: "sh", schedulerFlags: ["sh-port", "sh-fallback"], realServers: [{ name: "rs1" }] },
+        { name: "dns", director: "d4", vip: "198.51.100.6", protocol: "udp", port: 53, scheduler: "wrr", persistence: { timeout: 300, netmask: "255.255.255.0" }, realServers: [{ name: "rs1", weight: 0, upperThreshold: 100, lowerThreshold: 10, port: 53 }] },
+        { name: "web6", director: "d6", vip: "2001:db8::5", protocol: "tcp", port: 443, scheduler: "mh", persistence: { timeout: 60, netmask: 64 }, realServers: [{ name: "rs6" }] },
+      ],
+    });
+    expect(issues(spec)).toEqual([]);
+  });
+});
+
+describe("cluster spec: every rule names its field", () => {
+  it("RIP outside the director's subnet (same broadcast domain)", () => {
+    const spec = labLikeSpec({ realServers: [{ name: "rs1", rip: "203.0.113.10" }] });
+    expectIssue({ ...spec, virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] }] }, "virtualServices[0].realServers[0].name", /outside director "director"'s subnet 198\.51\.100\.0\/24.*broadcast domain/);
+  });
+
+  it("VIP equal to a DIP or a RIP", () => {
+    expectIssue(withService({ vip: "198.51.100.2" }), "virtualServices[0].vip", /is the DIP of directors\[0\]/);
+    expectIssue(withService({ vip: "198.51.100.11" }), "virtualServices[0].vip", /is the RIP of realServers\[1\]/);
+  });
+
+  it("(VIP, protocol, port) unique; fwmark unique", () => {
+    const svc = { name: "a", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [] };
+    expectIssue(labLikeSpec({ virtualServices: [svc, { ...svc, name: "b" }] as never }), "virtualServices[1].port", /is also used by virtualServices\[0\]/);
+    const mark = { name: "m1", vip: "198.51.100.5", fwmark: 3, realServers: [] };
+    expectIssue(labLikeSpec({ virtualServices: [mark, { ...mark, name: "m2", vip: "198.51.100.6" }] as never }), "virtualServices[1].fwmark", /fwmark 3 is also used/);
+  });
+
+  it("fwmark > 0 and not mixed with protocol/port", () => {
+    expectIssue(withService({ protocol: undefined, port: undefined, fwmark: 0 }), "virtualServices[0].fwmark", />=1|too small|at least/i);
+    expectIssue(withService({ fwmark: 5 }), "virtualServices[0].protocol", /fwmark service/);
+    expectIssue(withService({ protocol: undefined }), "virtualServices[0].protocol", /is required/);
+    expectIssue(withService({ port: undefined }), "virtualServices[0].port", /is required/);
+  });
+
+  it("no port mapping", () => {
+    expectIssue(withService({ realServers: [{ name: "rs1", port: 8080 }] }), "virtualServices[0].realServers[0].port", /cannot map ports/);
+  });
+
+  it("a real server's gateway is not the DIP", () => {
+    const spec = labLikeSpec();
+    spec.realServers = [{ name: "rs1", rip: "198.51.100.10", gateway: "198.51.100.2" }];
+    expectIssue({ ...spec, virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] }] }, "realServers[0].gateway", /front gateway/);
+  });
+
+  it("one address family per virtual service", () => {
+    expectIssue(withService({ vip: "2001:db8::5" }), "virtualServices[0].vip", /one address family/);
+  });
+
+  it("no duplicate names or RIPs", () => {
+    const spec = labLikeSpec();
+    spec.realServers = [
+      { name: "rs1", rip: "198.51.100.10" },
+      { name: "rs1", rip: "198.51.100.10", connection: { host: "other.example.net" } },
+    ];
+    spec.virtualServices = [];
+    expectIssue(spec, "realServers[1].name", /duplicate host name "rs1"/);
+    expectIssue(spec, "realServers[1].rip", /also the RIP of realServers\[0\]/);
+    expectIssue(withService({ realServers: [{ name: "rs1" }, { name: "rs1" }] }), "virtualServices[0].realServers[1].name", /listed twice/);
+    expectIssue(withService({ realServers: [{ name: "ghost" }] }), "virtualServices[0].realServers[0].name", /not a real server/);
+  });
+
+  it("weights and thresholds in range", () => {
+    expectIssue(withService({ realServers: [{ name: "rs1", weight: 65536 }] }), "virtualServices[0].realServers[0].weight", /65535/);
+    expectIssue(withService({ realServers: [{ name: "rs1", weight: -1 }] }), "virtualServices[0].realServers[0].weight", />=0|too small/i);
+    expectIssue(withService({ realServers: [{ name: "rs1", upperThreshold: 10, lowerThreshold: 10 }] }), "virtualServices[0].realServers[0].lowerThreshold", /below upperThreshold/);
+    expectIssue(withService({ realServers: [{ name: "rs1", lowerThreshold: 5 }] }), "virtualServices[0].realServers[0].lowerThreshold", /needs an upperThreshold/);
+  });
+
+  it("interface names are Linux names without shell metacharacters", () => {
+    for (const bad of ["eth0;reboot", "a/b", "has space", "", "sixteen-chars-xx", "$(id)"]) {
+      expectIssue(labLikeSpec({ directors: [{ name: "director", interface: bad, dip: "198.51.100.2/24" }] }), "directors[0].interface", /Linux interface name/);
+    }
+    expectIssue(labLikeSpec({ directors: [{ name: "director", interface: "lo", dip: "198.51.100.2/24" }] }), "directors[0].interface", /not the loopback/);
+  });
+
+  it("director and real server are not the same host", () => {
+    const spec = labLikeSpec();
+    spec.realServers = [{ name: "rs1", rip: "198.51.100.10", connection: { host: "198.51.100.2" } }];
+    spec.virtualServices = [];
+    expectIssue(spec, "realServers[0].connection.host", /director and a real server must be separate hosts/);
+  });
+
+  it("schedulers and flags", () => {
+    expectIssue(withService({ scheduler: "random" }), "virtualServices[0].scheduler", /rr.*twos|Invalid option/);
+    expectIssue(withService({ scheduler: "rr", schedulerFlags: ["sh-port"] }), "virtualServices[0].schedulerFlags[0]", /only applies to the sh scheduler/);
+    expectIssue(withService({ persistence: { timeout: 300, netmask: "255.0.255.0" } }), "virtualServices[0].persistence.netmask", /contiguous/);
+  });
+
+  it("host keys are required, and exclusive", () => {
+    const spec = labLikeSpec({ connectionDefaults: { user: "root" } });
+    expectIssue(spec, "directors[0].connection.hostKey", /is required: pin the host key/);
+    expectIssue(labLikeSpec({ connectionDefaults: { hostKey: fp(1) } }), "connectionDefaults.hostKey", /cannot be shared/);
+    const both = labLikeSpec();
+    both.directors = [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", connection: { hostKey: fp(2), trustOnFirstUse: true } }];
+    expectIssue(both, "directors[0].connection.hostKey", /only one of hostKey, knownHostsFile/);
+    expectIssue(labLikeSpec({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", connection: { hostKey: "SHA256:short" } }] }), "directors[0].connection.hostKey", /SHA256 fingerprint/);
+  });
+
+  it("the director of a service must exist, and two directors never share a VIP", () => {
+    const two = labLikeSpec({
+      directors: [
+        { name: "a", interface: "eth0", dip: "198.51.100.2/24" },
+        { name: "b", interface: "eth0", dip: "198.51.100.3/24" },
+      ],
+      virtualServices: [
+        { name: "s1", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [] },
+        { name: "s2", director: "a", vip: "198.51.100.6", protocol: "tcp", port: 80, realServers: [] },
+        { name: "s3", director: "b", vip: "198.51.100.6", protocol: "tcp", port: 443, realServers: [] },
+        { name: "s4", director: "zz", vip: "198.51.100.7", protocol: "tcp", port: 443, realServers: [] },
+      ],
+    });
+    expectIssue(two, "virtualServices[0].director", /required when the cluster has more than one director/);
+    expectIssue(two, "virtualServices[2].director", /both answer ARP/);
+    expectIssue(two, "virtualServices[3].director", /not a director/);
+  });
+
+  it("unknown fields are refused rather than ignored", () => {
+    expectIssue({ ...labLikeSpec(), directorz: [] }, "(cluster)", /directorz/);
+  });
+
+  it("collects every problem in one pass", () => {
+    const spec = labLikeSpec({
+      directors: [{ name: "Director", interface: "eth0;x", dip: "198.51.100.0/24" }],
+      virtualServices: [{ name: "http", vip: "198.51.100.10", protocol: "tcp", port: 80, realServers: [{ name: "rs1", port: 81, weight: 70000 }] }],
+    });
+    const paths = issues(spec).map((i) => i.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        "directors[0].name",
+        "directors[0].interface",
+        "virtualServices[0].realServers[0].weight",
+      ]),
+    );
+    expect(paths.length).toBeGreaterThanOrEqual(3);
+  });
+});

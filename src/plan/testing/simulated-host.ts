@@ -1,0 +1,149 @@
+/**
+ * SimulatedHost applies steps to an ObservedHostState the way the kernel and the shell would,
+ * and is as strict as they are: adding a service that exists, or a destination to a missing
+ * service, fails; a sysctl on a missing interface fails. Used by the planner's property tests
+ * to check that applying a plan converges. Real hosts are exercised by the lab suites.
+ */
+import { createHash } from "node:crypto";
+import type { ObservedHostState } from "../../model/host-state";
+import { addressKey, destinationKey, serviceKey } from "../../model/keys";
+import { hostPaths } from "../../model/paths";
+import type { Step } from "../../model/steps";
+
+export class SimulatedKernelError extends Error {}
+
+export function blankHost(host: string, options: { role: "director" | "real-server"; nic?: string; address: string; prefix?: number }): ObservedHostState {
+  const nic = options.nic ?? "eth0";
+  const sysctls: Record<string, string | null> = {};
+  for (const iface of ["all", "default", "lo", nic]) {
+    sysctls[`net/ipv4/conf/${iface}/arp_ignore`] = "0";
+    sysctls[`net/ipv4/conf/${iface}/arp_announce`] = "0";
+    sysctls[`net/ipv4/conf/${iface}/rp_filter`] = "2";
+  }
+  return {
+    host,
+    addresses: [
+      { interface: "lo", address: "127.0.0.1", prefix: 8 },
+      { interface: nic, address: options.address, prefix: options.prefix ?? 24 },
+    ],
+    interfaces: ["lo", nic],
+    tools: ["ip", "flock", "sha256sum", "base64", "sysctl", ...(options.role === "director" ? ["ipvsadm", "modprobe"] : [])],
+    ipvs: options.role === "director" ? { status: "not-loaded", fingerprint: null, services: [], destinations: [] } : { status: "not-observed", fingerprint: null, services: [], destinations: [] },
+    sysctls,
+    files: {},
+    ownership: null,
+    routes: [],
+  };
+}
+
+function fingerprint(state: ObservedHostState): string {
+  const table = {
+    services: state.ipvs.services.map(serviceKey).sort(),
+    destinations: state.ipvs.destinations.map((d) => `${destinationKey(d)} ${d.forwarding} ${d.weight}`).sort(),
+  };
+  return createHash("sha256").update(JSON.stringify(table)).digest("hex");
+}
+
+/** Applies steps in order to a copy of `state`; throws where a real host would fail. */
+export function applySteps(state: ObservedHostState, steps: Step[], expectedFingerprint: string | null = null): ObservedHostState {
+  const s: ObservedHostState = structuredClone(state);
+  if (expectedFingerprint !== null && s.ipvs.status === "loaded" && fingerprint(s) !== expectedFingerprint) {
+    throw new SimulatedKernelError("the IPVS table changed since it was observed");
+  }
+  const ensureIpvs = () => {
+    if (s.ipvs.status === "not-loaded") s.ipvs.status = "loaded";
+    if (s.ipvs.status !== "loaded") throw new SimulatedKernelError("ipvs is not available on this host");
+  };
+  for (const step of steps) {
+    switch (step.op) {
+      case "set-sysctl":
+      case "restore-sysctl":
+        if (!(step.sysctl.key in s.sysctls) || s.sysctls[step.sysctl.key] === null) throw new SimulatedKernelError(`no such sysctl ${step.sysctl.key}`);
+        s.sysctls[step.sysctl.key] = step.sysctl.value;
+        break;
+      case "add-address": {
+        if (!s.interfaces.includes(step.address.interface)) throw new SimulatedKernelError(`Cannot find device "${step.address.interface}"`);
+        const key = addressKey(step.address);
+        if (!s.addresses.some((a) => addressKey(a) === key)) s.addresses.push({ ...step.address });
+        break;
+      }
+      case "remove-address": {
+        const key = addressKey(step.address);
+        s.addresses = s.addresses.filter((a) => addressKey(a) !== key);
+        break;
+      }
+      case "add-service":
+        ensureIpvs();
+        if (s.ipvs.services.some((x) => serviceKey(x) === serviceKey(step.service))) throw new SimulatedKernelError("Service already exists");
+        s.ipvs.services.push(structuredClone(step.service));
+        break;
+      case "edit-service": {
+        ensureIpvs();
+        const i = s.ipvs.services.findIndex((x) => serviceKey(x) === serviceKey(step.service));
+        if (i < 0) throw new SimulatedKernelError("No such service");
+        s.ipvs.services[i] = structuredClone(step.service);
+        break;
+      }
+      case "remove-service": {
+        ensureIpvs();
+        const key = serviceKey(step.service);
+        if (!s.ipvs.services.some((x) => serviceKey(x) === key)) throw new SimulatedKernelError("No such service");
+        s.ipvs.services = s.ipvs.services.filter((x) => serviceKey(x) !== key);
+        s.ipvs.destinations = s.ipvs.destinations.filter((d) => d.service !== key);
+        break;
+      }
+      case "add-destination": {
+        ensureIpvs();
+        const d = step.destination;
+        if (!s.ipvs.services.some((x) => serviceKey(x) === d.service)) throw new SimulatedKernelError("Service not defined");
+        if (s.ipvs.destinations.some((x) => destinationKey(x) === destinationKey(d))) throw new SimulatedKernelError("Destination already exists");
+        s.ipvs.destinations.push({ ...d, activeConnections: 0, inactiveConnections: 0 });
+        break;
+      }
+      case "edit-destination":
+      case "drain-destination": {
+        ensureIpvs();
+        const d = step.destination;
+        const i = s.ipvs.destinations.findIndex((x) => destinationKey(x) === destinationKey(d));
+        const current = s.ipvs.destinations[i];
+        if (!current) throw new SimulatedKernelError("No such destination");
+        s.ipvs.destinations[i] = { ...current, ...d, weight: step.op === "drain-destination" ? 0 : d.weight };
+        break;
+      }
+      case "wait-drained":
+        // Connections finish while we wait.
+        for (const d of s.ipvs.destinations) if (step.destinations.some((w) => destinationKey(w) === destinationKey(d))) d.activeConnections = 0;
+        break;
+      case "remove-destination": {
+        ensureIpvs();
+        const key = destinationKey(step.destination);
+        if (!s.ipvs.destinations.some((x) => destinationKey(x) === key)) throw new SimulatedKernelError("No such destination");
+        s.ipvs.destinations = s.ipvs.destinations.filter((x) => destinationKey(x) !== key);
+        break;
+      }
+      case "write-file":
+        s.files[step.file.path] = "linkTarget" in step.file ? { content: step.file.linkTarget, isLink: true } : { content: step.file.content, isLink: false };
+        break;
+      case "remove-file":
+        s.files[step.path] = null;
+        break;
+      case "record-ownership":
+        s.ownership = step.record ? structuredClone(step.record) : null;
+        s.files[hostPaths.ownership] = step.record ? { content: JSON.stringify(step.record, null, 2) + "\n", isLink: false } : null;
+        break;
+      default: {
+        const never: never = step;
+        throw new Error(`unknown step ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  if (s.ipvs.status === "loaded") s.ipvs.fingerprint = fingerprint(s);
+  return s;
+}
+
+/** Marks the simulated table's fingerprint as observed (what the observe script reports). */
+export function observe(state: ObservedHostState): ObservedHostState {
+  const s = structuredClone(state);
+  if (s.ipvs.status === "loaded") s.ipvs.fingerprint = fingerprint(s);
+  return s;
+}
