@@ -1,0 +1,278 @@
+/**
+ * The lab as a TypeScript API, for tests, benchmarks and the demo.
+ * The work is done by the bash scripts next to this file (lab/*.sh); this module spawns them and
+ * reads what they write (.lab/hosts.json, .lab/known_hosts). Needs root (see lab/README.md).
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export type LabRole = "director" | "real-server" | "client" | "router";
+
+export interface LabSudoUser {
+  user: string;
+  privateKeyPath: string;
+  passwordless: boolean;
+}
+
+export interface LabHost {
+  name: string;
+  role: LabRole;
+  segment: "A" | "B";
+  /** Where SSH connects (same as `ip`). */
+  address: string;
+  port: number;
+  user: string;
+  privateKeyPath: string;
+  hostKeyType: string;
+  /** "ssh-ed25519 AAAA..." */
+  hostKey: string;
+  /** "SHA256:..." as `ssh-keygen -lf` prints it */
+  hostKeyFingerprint: string;
+  /** "<address> ssh-ed25519 AAAA..." */
+  knownHostsLine: string;
+  interface: string;
+  ip: string;
+  prefix: number;
+  gateway: string | null;
+  mac: string;
+  /** network namespace of a namespace host; null for the director VM */
+  namespace: string | null;
+  sudoUser?: LabSudoUser;
+}
+
+export interface LabSegment {
+  name: "A" | "B";
+  cidr: string;
+  prefix: number;
+  gateway: string;
+  bridge: string;
+  namespace: string;
+}
+
+export interface LabHosts {
+  version: 1;
+  createdAt: string;
+  realServers: number;
+  privateKeyPath: string;
+  publicKeyPath: string;
+  knownHostsPath: string;
+  vip: string;
+  vipRange: { first: string; last: string };
+  runner: { address: string; prefix: number; interface: string; routes: string[] };
+  director: { serialLogPath: string; kernelVersion: string; mac: string; qemuPidFile: string };
+  segments: LabSegment[];
+  hosts: LabHost[];
+}
+
+/** Fixed addresses (the project hard-codes them in stacks/Pulumi.lab.yaml). */
+export const LAB_ADDRESSES = {
+  segmentA: "198.51.100.0/24",
+  segmentB: "203.0.113.0/24",
+  routerA: "198.51.100.1",
+  routerB: "203.0.113.1",
+  director: "198.51.100.2",
+  vip: "198.51.100.5",
+  client: "198.51.100.240",
+  runner: "198.51.100.254",
+  rsb1: "203.0.113.10",
+  /** rsN is at 198.51.100.(9+N) */
+  realServer: (n: number): string => `198.51.100.${9 + n}`,
+} as const;
+
+export const LAB_NAMESPACE_PREFIX = "lvslab-";
+export const LAB_ROOT_LINK = "lvslab0";
+
+function findRepoRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    if (fs.existsSync(path.join(dir, "lab", "up.sh"))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`lab: cannot find lab/up.sh above ${__dirname}`);
+    dir = up;
+  }
+}
+
+export function labPaths(): { repo: string; scripts: string; state: string; cache: string; hostsJson: string; knownHosts: string } {
+  const repo = findRepoRoot();
+  const state = process.env.LAB_STATE ?? path.join(repo, ".lab");
+  return {
+    repo,
+    scripts: path.join(repo, "lab"),
+    state,
+    cache: process.env.LAB_CACHE ?? path.join(repo, ".cache", "lab"),
+    hostsJson: path.join(state, "hosts.json"),
+    knownHosts: path.join(state, "known_hosts"),
+  };
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let timer: NodeJS.Timeout | undefined;
+    if (opts.timeoutMs) {
+      timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs);
+    }
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+async function script(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  const p = labPaths();
+  const r = await run("bash", [path.join(p.scripts, name), ...args], { env: { ...process.env, ...env } });
+  return r;
+}
+
+async function scriptOrThrow(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  const r = await script(name, args, env);
+  if (r.code !== 0) {
+    const msg = (r.stderr.trim().split("\n").filter((l) => l.startsWith("lab:")).pop() ?? r.stderr.trim()) || `exit ${r.code}`;
+    throw new Error(`lab/${name} failed: ${msg}\n${r.stderr}`);
+  }
+  return r;
+}
+
+/** Why the lab cannot run here, or null if it can (root and /dev/net/tun). */
+export function labCannotRunReason(): string | null {
+  if (typeof process.getuid === "function" && process.getuid() !== 0) {
+    return "the lab needs root (namespaces, bridges, a tap device): run `sudo npm run test:lab` / `sudo npm run lab:up`";
+  }
+  if (!fs.existsSync("/dev/net/tun")) return "/dev/net/tun is missing: the director VM needs a tap device";
+  return null;
+}
+
+/** Installs Debian packages, the IPVS kernel and builds the director initramfs (cached, idempotent). */
+export async function ensurePrerequisites(): Promise<void> {
+  await scriptOrThrow("prereqs.sh");
+}
+
+/** Brings the lab up (idempotent) and returns its hosts. */
+export async function labUp(opts: { realServers?: number } = {}): Promise<LabHosts> {
+  const env: NodeJS.ProcessEnv = {};
+  if (opts.realServers !== undefined) env.LAB_REAL_SERVERS = String(opts.realServers);
+  await scriptOrThrow("up.sh", [], env);
+  return loadLabHosts();
+}
+
+/** Takes the lab down: no namespace, link, process or mount of the lab is left. */
+export async function labDown(): Promise<void> {
+  await scriptOrThrow("down.sh");
+}
+
+export interface LabStatus {
+  /** "up" = every host answers; "degraded" = partly there; "down" = nothing of the lab exists */
+  state: "up" | "degraded" | "down";
+  report: string;
+}
+
+export async function labStatus(): Promise<LabStatus> {
+  const r = await script("status.sh");
+  const state = r.code === 0 ? "up" : r.code === 3 ? "down" : "degraded";
+  return { state, report: r.stdout + r.stderr };
+}
+
+export function loadLabHosts(file: string = labPaths().hostsJson): LabHosts {
+  if (!fs.existsSync(file)) throw new Error(`lab: ${file} not found: is the lab up? (sudo npm run lab:up)`);
+  return JSON.parse(fs.readFileSync(file, "utf8")) as LabHosts;
+}
+
+export function labHost(name: string, hosts: LabHosts = loadLabHosts()): LabHost {
+  const h = hosts.hosts.find((x) => x.name === name);
+  if (!h) throw new Error(`lab: no host named ${name}`);
+  return h;
+}
+
+export interface LabExecOptions {
+  /** login user; default the host's user (root) */
+  user?: string;
+  /** known_hosts to pin against; default .lab/known_hosts */
+  knownHostsPath?: string;
+  /** data for the remote command's stdin */
+  input?: string;
+  timeoutMs?: number;
+}
+
+/** Runs one command on a lab host over real SSH with the pinned host key (system `ssh`). */
+export async function labExec(hostName: string, command: string, opts: LabExecOptions = {}): Promise<RunResult> {
+  const hosts = loadLabHosts();
+  const h = labHost(hostName, hosts);
+  const args = [
+    "-i", h.privateKeyPath,
+    "-o", "IdentitiesOnly=yes",
+    "-o", "StrictHostKeyChecking=yes",
+    "-o", `UserKnownHostsFile=${opts.knownHostsPath ?? hosts.knownHostsPath}`,
+    "-o", "GlobalKnownHostsFile=/dev/null",
+    "-o", "BatchMode=yes",
+    "-o", "ConnectTimeout=10",
+    "-o", "LogLevel=ERROR",
+    "-p", String(h.port),
+    `${opts.user ?? h.user}@${h.address}`,
+    command,
+  ];
+  return run("ssh", args, { timeoutMs: opts.timeoutMs ?? 60_000, input: opts.input });
+}
+
+/** Like labExec, but throws unless the command exits 0; returns stdout. */
+export async function labExecOk(hostName: string, command: string, opts: LabExecOptions = {}): Promise<string> {
+  const r = await labExec(hostName, command, opts);
+  if (r.code !== 0) throw new Error(`lab: '${command}' on ${hostName} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+export interface LabLeftovers {
+  namespaces: string[];
+  links: string[];
+  mounts: string[];
+  routes: string[];
+}
+
+/** What of the lab exists on the machine right now (all empty after labDown). */
+export async function labLeftovers(): Promise<LabLeftovers> {
+  const ns = await run("ip", ["netns", "list"]);
+  const links = await run("ip", ["-o", "link", "show"]);
+  const routes = await run("ip", ["route", "show"]);
+  const mountinfo = fs.readFileSync("/proc/self/mountinfo", "utf8");
+  return {
+    namespaces: ns.stdout.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(LAB_NAMESPACE_PREFIX)),
+    links: links.stdout.split("\n").filter((l) => l.includes(LAB_ROOT_LINK) || l.includes(LAB_NAMESPACE_PREFIX)),
+    mounts: mountinfo.split("\n").filter((l) => l.includes("lvslab")),
+    routes: routes.stdout.split("\n").filter((l) => l.startsWith("203.0.113.") || l.startsWith("198.51.100.")),
+  };
+}
+
+/** PIDs the lab recorded under .lab/pids (qemu, every sshd and httpd). */
+export function labRecordedPids(): Map<string, number> {
+  const dir = path.join(labPaths().state, "pids");
+  const out = new Map<string, number>();
+  if (!fs.existsSync(dir)) return out;
+  for (const f of fs.readdirSync(dir)) {
+    const pid = Number.parseInt(fs.readFileSync(path.join(dir, f), "utf8").trim(), 10);
+    if (Number.isInteger(pid) && pid > 0) out.set(f.replace(/\.pid$/, ""), pid);
+  }
+  return out;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
