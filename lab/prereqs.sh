@@ -85,6 +85,7 @@ copy_bin /usr/lib/openssh/sftp-server /usr/lib/openssh/sftp-server
 copy_bin /usr/bin/kmod /bin/kmod
 for t in modprobe insmod rmmod lsmod depmod modinfo; do ln -sf /bin/kmod "$R/sbin/$t"; rm -f "$R/bin/$t"; done
 copy_bin /usr/bin/flock /bin/flock
+copy_bin /usr/sbin/arping /usr/sbin/arping; rm -f "$R/bin/arping"   # iputils arping, not busybox's
 copy_bin /usr/sbin/sysctl /sbin/sysctl; rm -f "$R/bin/sysctl"
 for t in sbin/ip sbin/ipvsadm sbin/ipvsadm-save sbin/ipvsadm-restore sbin/sysctl sbin/modprobe bin/flock; do
   ln -sf "/$t" "$R/usr/$t"
