@@ -47,11 +47,11 @@ describeLab("lab (real hosts)", () => {
   beforeAll(async () => {
     if (reason !== null) throw new Error(`lab cannot run: ${reason}`);
     await ensurePrerequisites();
-    hosts = await labUp();
+    hosts = await labUp({ realServers: 3 });
   }, 900_000);
 
   test("lab:up is idempotent: a second up keeps the same hosts and host keys", async () => {
-    const again = await labUp();
+    const again = await labUp({ realServers: 3 });
     expect(again.hosts.map((h) => [h.name, h.hostKeyFingerprint])).toEqual(hosts.hosts.map((h) => [h.name, h.hostKeyFingerprint]));
     expect((await labStatus()).state).toBe("up");
   }, 300_000);
