@@ -21,6 +21,13 @@ done
 if ((${#missing[@]})); then
   lab_log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # openssh-server must not start a system sshd on the machine: deny service starts while
+  # installing (the standard policy-rc.d hook), unless the machine already has such a policy.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\n# lvs-dr lab: no service starts during package install\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq || lab_die "apt-get update failed (the lab needs Debian's package mirrors)"
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || lab_die "apt-get install ${missing[*]} failed"

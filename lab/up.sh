@@ -63,13 +63,13 @@ rm -rf "$D/extra"
 ip -n "$LAB_NET_NS" tuntap add dev tap0 mode tap
 ip -n "$LAB_NET_NS" link set tap0 master br0 up
 : > "$D/serial.log"
-ip netns exec "$LAB_NET_NS" qemu-system-x86_64 -name lvslab-director -accel tcg -cpu max -smp 1 -m 512 \
+ip netns exec "$LAB_NET_NS" qemu-system-x86_64 -name lvslab-director -accel tcg -cpu "${LAB_QEMU_CPU:-max}" -smp 1 -m 512 \
   -nodefaults -no-user-config -display none -no-reboot \
   -kernel "$KERNEL" -initrd "$D/initrd.cpio.gz" \
   -append "console=ttyS0 panic=-1 loglevel=4 quiet" \
   -serial "file:$D/serial.log" \
   -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
-  -device "virtio-net-pci,netdev=n0,mac=$DIRECTOR_MAC" \
+  -device "virtio-net-pci,netdev=n0,mac=$DIRECTOR_MAC,romfile=" \
   -daemonize -pidfile "$LAB_STATE/pids/director.qemu.pid" 9>&- \
   || lab_die "qemu failed to start (see $D/serial.log)"
 
