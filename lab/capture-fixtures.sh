@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OUT="$LAB_REPO/test/fixtures"
 mkdir -p "$OUT/director" "$OUT/real-server"
-SSH=(ssh -i "$LAB_STATE/id_ed25519" -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes
+SSH=(ssh -F /dev/null -i "$LAB_STATE/id_ed25519" -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes
   -o UserKnownHostsFile="$LAB_STATE/known_hosts" -o BatchMode=yes)
 on() { local ip=$1; shift; "${SSH[@]}" "root@$ip" "$@"; }
 D=$DIRECTOR_IP; V=$VIP

@@ -213,6 +213,7 @@ export async function labExec(hostName: string, command: string, opts: LabExecOp
   const hosts = loadLabHosts();
   const h = labHost(hostName, hosts);
   const args = [
+    "-F", "/dev/null",
     "-i", h.privateKeyPath,
     "-o", "IdentitiesOnly=yes",
     "-o", "StrictHostKeyChecking=yes",

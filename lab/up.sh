@@ -169,7 +169,7 @@ wait_tcp "$DIRECTOR_IP" 22 90 || lab_die "director VM sshd not answering on $DIR
 check=("$DIRECTOR_IP")
 for h in "${HOSTS[@]}"; do read -r name _ ip _ <<<"$h"; [[ "$name" =~ ^rs[0-9]+$ && ${name#rs} -gt 3 ]] || check+=("$ip"); done
 for ip in "${check[@]}"; do
-  ssh -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$LAB_STATE/known_hosts" \
+  ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$LAB_STATE/known_hosts" \
     -o BatchMode=yes -o ConnectTimeout=10 "root@$ip" true &
 done
 fail=0; for _j in "${check[@]}"; do wait -n || fail=1; done
