@@ -1,0 +1,118 @@
+/** Parsers against real output captured in the lab (test/fixtures/README.md says how). */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { hostPaths } from "../model/paths";
+import { parseIpAddr, parseRouteGet } from "./ip";
+import { parseIpvsRules, parseIpvsThresholds, ParseError } from "./ipvsadm";
+import { parseObservation } from "./observe";
+import { parseOwnershipRecord } from "./ownership";
+import { parseSysctlOutput } from "./sysctl";
+
+const fixture = (...parts: string[]) => readFileSync(join(__dirname, "../../test/fixtures", ...parts), "utf8");
+
+describe("ipvsadm -Sn", () => {
+  const table = parseIpvsRules(fixture("director", "ipvsadm-save.txt"));
+
+  it("reads every service with scheduler, sorted flags and persistence", () => {
+    expect(table.services).toEqual([
+      { protocol: "tcp", family: 4, address: "198.51.100.5", port: 80, fwmark: 0, scheduler: "rr", flags: [], persistence: null },
+      { protocol: "tcp", family: 4, address: "198.51.100.6", port: 443, fwmark: 0, scheduler: "mh", flags: ["mh-port"], persistence: null },
+      { protocol: "udp", family: 4, address: "198.51.100.5", port: 53, fwmark: 0, scheduler: "wrr", flags: [], persistence: { timeout: 300, netmask: "255.255.255.0" } },
+      { protocol: "fwmark", family: 4, address: "", port: 0, fwmark: 7, scheduler: "sh", flags: ["sh-fallback", "sh-port"], persistence: null },
+    ]);
+  });
+
+  it("reads destinations with forwarding and weight (0 included), fwmark ones on port 0", () => {
+    expect(table.destinations).toHaveLength(9);
+    expect(table.destinations[2]).toEqual({ service: "tcp:198.51.100.5:80", address: "198.51.100.12", port: 80, forwarding: "dr", weight: 0, upperThreshold: 0, lowerThreshold: 0 });
+    expect(table.destinations[8]).toEqual({ service: "fwmark:7", address: "198.51.100.12", port: 0, forwarding: "dr", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+  });
+
+  it("reads an empty table (empty output) as no entries", () => {
+    expect(fixture("director", "ipvsadm-save-empty.txt")).toBe("");
+    expect(parseIpvsRules("")).toEqual({ services: [], destinations: [] });
+  });
+
+  it("refuses a line it does not understand, saying which", () => {
+    expect(() => parseIpvsRules("-A -t 198.51.100.5:80 -s rr\n-Z nonsense")).toThrow(ParseError);
+    expect(() => parseIpvsRules("-Q -t 198.51.100.5:80")).toThrow(/line 1/);
+  });
+});
+
+describe("ipvsadm -Ln --exact --thresholds", () => {
+  it("gives thresholds and counters per destination key", () => {
+    const t = parseIpvsThresholds(fixture("director", "ipvsadm-Ln-exact-thresholds.txt"));
+    expect(t.size).toBe(9);
+    expect(t.get("tcp:198.51.100.6:443/198.51.100.11:443")).toEqual({ upperThreshold: 100, lowerThreshold: 10, activeConnections: 0, inactiveConnections: 0 });
+    expect(t.get("tcp:198.51.100.5:80/198.51.100.10:80")).toEqual({ upperThreshold: 0, lowerThreshold: 0, activeConnections: 0, inactiveConnections: 3 });
+    expect(t.get("fwmark:7/198.51.100.12:0")?.upperThreshold).toBe(100);
+  });
+});
+
+describe("iproute2 JSON", () => {
+  it("reads addresses on a real server, the VIP on lo as /32", () => {
+    const { addresses, interfaces } = parseIpAddr(fixture("real-server", "ip-j-addr.txt"));
+    expect(addresses).toEqual(expect.arrayContaining([{ interface: "lo", address: "198.51.100.5", prefix: 32 }, { interface: "eth0", address: "198.51.100.10", prefix: 24 }]));
+    expect(interfaces.map((i) => i.name)).toEqual(["lo", "eth0"]);
+  });
+
+  it("reads the director's addresses and MAC", () => {
+    const { addresses, interfaces } = parseIpAddr(fixture("director", "ip-j-addr.txt"));
+    expect(addresses).toContainEqual({ interface: "eth0", address: "198.51.100.2", prefix: 24 });
+    expect(interfaces.find((i) => i.name === "eth0")?.mac).toBe("52:54:00:c6:33:02");
+  });
+
+  it("tells on-link routes from routes through a gateway", () => {
+    expect(parseRouteGet("198.51.100.10", fixture("director", "ip-j-route-get-onlink.txt"))).toEqual({ destination: "198.51.100.10", device: "eth0", gateway: null, source: "198.51.100.2" });
+    expect(parseRouteGet("203.0.113.10", fixture("director", "ip-j-route-get-via.txt"))).toEqual({ destination: "203.0.113.10", device: "eth0", gateway: "198.51.100.1", source: "198.51.100.2" });
+    expect(parseRouteGet("203.0.113.99", "RTNETLINK answers: Network is unreachable\n")).toEqual({ destination: "203.0.113.99", device: null, gateway: null, source: null });
+  });
+});
+
+describe("sysctl", () => {
+  it("reads `sysctl` output into slash keys", () => {
+    expect(parseSysctlOutput(fixture("real-server", "sysctl.txt"))).toMatchObject({
+      "net/ipv4/conf/all/arp_ignore": "1",
+      "net/ipv4/conf/all/arp_announce": "2",
+      "net/ipv4/conf/lo/arp_ignore": "1",
+      "net/ipv4/conf/eth0/arp_announce": "2",
+      "net/ipv4/conf/all/rp_filter": "0",
+    });
+  });
+});
+
+describe("the observe script's output", () => {
+  it("turns a real director's observation into structured state", () => {
+    const state = parseObservation("director", fixture("observe", "director.txt"));
+    expect(state.tools).toEqual(expect.arrayContaining(["ip", "ipvsadm", "flock", "sha256sum", "base64"]));
+    expect(state.interfaces).toEqual(["lo", "eth0"]);
+    expect(state.ipvs.status).toBe("loaded");
+    expect(state.ipvs.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(state.sysctls["net/ipv4/conf/eth0/arp_ignore"]).toBe("0");
+    expect(state.files[hostPaths.ownership]).toBeNull();
+    expect(state.ownership).toBeNull();
+    expect(state.routes.find((r) => r.destination === "203.0.113.10")?.gateway).toBe("198.51.100.1");
+    expect(state.routes.filter((r) => r.gateway === null).map((r) => r.destination)).toEqual(["198.51.100.10", "198.51.100.11", "198.51.100.12"]);
+  });
+
+  it("turns a real server's observation into structured state", () => {
+    const state = parseObservation("rs1", fixture("observe", "real-server.txt"));
+    expect(state.ipvs.status).toBe("not-observed");
+    expect(Object.keys(state.sysctls)).toEqual(expect.arrayContaining(["net/ipv4/conf/all/arp_ignore", "net/ipv4/conf/eth0/arp_announce"]));
+  });
+
+  it("refuses output that was cut short", () => {
+    const text = fixture("observe", "director.txt");
+    expect(() => parseObservation("director", text.slice(0, text.indexOf("@@lvsdr end")))).toThrow(/cut short/);
+    expect(() => parseObservation("director", "bash: ip: command not found\n")).toThrow(/observe marker/);
+  });
+});
+
+describe("ownership record", () => {
+  it("reads what it writes and refuses anything else", () => {
+    const record = { version: 1, cluster: "lab", host: "rs1", addresses: ["lo/198.51.100.5/32"], services: [], destinations: [], sysctls: { "net/ipv4/conf/all/arp_ignore": "0" }, files: [hostPaths.sysctlConf] };
+    expect(parseOwnershipRecord(JSON.stringify(record))).toEqual(record);
+    expect(() => parseOwnershipRecord(JSON.stringify({ ...record, version: 2 }))).toThrow(/version/);
+    expect(() => parseOwnershipRecord("{")).toThrow(/ownership record/);
+  });
+});

@@ -1,0 +1,135 @@
+import { execFileSync } from "node:child_process";
+import fc from "fast-check";
+import { parseCluster } from "../config/load";
+import { desiredClusterState } from "../model/desired";
+import type { DestinationState, VirtualServiceState } from "../model/host-state";
+import { hostPaths } from "../model/paths";
+import { parseIpvsRules } from "../parse/ipvsadm";
+import { planCluster } from "../plan/cluster-plan";
+import { blankCluster, applyPlan } from "../plan/testing/cluster";
+import { labLikeSpec } from "../testing/specs";
+import { renderFile } from "./files";
+import { ipvsLine } from "./ipvsadm";
+import { renderApplyScript, renderObserveScript, renderStepCommand } from "./scripts";
+import { heredoc, quote, RenderError } from "./shell";
+
+const sh = (script: string) => execFileSync("/bin/sh", ["-c", script], { encoding: "utf8" });
+const syntaxOk = (script: string) => execFileSync("/bin/sh", ["-n"], { input: script, encoding: "utf8" });
+
+const web: VirtualServiceState = { protocol: "tcp", family: 4, address: "198.51.100.5", port: 80, fwmark: 0, scheduler: "wrr", flags: [], persistence: null };
+const dest = (over: Partial<DestinationState> = {}): DestinationState => ({
+  service: "tcp:198.51.100.5:80",
+  address: "198.51.100.10",
+  port: 80,
+  forwarding: "dr",
+  weight: 1,
+  upperThreshold: 0,
+  lowerThreshold: 0,
+  ...over,
+});
+
+describe("quoting", () => {
+  it("any string survives a real shell unchanged", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary" }).filter((s) => !s.includes("\0")), (value) => {
+        expect(sh(`printf '%s' ${quote(value)}`)).toBe(value);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("leaves plain words bare and quotes everything else", () => {
+    expect(quote("198.51.100.5/32")).toBe("198.51.100.5/32");
+    expect(quote("eth0;reboot")).toBe("'eth0;reboot'");
+    expect(quote("it's")).toBe(`'it'\\''s'`);
+    expect(sh(`printf '%s' ${quote("$(touch /tmp/lvsdr-pwned)")}`)).toBe("$(touch /tmp/lvsdr-pwned)");
+  });
+
+  it("a here-document body can never close it early", () => {
+    const body = "line\nLVSDR_EOF\nmore";
+    const script = heredoc("cat", body);
+    expect(sh(script)).toBe(`${body}\n`);
+  });
+});
+
+describe("guards: only validated shapes reach a command", () => {
+  it("refuses values that are not what they claim to be", () => {
+    expect(() => renderStepCommand({ op: "add-address", address: { interface: "eth0;reboot", address: "198.51.100.5", prefix: 32 } })).toThrow(RenderError);
+    expect(() => renderStepCommand({ op: "add-address", address: { interface: "lo", address: "198.51.100.5 dev eth0", prefix: 32 } })).toThrow(/canonical IP/);
+    expect(() => renderStepCommand({ op: "set-sysctl", sysctl: { key: "net/../../etc/passwd", value: "1" }, from: null })).toThrow(/sysctl/);
+    expect(() => renderStepCommand({ op: "set-sysctl", sysctl: { key: "net/ipv4/conf/all/arp_ignore", value: "1; reboot" }, from: null })).toThrow(/not an integer/);
+    expect(() => renderStepCommand({ op: "remove-file", path: "/etc/../root/.ssh/authorized_keys" })).toThrow(/not a path the tool manages/);
+    expect(() => renderStepCommand({ op: "remove-file", path: "/home/user/x" })).toThrow(RenderError);
+    expect(() => ipvsLine.addService({ ...web, scheduler: "rr -C" })).toThrow(/scheduler/);
+    expect(() => ipvsLine.addDestination(dest({ service: "tcp:198.51.100.5:80;x" }))).toThrow(/service key/);
+  });
+});
+
+describe("ipvsadm lines", () => {
+  it("renders services of every kind", () => {
+    expect(ipvsLine.addService(web)).toBe("-A -t 198.51.100.5:80 -s wrr");
+    expect(ipvsLine.editService({ ...web, protocol: "udp", port: 53, persistence: { timeout: 300, netmask: "255.255.255.0" } })).toBe("-E -u 198.51.100.5:53 -s wrr -p 300 -M 255.255.255.0");
+    expect(ipvsLine.addService({ ...web, protocol: "fwmark", address: "", port: 0, fwmark: 7, scheduler: "sh", flags: ["sh-fallback", "sh-port"] })).toBe("-A -f 7 -s sh -b sh-fallback,sh-port");
+    expect(ipvsLine.addService({ ...web, family: 6, address: "2001:db8::5", persistence: { timeout: 60, netmask: "64" } })).toBe("-A -t [2001:db8::5]:80 -s wrr -p 60 -M 64");
+    expect(ipvsLine.removeService(web)).toBe("-D -t 198.51.100.5:80");
+  });
+
+  it("renders destinations in DR mode with weights and thresholds", () => {
+    expect(ipvsLine.addDestination(dest())).toBe("-a -t 198.51.100.5:80 -r 198.51.100.10:80 -g -w 1");
+    expect(ipvsLine.addDestination(dest({ upperThreshold: 100, lowerThreshold: 10 }))).toBe("-a -t 198.51.100.5:80 -r 198.51.100.10:80 -g -w 1 -x 100 -y 10");
+    expect(ipvsLine.editDestination(dest({ weight: 5 }), 0)).toBe("-e -t 198.51.100.5:80 -r 198.51.100.10:80 -g -w 0");
+    expect(ipvsLine.addDestination(dest({ service: "fwmark:7", port: 0 }))).toBe("-a -f 7 -r 198.51.100.10 -g -w 1");
+    expect(ipvsLine.removeDestination(dest())).toBe("-d -t 198.51.100.5:80 -r 198.51.100.10:80");
+  });
+
+  it("the persisted rules file parses back to the same table", () => {
+    const services = [web, { ...web, protocol: "udp" as const, port: 53, persistence: { timeout: 300, netmask: "255.255.255.0" } }];
+    const destinations = [dest(), dest({ address: "198.51.100.11", weight: 0, upperThreshold: 50, lowerThreshold: 5 }), dest({ service: "udp:198.51.100.5:53", port: 53 })];
+    const file = renderFile({ path: hostPaths.ipvsRules, content: { kind: "ipvs-rules", services, destinations } });
+    if ("linkTarget" in file) throw new Error("expected a file");
+    expect(parseIpvsRules(file.content)).toEqual({ services, destinations });
+  });
+});
+
+describe("scripts", () => {
+  const parsed = parseCluster(labLikeSpec());
+  if (!parsed.ok) throw new Error("spec");
+  const desired = desiredClusterState(parsed.cluster);
+  const blank = blankCluster(desired);
+  const plan = planCluster(desired, blank);
+  const applied = applyPlan(plan, blank);
+  const removal = planCluster(desired, applied, { destroy: true });
+
+  it("are valid POSIX shell, for every wave of an apply and a destroy", () => {
+    const scripts = [...plan.waves, ...removal.waves].flatMap((w) => w.hosts.map((h) => renderApplyScript(h)));
+    expect(scripts.length).toBeGreaterThan(5);
+    for (const script of scripts) syntaxOk(script);
+    for (const host of desired.hosts) {
+      syntaxOk(renderObserveScript({ sysctlKeys: host.sysctls.map((s) => s.key), filePaths: Object.values(hostPaths).filter((p) => p.includes(".")), routeTargets: host.onLinkPeers, ipvs: host.role === "director" }));
+    }
+  });
+
+  it("batch every run of IPVS steps into one ipvsadm -R process", () => {
+    const director = renderApplyScript(plan.waves.find((w) => w.wave === "directors")!.hosts[0]!);
+    expect(director.match(/^ipvsadm -R <</gm)).toHaveLength(1);
+    expect(director).toContain("-A -t 198.51.100.5:80 -s rr\n-a -t 198.51.100.5:80 -r 198.51.100.10:80 -g -w 1\n");
+  });
+
+  it("take the host lock before anything else", () => {
+    const rs = renderApplyScript(plan.waves[0]!.hosts[0]!);
+    const lines = rs.split("\n");
+    const lock = lines.findIndex((l) => l.includes("flock -w"));
+    const firstStep = lines.findIndex((l) => l.includes("@@lvsdr step 1/"));
+    expect(lock).toBeGreaterThan(0);
+    expect(lock).toBeLessThan(firstStep);
+    expect(lines[0]).toBe("set -eu");
+  });
+
+  it("a real server's script, as sent", () => {
+    expect(renderApplyScript(plan.waves[0]!.hosts[0]!)).toMatchSnapshot();
+  });
+
+  it("the director's script, as sent", () => {
+    expect(renderApplyScript(plan.waves.find((w) => w.wave === "directors")!.hosts[0]!)).toMatchSnapshot();
+  });
+});
