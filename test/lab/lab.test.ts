@@ -8,8 +8,6 @@ import * as path from "node:path";
 import {
   LAB_ADDRESSES,
   LabHosts,
-  ensurePrerequisites,
-  labCannotRunReason,
   labDown,
   labExec,
   labExecOk,
@@ -20,15 +18,7 @@ import {
   labUp,
   pidAlive,
 } from "../../lab";
-
-const reason = labCannotRunReason();
-const ci = process.env.CI === "true";
-const runSuite = reason === null || ci;
-if (!runSuite) {
-  // eslint-disable-next-line no-console
-  console.warn(`lab suite skipped: ${reason}. Run it with: sudo npm run test:lab`);
-}
-const describeLab = runSuite ? describe : describe.skip;
+import { describeLab } from "./lab-suite";
 
 const VIP = LAB_ADDRESSES.vip;
 const RS = ["rs1", "rs2", "rs3"];
@@ -41,14 +31,12 @@ const DR_SYSCTLS = [
   "net.ipv4.conf.eth0.arp_announce",
 ];
 
-describeLab("lab (real hosts)", () => {
+describeLab("lab (real hosts)", (lab) => {
   let hosts: LabHosts;
 
-  beforeAll(async () => {
-    if (reason !== null) throw new Error(`lab cannot run: ${reason}`);
-    await ensurePrerequisites();
-    hosts = await labUp({ realServers: 3 });
-  }, 900_000);
+  beforeAll(() => {
+    hosts = lab.hosts;
+  });
 
   test("lab:up is idempotent: a second up keeps the same hosts and host keys", async () => {
     const again = await labUp({ realServers: 3 });
