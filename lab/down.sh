@@ -13,8 +13,20 @@ fi
 
 lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^$LAB_PREFIX-" || true; }
 pids=()
+# recorded PIDs: only while they are still the processes the lab started (same start time)
 for f in "$LAB_STATE"/pids/*.pid; do
-  [[ -s "$f" ]] && pids+=("$(cat "$f")")
+  [[ -s "$f" ]] || continue
+  p=$(cat "$f")
+  want=$(awk -v p="$p" '$1 == p {print $2}' "$LAB_STATE/pid-starttimes" 2>/dev/null || true)
+  have=$(lab_pid_start "$p" || true)
+  if [[ -n "$have" && ( -z "$want" || "$want" == "$have" ) ]]; then
+    # no start time recorded (up.sh interrupted early): accept it only if it lives in a lab namespace
+    if [[ -z "$want" ]]; then
+      ns=$(ip netns identify "$p" 2>/dev/null || true)
+      [[ "$ns" == "$LAB_PREFIX-"* ]] || continue
+    fi
+    pids+=("$p")
+  fi
 done
 for ns in $(lab_namespaces); do
   while read -r p; do [[ -n "$p" ]] && pids+=("$p"); done < <(ip netns pids "$ns" 2>/dev/null || true)
@@ -31,5 +43,5 @@ fi
 ip link del "$LAB_ROOT_LINK" 2>/dev/null || true   # also removes the segment-B route
 for ns in $(lab_namespaces); do ip netns del "$ns"; done
 rm -rf "$LAB_STATE/hosts" "$LAB_STATE/pids" "$LAB_STATE/hosts.json" "$LAB_STATE/known_hosts" \
-  "$LAB_STATE/hosts.list" "$LAB_STATE/state.env"
+  "$LAB_STATE/hosts.list" "$LAB_STATE/state.env" "$LAB_STATE/pid-starttimes"
 lab_log "down"

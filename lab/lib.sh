@@ -47,3 +47,13 @@ lab_require_tun() {
 lab_require_qemu() {
   command -v qemu-system-x86_64 >/dev/null || lab_die "qemu-system-x86_64 not found: run 'sudo npm run lab:prereqs' (installs qemu-system-x86)"
 }
+
+# Start time (clock ticks since boot) of a process, to tell a recorded PID from a reused one.
+lab_pid_start() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  # shellcheck disable=SC2086
+  set -- $s
+  echo "${20}"
+}

@@ -162,6 +162,11 @@ for h in "${HOSTS[@]}"; do
 done
 wait_tcp "$DIRECTOR_IP" 22 90 || lab_die "director VM sshd not answering on $DIRECTOR_IP:22 (serial log: $D/serial.log)"
 
+# remember when each recorded process started, so lab:down never kills a reused PID
+for f in "$LAB_STATE"/pids/*.pid; do
+  p=$(cat "$f"); echo "$p $(lab_pid_start "$p" || echo gone)"
+done > "$LAB_STATE/pid-starttimes"
+
 # ---- hosts.json and known_hosts -----------------------------------------------------------------
 "$LAB_DIR/write-hosts.sh" "$N"
 
