@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SCALE="${LAB_BENCH_SCALE:-100}"
-lab_require_root
+LAB_CMD=lab:bench lab_require_root
 "$LAB_DIR/prereqs.sh"
 "$LAB_DIR/down.sh" 2>/dev/null
 now() { date +%s.%N; }

@@ -4,7 +4,7 @@
 # and the per-run state. Leaves the lab key and .cache/lab alone.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-lab_require_root
+LAB_CMD=lab:down lab_require_root
 if [[ -z "${LAB_LOCKED:-}" ]]; then
   mkdir -p "$LAB_STATE"
   exec 9>"$LAB_STATE/.lock"

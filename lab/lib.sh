@@ -39,7 +39,7 @@ lab_mac_for_ip() {
 }
 
 lab_require_root() {
-  [[ $(id -u) -eq 0 ]] || lab_die "must run as root (namespaces, bridges, tap devices): try 'sudo npm run lab:up'"
+  [[ $(id -u) -eq 0 ]] || lab_die "must run as root (namespaces, bridges, tap devices): try 'sudo npm run ${LAB_CMD:-lab:up}'"
 }
 lab_require_tun() {
   [[ -c /dev/net/tun ]] || lab_die "/dev/net/tun is missing: the director VM needs a tap device (modprobe tun, or run the container with --device /dev/net/tun)"

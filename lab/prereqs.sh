@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 FORCE=0; [[ "${1:-}" == "--force" ]] && FORCE=1
 
-lab_require_root
+LAB_CMD=lab:prereqs lab_require_root
 lab_require_tun
 mkdir -p "$LAB_CACHE"
 
