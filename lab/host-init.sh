@@ -10,12 +10,23 @@ NAME=$1 ROLE=$2 S=$3 IP=$4
 
 mount --make-rprivate /
 hostname "$NAME"
-for d in etc var/lib root; do
-  k=${d//\//-}
-  mkdir -p "$S/ovl/$k/upper" "$S/ovl/$k/work"
-  mount -t overlay "lvslab-$NAME-$k" \
-    -o "lowerdir=/$d,upperdir=$S/ovl/$k/upper,workdir=$S/ovl/$k/work" "/$d"
-done
+overlay_all() {
+  local d k
+  for d in etc var/lib root; do
+    k=${d//\//-}
+    mkdir -p "$S/ovl/$k/upper" "$S/ovl/$k/work"
+    mount -t overlay "lvslab-$NAME-$k" \
+      -o "lowerdir=/$d,upperdir=$S/ovl/$k/upper,workdir=$S/ovl/$k/work" "/$d" || return 1
+  done
+}
+mkdir -p "$S/ovl"
+if ! overlay_all 2>"$S/ovl.err"; then
+  # the state directory's file system cannot hold an overlay upper layer (e.g. it is itself an
+  # overlayfs, as in a container): keep the upper layers on a tmpfs private to this host instead
+  for d in root var/lib etc; do mountpoint -q "/$d" && umount "/$d" 2>/dev/null || true; done
+  mount -t tmpfs -o mode=700 "lvslab-$NAME-ovl" "$S/ovl"
+  overlay_all
+fi
 mount -t tmpfs -o mode=755 "lvslab-$NAME-run" /run
 mkdir -p /run/sshd /run/lock /run/lvs-dr
 chmod 1777 /run/lock

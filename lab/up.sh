@@ -15,6 +15,10 @@ BASE_INITRD="$LAB_CACHE/director-initramfs.cpio.gz"
 [[ -n "$KVER" && -s "$BASE_INITRD" ]] || lab_die "prerequisites missing: run 'sudo npm run lab:prereqs' first"
 KERNEL="$LAB_CACHE/kernel/root/boot/vmlinuz-$KVER"
 
+case "$LAB_STATE/" in
+  /tmp/* | /run/* | /etc/* | /var/lib/* | /root/*)
+    lab_die "the lab state directory $LAB_STATE must not be under /tmp, /run, /etc, /var/lib or /root (each host gets a private view of those)" ;;
+esac
 mkdir -p "$LAB_STATE"
 exec 9>"$LAB_STATE/.lock"
 flock -w 120 9 || lab_die "another lab:up/down is running"
