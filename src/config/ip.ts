@@ -26,7 +26,20 @@ export function familyOf(text: string): Family | undefined {
   return undefined;
 }
 
+// Clusters repeat a few addresses thousands of times (a VIP per service, a RIP per
+// destination); parsing each once keeps validating and planning 10,000 entries fast.
+const parsedAddresses = new Map<string, ParsedAddress | undefined>();
+
 export function parseAddress(text: string): ParsedAddress | undefined {
+  if (parsedAddresses.has(text)) return parsedAddresses.get(text);
+  if (parsedAddresses.size > 65536) parsedAddresses.clear();
+  const parsed = parseAddressUncached(text);
+  if (parsed) Object.freeze(parsed);
+  parsedAddresses.set(text, parsed);
+  return parsed;
+}
+
+function parseAddressUncached(text: string): ParsedAddress | undefined {
   if (isIPv4(text)) {
     const value = text.split(".").reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
     return { family: 4, value, text: formatV4(value) };

@@ -36,6 +36,8 @@ export interface FieldDifference {
   actual: string;
 }
 
+const noDifferences: FieldDifference[] = [];
+
 export function serviceDifferences(expected: VirtualServiceState, actual: VirtualServiceState): FieldDifference[] {
   const diffs: FieldDifference[] = [];
   const persistence = (s: VirtualServiceState) => (s.persistence ? `${s.persistence.timeout}s mask ${s.persistence.netmask}` : "off");
@@ -48,6 +50,14 @@ export function serviceDifferences(expected: VirtualServiceState, actual: Virtua
 }
 
 export function destinationDifferences(expected: DestinationState, actual: DestinationState): FieldDifference[] {
+  if (
+    expected.forwarding === actual.forwarding &&
+    expected.weight === actual.weight &&
+    expected.upperThreshold === actual.upperThreshold &&
+    expected.lowerThreshold === actual.lowerThreshold
+  ) {
+    return noDifferences;
+  }
   const diffs: FieldDifference[] = [];
   for (const field of ["forwarding", "weight", "upperThreshold", "lowerThreshold"] as const) {
     if (expected[field] !== actual[field]) diffs.push({ field, expected: String(expected[field]), actual: String(actual[field]) });

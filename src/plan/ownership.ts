@@ -2,8 +2,10 @@
 import type { DesiredHostState, ObservedHostState, OwnershipRecord } from "../model/host-state";
 import { addressKey, destinationKey, serviceKey } from "../model/keys";
 
+/** Desired order first, then what is still owned; deterministic without sorting 10,000 keys. */
 function union(a: string[], b: string[]): string[] {
-  return [...new Set([...a, ...b])].sort();
+  if (b.length === 0) return [...new Set(a)];
+  return [...new Set([...a, ...b])];
 }
 
 /**
@@ -34,6 +36,24 @@ export function nextOwnership(desired: DesiredHostState, observed: ObservedHostS
   return empty ? null : record;
 }
 
+function sameSet(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((x) => set.has(x));
+}
+
+/** Equal records, ignoring order: a host's record written in another order is not drift. */
 export function sameOwnership(a: OwnershipRecord | null, b: OwnershipRecord | null): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  if (a === null || b === null) return a === b;
+  const sysA = Object.entries(a.sysctls);
+  return (
+    a.cluster === b.cluster &&
+    a.host === b.host &&
+    sameSet(a.addresses, b.addresses) &&
+    sameSet(a.services, b.services) &&
+    sameSet(a.destinations, b.destinations) &&
+    sameSet(a.files, b.files) &&
+    sysA.length === Object.keys(b.sysctls).length &&
+    sysA.every(([k, v]) => b.sysctls[k] === v)
+  );
 }

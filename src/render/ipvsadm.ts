@@ -24,8 +24,20 @@ export function serviceSelector(svc: VirtualServiceState): string {
   }
 }
 
+const selectorsByKey = new Map<string, string>();
+
 /** Selector from a destination's service key, which is all a destination carries. */
 export function serviceSelectorFromKey(key: string): string {
+  // Thousands of destinations share a few services: check and render each key once.
+  const known = selectorsByKey.get(key);
+  if (known !== undefined) return known;
+  const selector = renderSelectorFromKey(key);
+  if (selectorsByKey.size > 65536) selectorsByKey.clear();
+  selectorsByKey.set(key, selector);
+  return selector;
+}
+
+function renderSelectorFromKey(key: string): string {
   const fw = /^fwmark(6?):(\d+)$/.exec(key);
   if (fw) return `-f ${assertUint(Number(fw[2]))}${fw[1] ? " -6" : ""}`;
   const m = /^(tcp|udp):(?:\[([0-9a-f:]+)\]|([0-9.]+)):(\d+)$/.exec(key);

@@ -54,6 +54,9 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
     if (s.ipvs.status === "not-loaded") s.ipvs.status = "loaded";
     if (s.ipvs.status !== "loaded") throw new SimulatedKernelError("ipvs is not available on this host");
   };
+  // Keyed like the kernel's hash tables, so 10,000-entry plans apply in linear time.
+  const services = new Map(s.ipvs.services.map((x) => [serviceKey(x), x]));
+  const destinations = new Map(s.ipvs.destinations.map((x) => [destinationKey(x), x]));
   for (const step of steps) {
     switch (step.op) {
       case "set-sysctl":
@@ -72,53 +75,56 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
         s.addresses = s.addresses.filter((a) => addressKey(a) !== key);
         break;
       }
-      case "add-service":
+      case "add-service": {
         ensureIpvs();
-        if (s.ipvs.services.some((x) => serviceKey(x) === serviceKey(step.service))) throw new SimulatedKernelError("Service already exists");
-        s.ipvs.services.push(structuredClone(step.service));
+        const key = serviceKey(step.service);
+        if (services.has(key)) throw new SimulatedKernelError("Service already exists");
+        services.set(key, structuredClone(step.service));
         break;
+      }
       case "edit-service": {
         ensureIpvs();
-        const i = s.ipvs.services.findIndex((x) => serviceKey(x) === serviceKey(step.service));
-        if (i < 0) throw new SimulatedKernelError("No such service");
-        s.ipvs.services[i] = structuredClone(step.service);
+        const key = serviceKey(step.service);
+        if (!services.has(key)) throw new SimulatedKernelError("No such service");
+        services.set(key, structuredClone(step.service));
         break;
       }
       case "remove-service": {
         ensureIpvs();
         const key = serviceKey(step.service);
-        if (!s.ipvs.services.some((x) => serviceKey(x) === key)) throw new SimulatedKernelError("No such service");
-        s.ipvs.services = s.ipvs.services.filter((x) => serviceKey(x) !== key);
-        s.ipvs.destinations = s.ipvs.destinations.filter((d) => d.service !== key);
+        if (!services.delete(key)) throw new SimulatedKernelError("No such service");
+        for (const [dk, d] of destinations) if (d.service === key) destinations.delete(dk);
         break;
       }
       case "add-destination": {
         ensureIpvs();
         const d = step.destination;
-        if (!s.ipvs.services.some((x) => serviceKey(x) === d.service)) throw new SimulatedKernelError("Service not defined");
-        if (s.ipvs.destinations.some((x) => destinationKey(x) === destinationKey(d))) throw new SimulatedKernelError("Destination already exists");
-        s.ipvs.destinations.push({ ...d, activeConnections: 0, inactiveConnections: 0 });
+        const key = destinationKey(d);
+        if (!services.has(d.service)) throw new SimulatedKernelError("Service not defined");
+        if (destinations.has(key)) throw new SimulatedKernelError("Destination already exists");
+        destinations.set(key, { ...d, activeConnections: 0, inactiveConnections: 0 });
         break;
       }
       case "edit-destination":
       case "drain-destination": {
         ensureIpvs();
         const d = step.destination;
-        const i = s.ipvs.destinations.findIndex((x) => destinationKey(x) === destinationKey(d));
-        const current = s.ipvs.destinations[i];
+        const key = destinationKey(d);
+        const current = destinations.get(key);
         if (!current) throw new SimulatedKernelError("No such destination");
-        s.ipvs.destinations[i] = { ...current, ...d, weight: step.op === "drain-destination" ? 0 : d.weight };
+        destinations.set(key, { ...current, ...d, weight: step.op === "drain-destination" ? 0 : d.weight });
         break;
       }
       case "wait-drained":
         // Connections finish while we wait.
-        for (const d of s.ipvs.destinations) if (step.destinations.some((w) => destinationKey(w) === destinationKey(d))) d.activeConnections = 0;
+        for (const w of step.destinations) {
+          const d = destinations.get(destinationKey(w));
+          if (d) d.activeConnections = 0;
+        }
         break;
       case "remove-destination": {
         ensureIpvs();
-        const key = destinationKey(step.destination);
-        if (!s.ipvs.destinations.some((x) => destinationKey(x) === key)) throw new SimulatedKernelError("No such destination");
-        s.ipvs.destinations = s.ipvs.destinations.filter((x) => destinationKey(x) !== key);
+        if (!destinations.delete(destinationKey(step.destination))) throw new SimulatedKernelError("No such destination");
         break;
       }
       case "write-file":
@@ -137,6 +143,8 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
       }
     }
   }
+  s.ipvs.services = [...services.values()];
+  s.ipvs.destinations = [...destinations.values()];
   if (s.ipvs.status === "loaded") s.ipvs.fingerprint = fingerprint(s);
   return s;
 }
