@@ -1,0 +1,56 @@
+/**
+ * The transport: how the tool reaches a host. A small interface in the domain's nouns, so the
+ * host operations above it never see ssh2. One connection per host is opened once and reused
+ * for observing and applying in a run.
+ */
+import type { Connection } from "../config/connection";
+
+export interface ScriptResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  /** Kill the remote command and fail after this long. */
+  timeoutMs?: number;
+  /** Called with each complete stdout line as it arrives (progress markers). */
+  onLine?: (line: string) => void;
+}
+
+/** An open session to one host. */
+export interface HostSession {
+  readonly host: string;
+  /** The host key's SHA256 fingerprint as seen on this connection. */
+  readonly hostKeyFingerprint: string;
+  /**
+   * Sends `script` to the host's shell on stdin (through `sudo -n` when the connection says
+   * so) and resolves with its exit code and output; rejects only on transport failure or timeout.
+   */
+  runScript(script: string, options?: RunOptions): Promise<ScriptResult>;
+  close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  /** Where relative paths (privateKeyPath, knownHostsFile) are resolved from. */
+  baseDir?: string;
+  /** Reported when trust-on-first-use accepts a key, so the user sees what was trusted. */
+  onTrust?: (host: string, fingerprint: string) => void;
+}
+
+export interface Transport {
+  connect(host: string, connection: Connection, options?: ConnectOptions): Promise<HostSession>;
+}
+
+/** Every transport failure names the host and the step that failed. */
+export class TransportError extends Error {
+  constructor(
+    readonly host: string,
+    readonly step: "resolve-credentials" | "connect" | "host-key" | "authenticate" | "proxy" | "run" | "timeout" | "sudo",
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(`${host}: ${step}: ${message}`);
+    this.name = "TransportError";
+  }
+}
