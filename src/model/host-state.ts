@@ -140,4 +140,6 @@ export interface ObservedHostState {
   files: Record<string, ObservedFile | null>;
   ownership: OwnershipRecord | null;
   routes: RouteLookup[];
+  /** Live ARP probes from a director, by RIP (true = answered); empty unless asked for. */
+  arpReplies: Record<string, boolean>;
 }

@@ -46,6 +46,7 @@ export function parseObservation(host: string, text: string): ObservedHostState 
     files: {},
     ownership: null,
     routes: [],
+    arpReplies: {},
   };
   let rulesText = "";
   let thresholdsText = "";
@@ -81,6 +82,8 @@ export function parseObservation(host: string, text: string): ObservedHostState 
       state.files[path] = decodeFile(arg, block.body);
     } else if (kind === "route" && arg) {
       state.routes.push(parseRouteGet(arg, body));
+    } else if (kind === "arp" && arg) {
+      state.arpReplies[arg] = path === "ok";
     }
   }
 

@@ -36,6 +36,8 @@ export interface ObserveRequest {
   filePaths: string[];
   routeTargets: string[];
   ipvs: boolean;
+  /** Probe each route target by ARP on this interface (the live same-broadcast-domain check). */
+  arpInterface?: string;
 }
 
 export function renderObserveScript(req: ObserveRequest): string {
@@ -83,6 +85,19 @@ export function renderObserveScript(req: ObserveRequest): string {
   }
   for (const target of req.routeTargets) {
     lines.push(`echo '${marker} route '${quote(assertAddress(target))}`, `ip -j route get ${quote(target)} 2>&1 || :`);
+  }
+  if (req.arpInterface !== undefined && req.routeTargets.length > 0) {
+    // All probes at once, each into its own file, so 200 real servers cost one probe's wait.
+    const dev = quote(assertInterface(req.arpInterface));
+    lines.push('lvsdr_arp=$(mktemp -d)');
+    req.routeTargets.forEach((target, i) => {
+      lines.push(`( if arping -q -c 2 -w 3 -I ${dev} ${quote(assertAddress(target))} >/dev/null 2>&1; then echo ok; else echo fail; fi > "$lvsdr_arp/${i}" ) &`);
+    });
+    lines.push("wait");
+    req.routeTargets.forEach((target, i) => {
+      lines.push(`echo '${marker} arp '${quote(target)}" $(cat "$lvsdr_arp/${i}")"`);
+    });
+    lines.push('rm -rf "$lvsdr_arp"');
   }
   lines.push(`echo '${marker} end'`);
   return lines.join("\n") + "\n";

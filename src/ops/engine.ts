@@ -1,0 +1,204 @@
+/**
+ * Host operations for a whole cluster: connect once per host, observe every host in one
+ * round trip each, check preflight, plan, and apply the plan wave by wave, each host's wave
+ * as one locked script. Nothing here decides what to change: that is the plan's job.
+ */
+import type { Cluster } from "../config/schema";
+import { desiredClusterState, type DesiredClusterState, type HostTarget } from "../model/desired";
+import type { DesiredHostState, ObservedHostState } from "../model/host-state";
+import type { HostWavePlan, Wave } from "../model/steps";
+import { describeStep } from "../render/describe";
+import { marker, renderApplyScript } from "../render/scripts";
+import { planCluster, type ClusterPlan } from "../plan/cluster-plan";
+import type { HostDrift } from "../plan/drift";
+import { preflightHost, type PreflightProblem } from "../plan/preflight";
+import type { ConnectOptions, HostSession, Transport } from "../transport/types";
+import { observeHost } from "./observe";
+import { mapBounded } from "./bounded";
+
+export type ProgressEvent =
+  | { host: string; kind: "connected" | "observed" }
+  | { host: string; kind: "step"; wave: Wave; index: number; total: number; description: string }
+  | { host: string; kind: "wave-done"; wave: Wave }
+  | { host: string; kind: "warning"; message: string }
+  | { host: string; kind: "failed"; message: string };
+
+export interface EngineOptions {
+  transport: Transport;
+  /** Hosts worked on at once (connect, observe, apply). */
+  concurrency?: number;
+  connectOptions?: ConnectOptions;
+  onProgress?: (event: ProgressEvent) => void;
+  /** Only these hosts (by name); the others are neither contacted nor changed. */
+  hosts?: string[];
+}
+
+export class PreflightError extends Error {
+  constructor(readonly problems: PreflightProblem[]) {
+    super(`preflight failed, nothing was changed:\n${problems.map((p) => `  ${p.host}: ${p.check}: ${p.message}`).join("\n")}`);
+    this.name = "PreflightError";
+  }
+}
+
+export class ApplyError extends Error {
+  constructor(
+    readonly failures: { host: string; wave: Wave; message: string }[],
+    readonly completed: HostApplyResult[],
+  ) {
+    super(`apply stopped:\n${failures.map((f) => `  ${f.host} (${f.wave}): ${f.message}`).join("\n")}`);
+    this.name = "ApplyError";
+  }
+}
+
+export interface HostApplyResult {
+  host: string;
+  wave: Wave;
+  steps: number;
+  warnings: string[];
+}
+
+export interface ApplyReport {
+  plan: ClusterPlan;
+  applied: HostApplyResult[];
+}
+
+/** A run against one cluster: sessions are opened once and reused for every round trip. */
+export class ClusterRun {
+  readonly desired: DesiredClusterState;
+  private readonly sessions = new Map<string, Promise<HostSession>>();
+  private readonly targets: Map<string, HostTarget>;
+  private readonly concurrency: number;
+
+  constructor(
+    cluster: Cluster | DesiredClusterState,
+    private readonly options: EngineOptions,
+  ) {
+    const desired = "hosts" in cluster && "targets" in cluster ? cluster : desiredClusterState(cluster as Cluster);
+    const only = options.hosts ? new Set(options.hosts) : null;
+    if (only) {
+      const unknown = [...only].filter((h) => !desired.hosts.some((d) => d.host === h));
+      if (unknown.length) throw new Error(`no such host in the cluster: ${unknown.join(", ")}`);
+    }
+    this.desired = only ? { ...desired, hosts: desired.hosts.filter((h) => only.has(h.host)), targets: desired.targets.filter((t) => only.has(t.name)) } : desired;
+    this.targets = new Map(this.desired.targets.map((t) => [t.name, t]));
+    this.concurrency = Math.max(1, options.concurrency ?? 32);
+  }
+
+  private emit(event: ProgressEvent): void {
+    this.options.onProgress?.(event);
+  }
+
+  private session(host: string): Promise<HostSession> {
+    let s = this.sessions.get(host);
+    if (!s) {
+      const target = this.targets.get(host);
+      if (!target) throw new Error(`no such host ${host}`);
+      s = this.options.transport.connect(host, target.connection, this.options.connectOptions);
+      s.then(() => this.emit({ host, kind: "connected" }), () => undefined);
+      this.sessions.set(host, s);
+    }
+    return s;
+  }
+
+  /** Observes every host, one round trip each; rejects with every host's failure named. */
+  async observe(options: { arp?: boolean } = {}): Promise<Map<string, ObservedHostState>> {
+    const results = await mapBounded(this.desired.hosts, this.concurrency, async (host) => {
+      const observed = await observeHost(await this.session(host.host), host, { arp: options.arp ?? false });
+      this.emit({ host: host.host, kind: "observed" });
+      return observed;
+    });
+    const failed = results.flatMap((r, i) => (r.ok ? [] : [`${this.desired.hosts[i]?.host}: ${(r.error as Error).message}`]));
+    if (failed.length) throw new Error(`could not observe every host:\n  ${failed.join("\n  ")}`);
+    return new Map(results.map((r, i) => [this.desired.hosts[i]!.host, (r as { ok: true; value: ObservedHostState }).value]));
+  }
+
+  preflight(observed: ReadonlyMap<string, ObservedHostState>): PreflightProblem[] {
+    return this.desired.hosts.flatMap((h) => preflightHost(h, observed.get(h.host)!));
+  }
+
+  async drift(): Promise<HostDrift[]> {
+    return planCluster(this.desired, await this.observe()).drift;
+  }
+
+  async plan(options: { destroy?: boolean; arp?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[] }> {
+    const observed = await this.observe({ arp: options.arp ?? !options.destroy });
+    const problems = options.destroy ? [] : this.preflight(observed);
+    return { plan: planCluster(this.desired, observed, { destroy: options.destroy ?? false }), observed, problems };
+  }
+
+  /**
+   * Observe (with live ARP probes), preflight every host, plan, then run the waves. A failed
+   * preflight on any host changes nothing on any host; a failed wave stops before the next.
+   */
+  async apply(options: { destroy?: boolean } = {}): Promise<ApplyReport> {
+    const { plan, problems } = await this.plan({ destroy: options.destroy ?? false, arp: !options.destroy });
+    if (problems.length) throw new PreflightError(problems);
+    const applied: HostApplyResult[] = [];
+    for (const wave of plan.waves) {
+      const results = await mapBounded(wave.hosts, this.concurrency, (hostPlan) => this.applyHostWave(hostPlan));
+      const failures = results.flatMap((r, i) => (r.ok ? [] : [{ host: wave.hosts[i]!.host, wave: wave.wave, message: (r.error as Error).message }]));
+      for (const r of results) if (r.ok) applied.push(r.value);
+      if (failures.length) {
+        for (const f of failures) this.emit({ host: f.host, kind: "failed", message: f.message });
+        throw new ApplyError(failures, applied);
+      }
+    }
+    return { plan, applied };
+  }
+
+  private async applyHostWave(hostPlan: HostWavePlan): Promise<HostApplyResult> {
+    const host = this.desired.hosts.find((h) => h.host === hostPlan.host) as DesiredHostState;
+    const session = await this.session(hostPlan.host);
+    const warnings: string[] = [];
+    const waitsFor = hostPlan.steps.reduce((s, step) => s + (step.op === "wait-drained" ? step.timeoutSeconds : 0), 0);
+    const result = await session.runScript(renderApplyScript(hostPlan), {
+      timeoutMs: 120_000 + waitsFor * 1000,
+      onLine: (line) => {
+        const step = new RegExp(`^${marker} step (\\d+)/(\\d+) (.*)$`).exec(line);
+        if (step) {
+          this.emit({ host: host.host, kind: "step", wave: hostPlan.wave, index: Number(step[1]), total: Number(step[2]), description: step[3] ?? "" });
+        } else if (line.startsWith(`${marker} warn `)) {
+          const message = line.slice(`${marker} warn `.length);
+          warnings.push(message);
+          this.emit({ host: host.host, kind: "warning", message });
+        }
+      },
+    });
+    if (result.code !== 0) {
+      const reason =
+        result.code === 75
+          ? "another lvs-dr run holds the lock on this host"
+          : result.code === 76
+            ? "the IPVS table changed between observing and applying; run again"
+            : lastStepFailure(hostPlan, result.stdout, result.stderr, result.code);
+      throw new Error(reason);
+    }
+    this.emit({ host: host.host, kind: "wave-done", wave: hostPlan.wave });
+    return { host: host.host, wave: hostPlan.wave, steps: hostPlan.steps.length, warnings };
+  }
+
+  async close(): Promise<void> {
+    const open = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(open.map((s) => s.then((x) => x.close(), () => undefined)));
+  }
+}
+
+function lastStepFailure(plan: HostWavePlan, stdout: string, stderr: string, code: number): string {
+  const steps = stdout.split("\n").filter((l) => l.startsWith(`${marker} step `));
+  const last = steps[steps.length - 1];
+  const index = last ? Number(/step (\d+)\//.exec(last)?.[1]) : 0;
+  const step = index > 0 ? plan.steps[index - 1] : undefined;
+  const err = stderr.trim().split("\n").slice(-3).join(" | ");
+  return `exited ${code}${step ? ` at step ${index}/${plan.steps.length} (${describeStep(step)})` : " before the first step"}${err ? `: ${err}` : ""}`;
+}
+
+/** Convenience: one run, closed afterwards. */
+export async function withClusterRun<T>(cluster: Cluster | DesiredClusterState, options: EngineOptions, fn: (run: ClusterRun) => Promise<T>): Promise<T> {
+  const run = new ClusterRun(cluster, options);
+  try {
+    return await fn(run);
+  } finally {
+    await run.close();
+  }
+}

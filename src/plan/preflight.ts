@@ -1,0 +1,58 @@
+/**
+ * Preflight: what must already be true of a host before the tool changes anything, checked
+ * against the observed state. Pure; the host operations refuse the whole cluster when any
+ * host has a problem, so a failed preflight changes nothing anywhere.
+ */
+import type { DesiredHostState, ObservedHostState } from "../model/host-state";
+
+export interface PreflightProblem {
+  host: string;
+  check: "interface" | "address" | "tools" | "ipvs" | "same-broadcast-domain" | "arp" | "ownership";
+  message: string;
+}
+
+const toolsEverywhere = ["ip", "flock", "base64"];
+const toolsOnDirectors = ["ipvsadm", "sha256sum", "modprobe"];
+
+export function preflightHost(desired: DesiredHostState, observed: ObservedHostState): PreflightProblem[] {
+  const problems: PreflightProblem[] = [];
+  const add = (check: PreflightProblem["check"], message: string) => problems.push({ host: desired.host, check, message });
+  const what = desired.role === "director" ? "DIP" : "RIP";
+
+  if (!observed.interfaces.includes(desired.interface)) {
+    add("interface", `interface ${desired.interface} does not exist (the host has ${observed.interfaces.join(", ") || "none"})`);
+  } else if (!observed.addresses.some((a) => a.interface === desired.interface && a.address === desired.primaryAddress)) {
+    const held = observed.addresses.filter((a) => a.interface === desired.interface).map((a) => `${a.address}/${a.prefix}`);
+    add("address", `interface ${desired.interface} does not hold the ${what} ${desired.primaryAddress} (it has ${held.join(", ") || "no address"})`);
+  } else if (desired.primaryPrefix !== null) {
+    const held = observed.addresses.find((a) => a.interface === desired.interface && a.address === desired.primaryAddress);
+    if (held && held.prefix !== desired.primaryPrefix) {
+      add("address", `the ${what} ${desired.primaryAddress} is /${held.prefix} on ${desired.interface}, the spec says /${desired.primaryPrefix}`);
+    }
+  }
+
+  const needed = [...toolsEverywhere, ...(desired.role === "director" ? toolsOnDirectors : [])];
+  const missing = needed.filter((t) => !observed.tools.includes(t));
+  if (missing.length) add("tools", `missing command${missing.length > 1 ? "s" : ""}: ${missing.join(", ")} (install ${missing.includes("ipvsadm") ? "ipvsadm, " : ""}iproute2, util-linux and coreutils)`);
+
+  if (desired.role === "director" && observed.ipvs.status === "no-ipvsadm") add("ipvs", "the ip_vs module is loaded but ipvsadm is not installed");
+
+  if (observed.ownership && observed.ownership.cluster !== desired.cluster) {
+    add("ownership", `this host is managed by cluster "${observed.ownership.cluster}", not "${desired.cluster}": refusing to take it over`);
+  }
+
+  // Same broadcast domain, live: every RIP on-link through the director's NIC, and answering ARP.
+  for (const rip of desired.onLinkPeers) {
+    const route = observed.routes.find((r) => r.destination === rip);
+    if (!route || route.device === null) {
+      add("same-broadcast-domain", `real server ${rip} is unreachable from the director (no route)`);
+    } else if (route.gateway !== null) {
+      add("same-broadcast-domain", `real server ${rip} is reached through gateway ${route.gateway}, not on-link: LVS-DR needs the director and real servers in one broadcast domain`);
+    } else if (route.device !== desired.interface) {
+      add("same-broadcast-domain", `real server ${rip} is on-link through ${route.device}, not through the director's interface ${desired.interface}`);
+    } else if (observed.arpReplies[rip] === false) {
+      add("arp", `real server ${rip} does not answer ARP on ${desired.interface}: is it up, and on this segment?`);
+    }
+  }
+  return problems;
+}
