@@ -1,0 +1,178 @@
+/**
+ * Host operations on real hosts: apply, drift, drain, preflight and destroy against the lab
+ * (a qemu director with IPVS, namespace real servers with real sshd and real ARP behaviour).
+ */
+import { resolve } from "node:path";
+import { LAB_ADDRESSES, labExec, labExecOk, labHost, type LabHosts } from "../../lab";
+import { loadCluster } from "../../src/config/load";
+import type { Cluster } from "../../src/config/schema";
+import { ClusterRun, PreflightError, type ProgressEvent } from "../../src/ops/engine";
+import { SshTransport } from "../../src/transport/ssh";
+import { describeLab } from "./lab-suite";
+
+const VIP = LAB_ADDRESSES.vip;
+const REPO = resolve(__dirname, "../..");
+const RS = ["rs1", "rs2", "rs3"];
+
+function labCluster(): Cluster {
+  return loadCluster({ stack: "lab", stacksDir: resolve(REPO, "stacks") });
+}
+
+function withoutRs3(cluster: Cluster): Cluster {
+  const clone = structuredClone(cluster);
+  clone.virtualServices[0]!.realServers = clone.virtualServices[0]!.realServers.filter((d) => d.name !== "rs3");
+  return clone;
+}
+
+async function withRun<T>(cluster: Cluster, fn: (run: ClusterRun) => Promise<T>, events?: ProgressEvent[]): Promise<T> {
+  const run = new ClusterRun(cluster, {
+    transport: new SshTransport(),
+    connectOptions: { baseDir: REPO },
+    ...(events ? { onProgress: (e: ProgressEvent) => events.push(e) } : {}),
+  });
+  try {
+    return await fn(run);
+  } finally {
+    await run.close();
+  }
+}
+
+/** Everything the tool could touch on a host, read with the lab's own SSH, for before/after comparisons. */
+async function snapshot(host: string): Promise<string> {
+  const files = "for f in /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service /var/lib/lvs-dr/ownership.json; do [ -e \"$f\" ] && echo \"file $f\"; done";
+  const sysctls = "for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce; do echo \"$f=$(cat $f)\"; done";
+  const addrs = "ip -o addr show | awk '{print $2, $3, $4}'";
+  const ipvs = host === "director" ? "; ipvsadm -Sn 2>/dev/null | sort" : "";
+  // The file loop ends on a missing file; `true` keeps the exit status about the command, not the last test.
+  return labExecOk(host, `${addrs}; ${sysctls}; ${files}${ipvs}; true`);
+}
+
+async function snapshotAll(): Promise<Record<string, string>> {
+  const names = ["director", ...RS];
+  const shots = await Promise.all(names.map(snapshot));
+  return Object.fromEntries(names.map((n, i) => [n, shots[i]!]));
+}
+
+/** n requests from the client to the VIP; each answer is the real server's name. */
+async function requestVip(n: number): Promise<string[]> {
+  const out = await labExecOk("client", `for i in $(seq ${n}); do curl -s -m 3 http://${VIP}/ || echo FAILED; done`);
+  return out.split("\n").map((l) => l.trim()).filter(Boolean);
+}
+
+describeLab("host operations on real hosts", (lab) => {
+  let hosts: LabHosts;
+  let pristine: Record<string, string>;
+
+  beforeAll(async () => {
+    hosts = lab.hosts;
+    // Start from hosts the tool has never touched in this lab run.
+    await withRun(labCluster(), (run) => run.apply({ destroy: true }));
+    pristine = await snapshotAll();
+  }, 180_000);
+
+  it("refuses a wrong pinned host key and changes nothing", async () => {
+    const cluster = labCluster();
+    const wrong = "SHA256:" + "A".repeat(43);
+    cluster.directors[0]!.connection = { hostKey: wrong };
+    await expect(withRun(cluster, (run) => run.apply())).rejects.toThrow(new RegExp(`director.*host-key.*${labHost("director", hosts).hostKeyFingerprint.replace(/[+/]/g, "\\$&")}`, "s"));
+    expect(await snapshotAll()).toEqual(pristine);
+  }, 120_000);
+
+  it("refuses the whole cluster when a real server is not on the director's segment, before any host changes", async () => {
+    const cluster = labCluster();
+    // A spec whose prefix is wrong passes the static check; only the live check can catch it.
+    cluster.directors[0]!.dip = "198.51.100.2/3";
+    cluster.realServers.push({ name: "rsb1", rip: LAB_ADDRESSES.rsb1, interface: "eth0", gateway: "203.0.113.1" });
+    cluster.virtualServices[0]!.realServers.push({ name: "rsb1", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
+    const error = await withRun(cluster, (run) => run.apply()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PreflightError);
+    const problems = (error as PreflightError).problems;
+    expect(problems).toContainEqual(expect.objectContaining({ host: "director", check: "same-broadcast-domain", message: expect.stringContaining("reached through gateway 198.51.100.1") }));
+    expect(await snapshotAll()).toEqual(pristine);
+    expect(await labExecOk("rsb1", "ip -o addr show dev lo | awk '{print $4}'")).not.toContain(VIP);
+  }, 120_000);
+
+  it("applies the cluster: requests reach every real server, ARP for the VIP is the director's, replies bypass it", async () => {
+    const report = await withRun(labCluster(), (run) => run.apply());
+    expect(report.plan.waves.map((w) => w.wave)).toEqual(["prepare-real-servers", "directors"]);
+
+    const answers = await requestVip(9);
+    expect(new Set(answers)).toEqual(new Set(RS));
+
+    const directorMac = labHost("director", hosts).mac.toLowerCase();
+    const neigh = JSON.parse(await labExecOk("client", `ip -j neigh show ${VIP}`)) as { lladdr?: string }[];
+    expect(neigh[0]?.lladdr?.toLowerCase()).toBe(directorMac);
+
+    const arping = await labExec("client", `arping -c 3 -w 5 -I eth0 ${VIP}`);
+    // Habets' arping prints "42 bytes from <mac> (<ip>)", iputils' "reply from <ip> [<mac>]".
+    const macs = [...arping.stdout.matchAll(/\b([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b/gi)].map((m) => m[1]!.toLowerCase());
+    expect(macs.length).toBeGreaterThan(0);
+    expect(new Set(macs)).toEqual(new Set([directorMac]));
+
+    const stats = await labExecOk("director", "ipvsadm -Ln --stats --exact");
+    const service = stats.split("\n").find((l) => l.startsWith(`TCP  ${VIP}:80`));
+    const [, , conns, inPkts, outPkts] = service!.trim().split(/\s+/).map(Number);
+    expect(conns).toBeGreaterThanOrEqual(9);
+    expect(inPkts).toBeGreaterThan(0);
+    expect(outPkts).toBe(0);
+  }, 180_000);
+
+  it("sees no drift right after apply, names every hand change, and re-apply repairs all but the unmanaged service", async () => {
+    expect((await withRun(labCluster(), (run) => run.drift())).every((d) => d.clean)).toBe(true);
+
+    await labExecOk("director", `ipvsadm -d -t ${VIP}:80 -r 198.51.100.11:80 && ipvsadm -A -t 198.51.100.9:8080 -s rr`);
+    await labExecOk("rs1", "echo 0 > /proc/sys/net/ipv4/conf/all/arp_ignore");
+    await labExecOk("rs3", `ip addr del ${VIP}/32 dev lo`);
+
+    const drift = await withRun(labCluster(), (run) => run.drift());
+    const items = drift.flatMap((d) => d.items).map((i) => ({ host: i.host, kind: i.kind, key: i.key, status: i.status, expected: i.expected, actual: i.actual }));
+    expect(items).toEqual(
+      expect.arrayContaining([
+        { host: "director", kind: "destination", key: `tcp:${VIP}:80/198.51.100.11:80`, status: "missing", expected: `tcp:${VIP}:80/198.51.100.11:80 dr weight 1`, actual: null },
+        { host: "director", kind: "service", key: "tcp:198.51.100.9:8080", status: "unmanaged", expected: null, actual: "tcp:198.51.100.9:8080 scheduler rr" },
+        { host: "rs1", kind: "sysctl", key: "net/ipv4/conf/all/arp_ignore", status: "changed", expected: "1", actual: "0" },
+        { host: "rs3", kind: "address", key: `lo/${VIP}/32`, status: "missing", expected: `${VIP}/32 on lo`, actual: null },
+      ]),
+    );
+    expect(items).toHaveLength(4);
+
+    await withRun(labCluster(), (run) => run.apply());
+    const after = await withRun(labCluster(), (run) => run.drift());
+    expect(after.every((d) => d.clean)).toBe(true);
+    expect(after.flatMap((d) => d.items).map((i) => `${i.status} ${i.key}`)).toEqual(["unmanaged tcp:198.51.100.9:8080"]);
+    expect(await labExecOk("director", "ipvsadm -Sn")).toContain("-A -t 198.51.100.9:8080 -s rr");
+    await labExecOk("director", "ipvsadm -D -t 198.51.100.9:8080");
+  }, 180_000);
+
+  it("drains a removed real server before deleting it while the others keep serving", async () => {
+    // Requests run on the client the whole time the change is applied.
+    const traffic = labExec("client", `for i in $(seq 40); do curl -s -m 3 -o /dev/null -w '%{http_code}\\n' http://${VIP}/ || echo 000; sleep 0.1; done`, { timeoutMs: 120_000 });
+    const events: ProgressEvent[] = [];
+    await new Promise((r) => setTimeout(r, 500));
+    const report = await withRun(withoutRs3(labCluster()), (run) => run.apply(), events);
+    const codes = (await traffic).stdout.split("\n").filter(Boolean);
+
+    expect(report.plan.waves.map((w) => w.wave)).toEqual(["directors", "release-real-servers"]);
+    const directorSteps = events.flatMap((e) => (e.kind === "step" && e.host === "director" ? [e.description] : []));
+    const drain = directorSteps.findIndex((d) => d.startsWith("drain real server") && d.includes("198.51.100.12"));
+    const wait = directorSteps.findIndex((d) => d.startsWith("wait up to"));
+    const remove = directorSteps.findIndex((d) => d.startsWith("remove real server") && d.includes("198.51.100.12"));
+    expect(drain).toBeGreaterThanOrEqual(0);
+    expect(drain).toBeLessThan(wait);
+    expect(wait).toBeLessThan(remove);
+    const rs3Released = events.findIndex((e) => e.kind === "step" && e.host === "rs3");
+    const directorDone = events.findIndex((e) => e.kind === "wave-done" && e.host === "director");
+    expect(directorDone).toBeLessThan(rs3Released);
+
+    expect(codes).toHaveLength(40);
+    expect(codes.every((c) => c === "200")).toBe(true);
+    expect(await labExecOk("director", "ipvsadm -Sn")).not.toContain("198.51.100.12");
+    expect(await labExecOk("rs3", "ip -o addr show dev lo")).not.toContain(VIP);
+    expect(new Set(await requestVip(6))).toEqual(new Set(["rs1", "rs2"]));
+  }, 180_000);
+
+  it("destroy puts every host back as it was before the first apply", async () => {
+    await withRun(labCluster(), (run) => run.apply({ destroy: true }));
+    expect(await snapshotAll()).toEqual(pristine);
+  }, 180_000);
+});
