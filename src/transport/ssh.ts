@@ -283,6 +283,28 @@ function forward(via: Client, c: Connection): Promise<Duplex> {
 const sudoRefusal = /^sudo: (?:a password is required|a terminal is required|no tty present|.*is not in the sudoers file|.*is not allowed to execute)/m;
 const sudoMissing = /(?:^|: )sudo: (?:command )?not found/m;
 
+/**
+ * ssh2 quirk: `Channel.signal()` silently does nothing once stdin has been ended (it checks
+ * `writable`), and we always end stdin after the script. The signal request itself is valid
+ * on a half-closed channel, so send it through the protocol when the public call cannot.
+ */
+interface ChannelInternals {
+  writable?: boolean;
+  outgoing?: { id?: number; state?: string };
+  _client?: { _protocol?: { signal?: (id: number, name: string) => void } };
+}
+function sendKill(channel: ClientChannel): void {
+  try {
+    const internals = channel as unknown as ChannelInternals;
+    const id = internals.outgoing?.id;
+    const protocol = internals._client?._protocol;
+    if (!internals.writable && id !== undefined && internals.outgoing?.state === "open" && protocol?.signal) protocol.signal(id, "KILL");
+    else channel.signal("KILL");
+  } catch {
+    /* the channel is already gone; closing it below is all that is left */
+  }
+}
+
 function exitCodeOfSignal(signal: string | undefined): number {
   const n = signal ? (osConstants.signals as Record<string, number | undefined>)[`SIG${signal}`] : undefined;
   return 128 + (n ?? 127);
@@ -312,7 +334,9 @@ class SshSession implements HostSession {
 
   runScript(script: string, options: RunOptions = {}): Promise<ScriptResult> {
     const { host, connection } = this;
-    const command = connection.sudo ? "sudo -n /bin/sh -s" : "/bin/sh -s";
+    // `exec` so the login shell sshd starts is replaced rather than left as a parent: a signal
+    // request (on timeout) then reaches the script's shell, not a wrapper that ignores it.
+    const command = connection.sudo ? "exec sudo -n /bin/sh -s" : "exec /bin/sh -s";
     return new Promise<ScriptResult>((resolvePromise, reject) => {
       if (this.closed) {
         reject(new TransportError(host, "run", "the connection is closed"));
@@ -334,11 +358,7 @@ class SshSession implements HostSession {
             if (channel) {
               // Servers that honour the signal request kill the script; closing the channel
               // also hangs up its pipes for those that do not.
-              try {
-                channel.signal("KILL");
-              } catch {
-                /* the channel may already be gone */
-              }
+              sendKill(channel);
               channel.close();
             }
             reject(new TransportError(host, "timeout", `the script did not finish within ${ms} ms and was killed`));

@@ -1,0 +1,398 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo, type Server as NetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Connection } from "../config/connection";
+import { hashHostName } from "./host-key";
+import { runOnHosts, SessionPool } from "./pool";
+import { backoffMs, dialAttempts, SshTransport } from "./ssh";
+import { generateKey, startTestServer, type TestServer } from "./testing/ssh-server";
+import { TransportError, type HostSession, type Transport } from "./types";
+
+jest.setTimeout(15_000);
+
+const clientKey = generateKey();
+const encryptedKey = generateKey("correct horse");
+// Small backoff keeps the retry tests fast; the schedule itself is tested separately.
+const transport = new SshTransport({ initialBackoffMs: 20, maxBackoffMs: 100 });
+
+function conn(port: number, extra: Partial<Connection> = {}): Connection {
+  return { host: "127.0.0.1", port, user: "tester", dialErrorLimit: 1, perDialTimeout: 5, sudo: false, ...extra };
+}
+
+async function expectTransportError(p: Promise<unknown>, step: TransportError["step"]): Promise<TransportError> {
+  const err = await p.then(
+    () => {
+      throw new Error("expected a rejection");
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TransportError);
+  const te = err as TransportError;
+  expect({ step: te.step, message: te.message }).toMatchObject({ step });
+  return te;
+}
+
+const servers: TestServer[] = [];
+const sessions: HostSession[] = [];
+async function server(options: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
+  const s = await startTestServer({ authorizedKey: clientKey.publicLine, ...options });
+  servers.push(s);
+  return s;
+}
+async function open(...args: Parameters<Transport["connect"]>): Promise<HostSession> {
+  const s = await transport.connect(...args);
+  sessions.push(s);
+  return s;
+}
+afterEach(async () => {
+  await Promise.all(sessions.splice(0).map((s) => s.close()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+/** A port with nothing listening (a just-closed ephemeral port). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe("host key", () => {
+  it("accepts a pinned fingerprint and reports it on the session", async () => {
+    const s = await server();
+    const session = await open("web1", conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey }));
+    expect(session.hostKeyFingerprint).toBe(s.fingerprint);
+    expect(session.host).toBe("web1");
+  });
+
+  it("refuses a wrong fingerprint, shows the one seen, and does not retry", async () => {
+    const s = await server();
+    const wrong = generateKey().publicLine;
+    const err = await expectTransportError(
+      transport.connect("web1", conn(s.port, { hostKey: wrong, privateKey: clientKey.privateKey, dialErrorLimit: 5 })),
+      "host-key",
+    );
+    expect(err.message).toContain(s.fingerprint);
+    expect(err.message).toMatch(/^web1: host-key: /);
+    expect(s.connections).toBe(1);
+  });
+
+  describe("known_hosts file", () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), "kh-"));
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+    const withFile = (s: TestServer, text: string) => {
+      writeFileSync(join(dir, "known_hosts"), text);
+      return conn(s.port, { knownHostsFile: "known_hosts", privateKey: clientKey.privateKey });
+    };
+
+    it("accepts plain [host]:port and hashed entries (relative to baseDir)", async () => {
+      const s = await server();
+      await open("a", withFile(s, `[127.0.0.1]:${s.port} ${s.hostKeyLine}\n`), { baseDir: dir });
+      const hashed = hashHostName(`[127.0.0.1]:${s.port}`, randomBytes(20));
+      await open("b", withFile(s, `other ${generateKey().publicLine}\n${hashed} ${s.hostKeyLine}\n`), { baseDir: dir });
+    });
+
+    it("refuses an unknown host, a changed key and a revoked key", async () => {
+      const s = await server();
+      const unknown = await expectTransportError(transport.connect("a", withFile(s, `127.0.0.1 ${s.hostKeyLine}\n`), { baseDir: dir }), "host-key");
+      expect(unknown.message).toContain("is not in known_hosts");
+      expect(unknown.message).toContain(s.fingerprint);
+      const changed = await expectTransportError(
+        transport.connect("a", withFile(s, `[127.0.0.1]:${s.port} ${generateKey().publicLine}\n`), { baseDir: dir }),
+        "host-key",
+      );
+      expect(changed.message).toContain(s.fingerprint);
+      const revoked = await expectTransportError(
+        transport.connect("a", withFile(s, `[127.0.0.1]:${s.port} ${s.hostKeyLine}\n@revoked * ${s.hostKeyLine}\n`), { baseDir: dir }),
+        "host-key",
+      );
+      expect(revoked.message).toContain("@revoked");
+    });
+  });
+
+  it("trust-on-first-use accepts and reports what it trusted", async () => {
+    const s = await server();
+    const trusted: Array<[string, string]> = [];
+    await open("web1", conn(s.port, { trustOnFirstUse: true, privateKey: clientKey.privateKey }), {
+      onTrust: (h, fp) => trusted.push([h, fp]),
+    });
+    expect(trusted).toEqual([["web1", s.fingerprint]]);
+  });
+});
+
+describe("authentication", () => {
+  it("by private key file with a passphrase", async () => {
+    const s = await server({ authorizedKey: encryptedKey.publicLine });
+    const dir = mkdtempSync(join(tmpdir(), "key-"));
+    try {
+      writeFileSync(join(dir, "id"), encryptedKey.privateKey, { mode: 0o600 });
+      await open("a", conn(s.port, { hostKey: s.fingerprint, privateKeyPath: "id", privateKeyPassword: "correct horse" }), { baseDir: dir });
+      const bad = await expectTransportError(
+        transport.connect("a", conn(s.port, { hostKey: s.fingerprint, privateKeyPath: "id", privateKeyPassword: "not-it-xyz" }), { baseDir: dir }),
+        "resolve-credentials",
+      );
+      expect(bad.message).not.toContain("not-it-xyz");
+      await expectTransportError(
+        transport.connect("a", conn(s.port, { hostKey: s.fingerprint, privateKeyPath: "id" }), { baseDir: dir }),
+        "resolve-credentials",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("by password, and by keyboard-interactive answered with the password", async () => {
+    const s = await server({ password: "s3cret" });
+    await open("a", conn(s.port, { hostKey: s.fingerprint, password: "s3cret" }));
+    const k = await server({ password: "s3cret", keyboardInteractiveOnly: true });
+    await open("b", conn(k.port, { hostKey: k.fingerprint, password: "s3cret" }));
+  });
+
+  it("a wrong password fails at authenticate, once, without the password in the message", async () => {
+    const s = await server({ password: "s3cret" });
+    const err = await expectTransportError(
+      transport.connect("a", conn(s.port, { hostKey: s.fingerprint, password: "guess-me", dialErrorLimit: 5 })),
+      "authenticate",
+    );
+    expect(err.message).not.toContain("guess-me");
+    expect(err.message).toContain("tester");
+    expect(s.connections).toBe(1);
+  });
+
+  it("an encrypted (Pulumi secure) value fails before dialing", async () => {
+    const err = await expectTransportError(
+      transport.connect("a", conn(1, { hostKey: "SHA256:" + "A".repeat(43), password: { secure: "v1:abc" } })),
+      "resolve-credentials",
+    );
+    expect(err.message).toMatch(/encrypted.*Pulumi.*privateKeyPath or an ssh-agent/);
+  });
+
+  it("no credentials at all fails before dialing", async () => {
+    const t = new SshTransport({ env: {} });
+    await expectTransportError(t.connect("a", conn(1, { trustOnFirstUse: true })), "resolve-credentials");
+  });
+});
+
+describe("connect retries", () => {
+  it("schedule: exponential from 250 ms capped at 5 s; -1 is capped, 0 tries once", () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(n))).toEqual([250, 500, 1000, 2000, 4000, 5000, 5000]);
+    expect(dialAttempts(-1)).toBe(100);
+    expect(dialAttempts(0)).toBe(1);
+    expect(dialAttempts(10)).toBe(10);
+  });
+
+  it("keeps dialing until a server starts listening", async () => {
+    const port = await freePort();
+    const started = new Promise<TestServer>((r) => setTimeout(() => void server({ port }).then(r), 400));
+    const session = await open("late", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, dialErrorLimit: 30 }));
+    expect(session.hostKeyFingerprint).toBe((await started).fingerprint);
+  });
+
+  it("gives up after dialErrorLimit attempts with step connect", async () => {
+    const port = await freePort();
+    const err = await expectTransportError(
+      transport.connect("gone", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, dialErrorLimit: 3 })),
+      "connect",
+    );
+    expect(err.message).toContain(`127.0.0.1:${port}`);
+    expect(err.message).toContain("after 3 attempt(s)");
+  });
+
+  it("counts attempts against a server that hangs up, and times out a silent one", async () => {
+    let accepted = 0;
+    const hangup: NetServer = createServer((sock) => {
+      accepted++;
+      sock.destroy();
+    });
+    await new Promise<void>((r) => hangup.listen(0, "127.0.0.1", r));
+    const silentSockets: import("node:net").Socket[] = [];
+    const silent: NetServer = createServer((sock) => silentSockets.push(sock));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+      const port = (hangup.address() as AddressInfo).port;
+      await expectTransportError(transport.connect("h", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, dialErrorLimit: 4 })), "connect");
+      expect(accepted).toBe(4);
+      const silentPort = (silent.address() as AddressInfo).port;
+      const t0 = Date.now();
+      const err = await expectTransportError(
+        transport.connect("s", conn(silentPort, { trustOnFirstUse: true, privateKey: clientKey.privateKey, perDialTimeout: 1, dialErrorLimit: 1 })),
+        "connect",
+      );
+      expect(err.message).toMatch(/Timed out/);
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      silentSockets.forEach((s) => s.destroy());
+      await Promise.all([new Promise((r) => hangup.close(r)), new Promise((r) => silent.close(r))]);
+    }
+  });
+});
+
+describe("bastion", () => {
+  it("reaches the target through the bastion's forwarded channel, checking both host keys", async () => {
+    const bastion = await server({ allowForwarding: true });
+    const target = await server();
+    const proxy = conn(bastion.port, { hostKey: bastion.fingerprint, privateKey: clientKey.privateKey });
+    const session = await open("rs1", conn(target.port, { hostKey: target.fingerprint, privateKey: clientKey.privateKey, proxy }));
+    expect(session.hostKeyFingerprint).toBe(target.fingerprint);
+    expect((await session.runScript("echo via")).stdout).toBe("via\n");
+    expect(bastion.connections).toBe(1);
+    expect(target.connections).toBe(1);
+  });
+
+  it("a wrong bastion key fails at proxy, naming the inner step and the fingerprint seen", async () => {
+    const bastion = await server({ allowForwarding: true });
+    const target = await server();
+    const proxy = conn(bastion.port, { hostKey: target.fingerprint, privateKey: clientKey.privateKey });
+    const err = await expectTransportError(
+      transport.connect("rs1", conn(target.port, { hostKey: target.fingerprint, privateKey: clientKey.privateKey, proxy })),
+      "proxy",
+    );
+    expect(err.message).toContain("host-key");
+    expect(err.message).toContain(bastion.fingerprint);
+    expect(target.connections).toBe(0);
+  });
+
+  it("a target the bastion cannot reach fails at connect after its attempts", async () => {
+    const bastion = await server({ allowForwarding: true });
+    const port = await freePort();
+    const proxy = conn(bastion.port, { hostKey: bastion.fingerprint, privateKey: clientKey.privateKey });
+    const err = await expectTransportError(
+      transport.connect("rs1", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, proxy, dialErrorLimit: 2 })),
+      "connect",
+    );
+    expect(err.message).toMatch(/through the bastion after 2 attempt/);
+  });
+});
+
+describe("runScript", () => {
+  let s: TestServer;
+  let session: HostSession;
+  beforeEach(async () => {
+    s = await server();
+    session = await open("web1", conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey }));
+  });
+
+  it("runs the script from stdin through /bin/sh -s and returns exit code and output", async () => {
+    const r = await session.runScript('set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n');
+    expect(r).toEqual({ code: 3, stdout: "héllo\n", stderr: "err\n" });
+    expect(s.commands).toEqual(["exec /bin/sh -s"]);
+  });
+
+  it("carries a large script and output intact", async () => {
+    const lines = Array.from({ length: 20_000 }, (_, i) => `echo line-${i}`).join("\n");
+    const r = await session.runScript(lines + "\n");
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")).toHaveLength(20_001);
+  });
+
+  it("calls onLine once per line, including an unterminated last line", async () => {
+    const seen: string[] = [];
+    await session.runScript("printf 'a\\nb'; sleep 0.1; printf 'c\\n\\nd'", { onLine: (l) => seen.push(l) });
+    expect(seen).toEqual(["a", "bc", "", "d"]);
+  });
+
+  it("runs scripts concurrently on one session", async () => {
+    const rs = await Promise.all([1, 2, 3].map((n) => session.runScript(`sleep 0.2; echo ${n}`)));
+    expect(rs.map((r) => r.stdout)).toEqual(["1\n", "2\n", "3\n"]);
+  });
+
+  it("on timeout kills the script and rejects with step timeout", async () => {
+    const pids: string[] = [];
+    const t0 = Date.now();
+    await expectTransportError(session.runScript("echo $$; exec sleep 30", { timeoutMs: 300, onLine: (l) => pids.push(l) }), "timeout");
+    expect(Date.now() - t0).toBeLessThan(2000);
+    const pid = Number(pids[0]);
+    expect(pid).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(() => process.kill(pid, 0)).toThrow();
+    // The session is still usable.
+    expect((await session.runScript("echo ok")).stdout).toBe("ok\n");
+  });
+
+  it("fails with step run after the session is closed", async () => {
+    await session.close();
+    await expectTransportError(session.runScript("true"), "run");
+  });
+});
+
+describe("sudo", () => {
+  it("runs through sudo -n when the connection says so", async () => {
+    const s = await server({ sudo: "strip" });
+    const session = await open("a", conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey, sudo: true }));
+    expect((await session.runScript("echo hi")).stdout).toBe("hi\n");
+    expect(s.commands).toEqual(["exec sudo -n /bin/sh -s"]);
+  });
+
+  it("says passwordless sudo is needed when sudo asks for a password", async () => {
+    const s = await server({ sudo: "refuse" });
+    const session = await open("a", conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey, sudo: true }));
+    const err = await expectTransportError(session.runScript("echo hi"), "sudo");
+    expect(err.message).toMatch(/user tester needs passwordless sudo.*a password is required/);
+  });
+});
+
+describe("pool", () => {
+  it("runOnHosts keeps input order, isolates failures and respects the bound", async () => {
+    let active = 0;
+    let peak = 0;
+    const results = await runOnHosts(Array.from({ length: 25 }, (_, i) => i), 4, async (n) => {
+      active++;
+      peak = Math.max(peak, active);
+      await new Promise((r) => setTimeout(r, 5 + (n % 3) * 5));
+      active--;
+      if (n === 7) throw new Error("seven");
+      return n * 2;
+    });
+    expect(peak).toBe(4);
+    expect(results[7]).toEqual({ ok: false, error: new Error("seven") });
+    expect(results.filter((r) => r.ok).map((r) => (r.ok ? r.value : -1))).toEqual(
+      Array.from({ length: 25 }, (_, i) => i * 2).filter((v) => v !== 14),
+    );
+  });
+
+  it("bounds simultaneous connects and opens one session per host", async () => {
+    let active = 0;
+    let peak = 0;
+    const connects: string[] = [];
+    const fake: Transport = {
+      async connect(host) {
+        connects.push(host);
+        active++;
+        peak = Math.max(peak, active);
+        await new Promise((r) => setTimeout(r, 10));
+        active--;
+        return { host, hostKeyFingerprint: "SHA256:x", runScript: async () => ({ code: 0, stdout: "", stderr: "" }), close: async () => undefined };
+      },
+    };
+    const pool = new SessionPool(fake, { connectConcurrency: 3 });
+    const hosts = Array.from({ length: 12 }, (_, i) => `h${i}`);
+    const first = await Promise.all(hosts.map((h) => pool.session(h, conn(22))));
+    const again = await Promise.all(hosts.map((h) => pool.session(h, conn(22))));
+    expect(peak).toBe(3);
+    expect(connects).toHaveLength(12);
+    again.forEach((s, i) => expect(s).toBe(first[i]));
+    await pool.closeAll();
+    expect(pool.hosts).toEqual([]);
+  });
+
+  it("reuses one real SSH connection per host and retries a failed connect later", async () => {
+    const s = await server();
+    const pool = new SessionPool(transport);
+    const c = conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey });
+    const [a, b] = await Promise.all([pool.session("web1", c), pool.session("web1", c)]);
+    expect(a).toBe(b);
+    await a!.runScript("true");
+    await (await pool.session("web1", c)).runScript("true");
+    expect(s.connections).toBe(1);
+    const bad = { ...c, hostKey: "SHA256:" + "A".repeat(43) };
+    await expect(pool.session("web2", bad)).rejects.toThrow(/host-key/);
+    await pool.session("web2", c);
+    await pool.closeAll();
+  });
+});
