@@ -16,7 +16,7 @@ import { parseCluster } from "../src/config/load";
 import type { ClusterInput } from "../src/config/schema";
 import { desiredClusterState } from "../src/model/desired";
 import { ClusterRun } from "../src/ops/engine";
-import { mapBounded } from "../src/ops/bounded";
+import { runOnHosts } from "../src/transport/pool";
 import { SshTransport } from "../src/transport/ssh";
 
 const REPO = resolve(__dirname, "../..");
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     const parsed = parseCluster(spec(n));
     if (!parsed.ok) throw new Error(parsed.issues.map((i) => `${i.path}: ${i.message}`).join("\n"));
     const desired = desiredClusterState(parsed.cluster);
-    const engine = () => new ClusterRun(desired, { transport: new SshTransport(), connectOptions: { baseDir: REPO }, concurrency });
+    const engine = () => new ClusterRun(desired, { transport: new SshTransport(), connectOptions: { baseDir: REPO }, concurrency, connectConcurrency: concurrency });
     const withRun = async (fn: (run: ClusterRun) => Promise<unknown>) => {
       const run = engine();
       try {
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
       figures.floor!.push(
         await timed(async () => {
           const transport = new SshTransport();
-          const out = await mapBounded(desired.targets, concurrency, async (t) => {
+          const out = await runOnHosts(desired.targets, concurrency, async (t) => {
             const session = await transport.connect(t.name, t.connection, { baseDir: REPO });
             try {
               const res = await session.runScript("true\n");

@@ -12,9 +12,9 @@ import { marker, renderApplyScript } from "../render/scripts";
 import { planCluster, type ClusterPlan } from "../plan/cluster-plan";
 import type { HostDrift } from "../plan/drift";
 import { preflightHost, type PreflightProblem } from "../plan/preflight";
+import { runOnHosts, SessionPool } from "../transport/pool";
 import type { ConnectOptions, HostSession, Transport } from "../transport/types";
 import { observeHost } from "./observe";
-import { mapBounded } from "./bounded";
 
 export type ProgressEvent =
   | { host: string; kind: "connected" | "observed" }
@@ -25,8 +25,10 @@ export type ProgressEvent =
 
 export interface EngineOptions {
   transport: Transport;
-  /** Hosts worked on at once (connect, observe, apply). */
+  /** Hosts worked on at once (observe, apply). */
   concurrency?: number;
+  /** SSH handshakes in progress at once. */
+  connectConcurrency?: number;
   connectOptions?: ConnectOptions;
   onProgress?: (event: ProgressEvent) => void;
   /** Only these hosts (by name); the others are neither contacted nor changed. */
@@ -65,7 +67,7 @@ export interface ApplyReport {
 /** A run against one cluster: sessions are opened once and reused for every round trip. */
 export class ClusterRun {
   readonly desired: DesiredClusterState;
-  private readonly sessions = new Map<string, Promise<HostSession>>();
+  private readonly sessions: SessionPool;
   private readonly targets: Map<string, HostTarget>;
   private readonly concurrency: number;
 
@@ -82,27 +84,28 @@ export class ClusterRun {
     this.desired = only ? { ...desired, hosts: desired.hosts.filter((h) => only.has(h.host)), targets: desired.targets.filter((t) => only.has(t.name)) } : desired;
     this.targets = new Map(this.desired.targets.map((t) => [t.name, t]));
     this.concurrency = Math.max(1, options.concurrency ?? 32);
+    this.sessions = new SessionPool(options.transport, {
+      connectConcurrency: options.connectConcurrency ?? 16,
+      ...(options.connectOptions ? { connectOptions: options.connectOptions } : {}),
+    });
   }
 
   private emit(event: ProgressEvent): void {
     this.options.onProgress?.(event);
   }
 
-  private session(host: string): Promise<HostSession> {
-    let s = this.sessions.get(host);
-    if (!s) {
-      const target = this.targets.get(host);
-      if (!target) throw new Error(`no such host ${host}`);
-      s = this.options.transport.connect(host, target.connection, this.options.connectOptions);
-      s.then(() => this.emit({ host, kind: "connected" }), () => undefined);
-      this.sessions.set(host, s);
-    }
-    return s;
+  private async session(host: string): Promise<HostSession> {
+    const target = this.targets.get(host);
+    if (!target) throw new Error(`no such host ${host}`);
+    const fresh = !this.sessions.hosts.includes(host);
+    const session = await this.sessions.session(host, target.connection);
+    if (fresh) this.emit({ host, kind: "connected" });
+    return session;
   }
 
   /** Observes every host, one round trip each; rejects with every host's failure named. */
   async observe(options: { arp?: boolean } = {}): Promise<Map<string, ObservedHostState>> {
-    const results = await mapBounded(this.desired.hosts, this.concurrency, async (host) => {
+    const results = await runOnHosts(this.desired.hosts, this.concurrency, async (host) => {
       const observed = await observeHost(await this.session(host.host), host, { arp: options.arp ?? false });
       this.emit({ host: host.host, kind: "observed" });
       return observed;
@@ -130,12 +133,14 @@ export class ClusterRun {
    * Observe (with live ARP probes), preflight every host, plan, then run the waves. A failed
    * preflight on any host changes nothing on any host; a failed wave stops before the next.
    */
-  async apply(options: { destroy?: boolean } = {}): Promise<ApplyReport> {
+  async apply(options: { destroy?: boolean; waves?: readonly Wave[] } = {}): Promise<ApplyReport> {
     const { plan, problems } = await this.plan({ destroy: options.destroy ?? false, arp: !options.destroy });
     if (problems.length) throw new PreflightError(problems);
     const applied: HostApplyResult[] = [];
-    for (const wave of plan.waves) {
-      const results = await mapBounded(wave.hosts, this.concurrency, (hostPlan) => this.applyHostWave(hostPlan));
+    // A caller that orders hosts itself (Pulumi resources with dependencies) runs one wave at a time.
+    const waves = options.waves ? plan.waves.filter((w) => options.waves!.includes(w.wave)) : plan.waves;
+    for (const wave of waves) {
+      const results = await runOnHosts(wave.hosts, this.concurrency, (hostPlan) => this.applyHostWave(hostPlan));
       const failures = results.flatMap((r, i) => (r.ok ? [] : [{ host: wave.hosts[i]!.host, wave: wave.wave, message: (r.error as Error).message }]));
       for (const r of results) if (r.ok) applied.push(r.value);
       if (failures.length) {
@@ -178,9 +183,7 @@ export class ClusterRun {
   }
 
   async close(): Promise<void> {
-    const open = [...this.sessions.values()];
-    this.sessions.clear();
-    await Promise.all(open.map((s) => s.then((x) => x.close(), () => undefined)));
+    await this.sessions.closeAll();
   }
 }
 
