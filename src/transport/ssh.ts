@@ -279,14 +279,29 @@ function forward(via: Client, c: Connection): Promise<Duplex> {
   });
 }
 
+/**
+ * The remote command that reads the script on stdin. `exec` so the login shell sshd starts is
+ * replaced, not left as a parent that swallows the signal request. With a timeout, coreutils
+ * `timeout` (when the host has it) also enforces the deadline on the host and kills the whole
+ * process group: OpenSSH does not always honour signal requests, and closing the channel leaves
+ * a running script (and its `flock`) alive. It fires a second after our own timer, so the local
+ * "timeout" error is what the caller sees.
+ */
+export function shellCommand(sudo: boolean, timeoutMs?: number): string {
+  const prefix = sudo ? "exec sudo -n " : "exec ";
+  if (timeoutMs === undefined) return `${prefix}/bin/sh -s`;
+  const seconds = Math.ceil(timeoutMs / 1000) + 1;
+  return `${prefix}/bin/sh -c 'if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${seconds} /bin/sh -s; else exec /bin/sh -s; fi'`;
+}
+
 /** `sudo -n` refusals that mean "this user needs passwordless sudo", as sudo words them. */
 const sudoRefusal = /^sudo: (?:a password is required|a terminal is required|no tty present|.*is not in the sudoers file|.*is not allowed to execute)/m;
 const sudoMissing = /(?:^|: )sudo: (?:command )?not found/m;
 
 /**
- * ssh2 quirk: `Channel.signal()` silently does nothing once stdin has been ended (it checks
- * `writable`), and we always end stdin after the script. The signal request itself is valid
- * on a half-closed channel, so send it through the protocol when the public call cannot.
+ * ssh2 quirk: `Channel.signal()` silently does nothing once stdin has been ended (it requires
+ * `writable` and state "open"; after EOF the state is "eof"), and we always end stdin after the
+ * script. A signal request is valid on a half-closed channel, so send it through the protocol.
  */
 interface ChannelInternals {
   writable?: boolean;
@@ -298,7 +313,8 @@ function sendKill(channel: ClientChannel): void {
     const internals = channel as unknown as ChannelInternals;
     const id = internals.outgoing?.id;
     const protocol = internals._client?._protocol;
-    if (!internals.writable && id !== undefined && internals.outgoing?.state === "open" && protocol?.signal) protocol.signal(id, "KILL");
+    const state = internals.outgoing?.state;
+    if (id !== undefined && (state === "open" || state === "eof") && protocol?.signal) protocol.signal(id, "KILL");
     else channel.signal("KILL");
   } catch {
     /* the channel is already gone; closing it below is all that is left */
@@ -334,9 +350,7 @@ class SshSession implements HostSession {
 
   runScript(script: string, options: RunOptions = {}): Promise<ScriptResult> {
     const { host, connection } = this;
-    // `exec` so the login shell sshd starts is replaced rather than left as a parent: a signal
-    // request (on timeout) then reaches the script's shell, not a wrapper that ignores it.
-    const command = connection.sudo ? "exec sudo -n /bin/sh -s" : "exec /bin/sh -s";
+    const command = shellCommand(connection.sudo, options.timeoutMs);
     return new Promise<ScriptResult>((resolvePromise, reject) => {
       if (this.closed) {
         reject(new TransportError(host, "run", "the connection is closed"));

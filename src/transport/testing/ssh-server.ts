@@ -62,6 +62,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const authorized = options.authorizedKey ? parsed(options.authorizedKey) : undefined;
   const sockets = new Set<Socket>();
   const clients = new Set<ServerConnection>();
+  const groups = new Set<(signal: NodeJS.Signals) => void>();
 
   const state: TestServer = {
     port: 0,
@@ -111,6 +112,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     client.on("session", (acceptSession) => {
       const session = acceptSession();
       let kill: ((signal: NodeJS.Signals) => void) | undefined;
+      // ssh2's Server drops signal requests once the client has sent EOF (as our transport
+      // always has), so on timeout only the host-side `timeout` wrapper kills the script here.
       session.on("signal", (_accept, _reject, info) => kill?.(`SIG${info.name}` as NodeJS.Signals));
       session.on("exec", (accept, _reject, info) => {
         const channel = accept();
@@ -126,11 +129,21 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
           }
           command = (sudo[1] ?? "") + command.slice(sudo[0].length);
         }
-        const child = spawn("/bin/sh", ["-c", command], { stdio: ["pipe", "pipe", "pipe"] });
-        kill = (signal) => child.kill(signal);
+        // Like sshd: the command leads its own session, a signal request goes to its process
+        // group (killpg), and closing the channel kills nothing.
+        const child = spawn("/bin/sh", ["-c", command], { stdio: ["pipe", "pipe", "pipe"], detached: true });
+        const pgid = child.pid;
+        kill = (signal) => {
+          try {
+            if (pgid !== undefined) process.kill(-pgid, signal);
+          } catch {
+            /* already gone */
+          }
+        };
+        groups.add(kill);
+        child.on("exit", () => groups.delete(kill!));
         channel.on("data", (d: Buffer) => child.stdin.write(d));
         channel.on("end", () => child.stdin.end());
-        channel.on("close", () => child.kill("SIGKILL"));
         child.stdin.on("error", () => undefined);
         child.stdout.on("data", (d: Buffer) => channel.write(d));
         child.stderr.on("data", (d: Buffer) => channel.stderr.write(d));
@@ -151,6 +164,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   state.port = (server.address() as AddressInfo).port;
   state.close = () =>
     new Promise<void>((resolve) => {
+      for (const kill of groups) kill("SIGKILL");
       for (const c of clients) c.end();
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
