@@ -1,0 +1,198 @@
+/**
+ * What a user writes: `new LvsDrCluster("lab", { cluster })`. Thin components: they split the
+ * spec into per-host resources and wire the order that keeps traffic safe as real
+ * dependencies; validation happens in the providers' `check`, host work in their create/update.
+ *
+ *   RealServer (every real server ready) -> Director (registers them) -> RealServerRelease
+ *
+ * On destroy Pulumi deletes in reverse: releases (no-op), directors (let go first), then the
+ * real servers (withdrawn last). Resource names come from host names, never list positions,
+ * so reordering a list recreates nothing.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterInput } from "../config/schema";
+import { Director, RealServer, RealServerRelease } from "./providers";
+import { splitConnections, type ClusterConnections } from "./state";
+
+export interface LvsDrClusterArgs {
+  /**
+   * The cluster spec (the `lvs-dr:cluster` stack config value). A plain value, not an Input:
+   * host names decide which resources exist and their names, and Pulumi needs the graph when
+   * the program runs, also in preview. Connection blocks are stored as secrets whatever you
+   * pass; keep keys out of the program with privateKeyPath, an ssh-agent, or `secure:` config.
+   */
+  cluster: ClusterInput;
+  /** Where relative privateKeyPath / knownHostsFile are resolved from; default: the working directory. */
+  baseDir?: pulumi.Input<string>;
+}
+
+/** Per host, the state the tool applied (or, after refresh, observed). */
+export interface AppliedHostState {
+  role: string;
+  primaryAddress: string;
+  addresses: string[];
+  sysctls: Record<string, string>;
+  services: Record<string, unknown>;
+  destinations: Record<string, unknown>;
+}
+
+/** A virtual service as the cluster serves it. */
+export interface VirtualServiceSummary {
+  name: string;
+  director: string;
+  vip: string;
+  protocol: "tcp" | "udp" | "fwmark";
+  port: number | null;
+  fwmark: number | null;
+  scheduler: string;
+  realServers: { name: string; weight: number }[];
+}
+
+interface SplitSpec {
+  cluster: ClusterInput;
+  connections: pulumi.Output<ClusterConnections>;
+}
+
+function names(list: unknown, path: string, parent: pulumi.Resource): string[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) throw new pulumi.ResourceError(`cluster.${path}: must be a list`, parent);
+  return list.map((item: unknown, i) => {
+    const name = (item as { name?: unknown } | null)?.name;
+    // Names become resource names; the full rule is checked by the providers' check.
+    if (typeof name !== "string" || name === "") throw new pulumi.ResourceError(`cluster.${path}[${i}].name: is required (it names the resource)`, parent);
+    return name;
+  });
+}
+
+export interface RealServerGroupArgs {
+  /** The spec without connection blocks (see splitConnections). */
+  cluster: ClusterInput;
+  connections: pulumi.Input<ClusterConnections>;
+  baseDir?: pulumi.Input<string>;
+  /** The releases wait for these (the directors), which may be created after this group. */
+  releaseAfter?: pulumi.Input<pulumi.Resource[]>;
+}
+
+/** Every real server: a RealServer (prepare) and a RealServerRelease (release) per host. */
+export class RealServerGroup extends pulumi.ComponentResource {
+  readonly realServers: Record<string, RealServer> = {};
+  readonly releases: Record<string, RealServerRelease> = {};
+  /** Per real server, the VIPs (`lo/<vip>/<prefix>`) it holds. */
+  readonly addresses: pulumi.Output<Record<string, string[]>>;
+
+  constructor(name: string, args: RealServerGroupArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("lvsdr:index:RealServerGroup", name, {}, opts);
+    for (const host of names(args.cluster.realServers, "realServers", this)) {
+      const common = { cluster: args.cluster, connections: args.connections, host, ...(args.baseDir !== undefined ? { baseDir: args.baseDir } : {}) };
+      const rs = new RealServer(host, common, { parent: this });
+      this.realServers[host] = rs;
+      this.releases[host] = new RealServerRelease(`${host}-release`, common, { parent: this, dependsOn: args.releaseAfter ? pulumi.output(args.releaseAfter).apply((r) => [rs, ...r]) : [rs] });
+    }
+    this.addresses = recordOf(this.releases, (r) => r.addresses);
+    this.registerOutputs({ addresses: this.addresses });
+  }
+}
+
+export interface LvsDirectorArgs {
+  cluster: ClusterInput;
+  connections: pulumi.Input<ClusterConnections>;
+  baseDir?: pulumi.Input<string>;
+  /** The director's name in `cluster.directors`. */
+  director: string;
+}
+
+/** One director: DIP checks, VIPs on its NIC, IPVS DR services and their real servers. */
+export class LvsDirector extends pulumi.ComponentResource {
+  readonly director: Director;
+  readonly services: pulumi.Output<Record<string, unknown>>;
+  readonly destinations: pulumi.Output<Record<string, unknown>>;
+  readonly addresses: pulumi.Output<string[]>;
+
+  constructor(name: string, args: LvsDirectorArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("lvsdr:index:LvsDirector", name, {}, opts);
+    this.director = new Director(args.director, { cluster: args.cluster, connections: args.connections, host: args.director, ...(args.baseDir !== undefined ? { baseDir: args.baseDir } : {}) }, { parent: this });
+    this.services = this.director.services;
+    this.destinations = this.director.destinations;
+    this.addresses = this.director.addresses;
+    this.registerOutputs({ services: this.services, destinations: this.destinations, addresses: this.addresses });
+  }
+}
+
+/** A whole LVS-DR cluster from one spec. */
+export class LvsDrCluster extends pulumi.ComponentResource {
+  readonly realServers: RealServerGroup;
+  readonly directors: Record<string, LvsDirector> = {};
+  /** Per host (directors and real servers), the applied state. */
+  readonly hosts: pulumi.Output<Record<string, AppliedHostState>>;
+  /** Every VIP, sorted. */
+  readonly vips: pulumi.Output<string[]>;
+  readonly virtualServices: pulumi.Output<VirtualServiceSummary[]>;
+
+  constructor(name: string, args: LvsDrClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("lvsdr:index:LvsDrCluster", name, {}, opts);
+    const spec = plainSpec(args.cluster, this);
+    const { cluster, connections } = splitSpec(spec);
+    const baseDir = args.baseDir ?? process.cwd();
+
+    // The releases need the directors, which need the real servers: hand the group a promise of them.
+    let directorsCreated: (d: pulumi.Resource[]) => void = () => undefined;
+    const releaseAfter = new Promise<pulumi.Resource[]>((resolve) => (directorsCreated = resolve));
+    this.realServers = new RealServerGroup(`${name}-real-servers`, { cluster, connections, baseDir, releaseAfter }, { parent: this });
+    const realServers = Object.values(this.realServers.realServers);
+    for (const host of names(cluster.directors, "directors", this)) {
+      this.directors[host] = new LvsDirector(host, { cluster, connections, baseDir, director: host }, { parent: this, dependsOn: realServers });
+    }
+    directorsCreated(Object.values(this.directors).map((d) => d.director));
+
+    const hostResources: Record<string, RealServer | Director> = { ...this.realServers.realServers };
+    for (const [host, d] of Object.entries(this.directors)) hostResources[host] = d.director;
+    this.hosts = recordOf(hostResources, (r) =>
+      pulumi.all([r.role, r.primaryAddress, r.addresses, r.sysctls, r.services, r.destinations]).apply(([role, primaryAddress, addresses, sysctls, services, destinations]) => ({
+        role,
+        primaryAddress,
+        addresses,
+        sysctls,
+        services,
+        destinations,
+      })),
+    );
+    // Known from the spec, but reported once the directors that serve them are applied.
+    const applied = pulumi.all(Object.values(this.directors).map((d) => d.director.id));
+    this.vips = applied.apply(() => [...new Set((cluster.virtualServices ?? []).map((s) => s.vip))].sort());
+    this.virtualServices = applied.apply(() => summaries(cluster));
+    this.registerOutputs({ hosts: this.hosts, vips: this.vips, virtualServices: this.virtualServices });
+  }
+}
+
+function plainSpec(input: unknown, parent: pulumi.Resource): ClusterInput {
+  // JavaScript callers can pass anything; an Output would hide the host names the graph needs.
+  if (pulumi.Output.isInstance(input) || input instanceof Promise) {
+    throw new pulumi.ResourceError("cluster: must be a plain object when the program runs (host names name the resources); read it with config.requireObject", parent);
+  }
+  if (input === null || typeof input !== "object") throw new pulumi.ResourceError("cluster: must be an object (the cluster spec)", parent);
+  return input as ClusterInput;
+}
+
+function splitSpec(spec: ClusterInput): SplitSpec {
+  const { cluster, connections } = splitConnections(spec);
+  return { cluster, connections: pulumi.secret(connections) };
+}
+
+function recordOf<R, T>(resources: Record<string, R>, pick: (r: R) => pulumi.Input<T>): pulumi.Output<Record<string, T>> {
+  const keys = Object.keys(resources);
+  return pulumi.all(keys.map((k) => pick(resources[k]!))).apply((values) => Object.fromEntries(keys.map((k, i) => [k, values[i] as T])));
+}
+
+function summaries(cluster: ClusterInput): VirtualServiceSummary[] {
+  const firstDirector = cluster.directors?.[0]?.name ?? "";
+  return (cluster.virtualServices ?? []).map((s) => ({
+    name: s.name,
+    director: s.director ?? firstDirector,
+    vip: s.vip,
+    protocol: s.fwmark !== undefined ? "fwmark" : (s.protocol ?? "tcp"),
+    port: s.port ?? null,
+    fwmark: s.fwmark ?? null,
+    scheduler: s.scheduler ?? "wlc",
+    realServers: (s.realServers ?? []).map((d) => ({ name: d.name, weight: d.weight ?? 1 })),
+  }));
+}

@@ -1,0 +1,25 @@
+/**
+ * The Pulumi program (Pulumi.yaml `main:`): the cluster from the stack config key
+ * `lvs-dr:cluster`, the same value the `lvsdr` CLI reads from stacks/Pulumi.<stack>.yaml,
+ * validated with the same schema before any resource is declared.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { parseCluster, projectName } from "../config/load";
+import type { ClusterInput } from "../config/schema";
+import { LvsDrCluster } from "./components";
+
+const config = new pulumi.Config(projectName);
+const raw = config.requireObject<ClusterInput>("cluster");
+const parsed = parseCluster(raw);
+if (!parsed.ok) {
+  // Thrown before any resource exists, so `pulumi preview` stops here with every problem listed.
+  throw new Error(`stack config ${projectName}:cluster is not a valid cluster spec:\n${parsed.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`);
+}
+
+// The raw value goes in (defaults are filled in by the providers' check); relative key and
+// known_hosts paths are from the project directory, where Pulumi runs the program.
+const cluster = new LvsDrCluster(parsed.cluster.name, { cluster: raw, baseDir: process.cwd() });
+
+export const vips = cluster.vips;
+export const virtualServices = cluster.virtualServices;
+export const hosts = cluster.hosts;
