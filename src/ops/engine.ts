@@ -14,7 +14,7 @@ import type { HostDrift } from "../plan/drift";
 import { preflightHost, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool } from "../transport/pool";
 import type { ConnectOptions, HostSession, Transport } from "../transport/types";
-import { observeHost } from "./observe";
+import { observeHost, probeArp } from "./observe";
 
 export type ProgressEvent =
   | { host: string; kind: "connected" | "observed" }
@@ -104,15 +104,34 @@ export class ClusterRun {
   }
 
   /** Observes every host, one round trip each; rejects with every host's failure named. */
-  async observe(options: { arp?: boolean } = {}): Promise<Map<string, ObservedHostState>> {
+  async observe(): Promise<Map<string, ObservedHostState>> {
     const results = await runOnHosts(this.desired.hosts, this.concurrency, async (host) => {
-      const observed = await observeHost(await this.session(host.host), host, { arp: options.arp ?? false });
+      const observed = await observeHost(await this.session(host.host), host);
       this.emit({ host: host.host, kind: "observed" });
       return observed;
     });
     const failed = results.flatMap((r, i) => (r.ok ? [] : [`${this.desired.hosts[i]?.host}: ${(r.error as Error).message}`]));
     if (failed.length) throw new Error(`could not observe every host:\n  ${failed.join("\n  ")}`);
     return new Map(results.map((r, i) => [this.desired.hosts[i]!.host, (r as { ok: true; value: ObservedHostState }).value]));
+  }
+
+  /**
+   * The live ARP half of the same-broadcast-domain check, for the real servers a director is
+   * about to register; the ones it already serves prove themselves with every packet.
+   */
+  private async probeNewRealServers(plan: ClusterPlan, observed: Map<string, ObservedHostState>): Promise<void> {
+    const directors = this.desired.hosts.filter((h) => h.role === "director");
+    const results = await runOnHosts(directors, this.concurrency, async (director) => {
+      const seen = observed.get(director.host)!;
+      const serving = new Set(seen.ipvs.destinations.map((d) => d.address));
+      const adding = new Set(
+        plan.waves.flatMap((w) => w.hosts.filter((h) => h.host === director.host).flatMap((h) => h.steps.flatMap((s) => (s.op === "add-destination" ? [s.destination.address] : [])))),
+      );
+      const probe = [...adding].filter((rip) => !serving.has(rip) && seen.routes.some((r) => r.destination === rip && r.gateway === null && r.device === director.interface));
+      if (probe.length) seen.arpReplies = await probeArp(await this.session(director.host), director, probe);
+    });
+    const failed = results.flatMap((r, i) => (r.ok ? [] : [`${directors[i]?.host}: ${(r.error as Error).message}`]));
+    if (failed.length) throw new Error(`could not probe ARP from every director:\n  ${failed.join("\n  ")}`);
   }
 
   preflight(observed: ReadonlyMap<string, ObservedHostState>): PreflightProblem[] {
@@ -123,18 +142,21 @@ export class ClusterRun {
     return planCluster(this.desired, await this.observe()).drift;
   }
 
-  async plan(options: { destroy?: boolean; arp?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[] }> {
-    const observed = await this.observe({ arp: options.arp ?? !options.destroy });
-    const problems = options.destroy ? [] : this.preflight(observed);
-    return { plan: planCluster(this.desired, observed, { destroy: options.destroy ?? false }), observed, problems };
+  async plan(options: { destroy?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[] }> {
+    const destroy = options.destroy ?? false;
+    const observed = await this.observe();
+    const plan = planCluster(this.desired, observed, { destroy });
+    if (destroy) return { plan, observed, problems: [] };
+    await this.probeNewRealServers(plan, observed);
+    return { plan, observed, problems: this.preflight(observed) };
   }
 
   /**
-   * Observe (with live ARP probes), preflight every host, plan, then run the waves. A failed
+   * Observe, plan, preflight every host (with live ARP probes of new real servers), then run the waves. A failed
    * preflight on any host changes nothing on any host; a failed wave stops before the next.
    */
   async apply(options: { destroy?: boolean; waves?: readonly Wave[] } = {}): Promise<ApplyReport> {
-    const { plan, problems } = await this.plan({ destroy: options.destroy ?? false, arp: !options.destroy });
+    const { plan, problems } = await this.plan({ destroy: options.destroy ?? false });
     if (problems.length) throw new PreflightError(problems);
     const applied: HostApplyResult[] = [];
     // A caller that orders hosts itself (Pulumi resources with dependencies) runs one wave at a time.

@@ -56,3 +56,15 @@ export function parseRouteGet(target: string, text: string): RouteLookup {
     source: first.prefsrc ? canonicalAddress(first.prefsrc) : null,
   };
 }
+
+/** `ip -force -j -batch -` over `route get` lines: one JSON array per line; unreachable targets print nothing. */
+export function parseRouteBatch(text: string): RouteLookup[] {
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith("["))
+    .map((line) => {
+      const first = (JSON.parse(line) as { dst?: string }[])[0];
+      return parseRouteGet(first?.dst ?? "", line);
+    });
+}

@@ -5,7 +5,7 @@
 import type { ObservedFile, ObservedHostState } from "../model/host-state";
 import { destinationKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
-import { parseIpAddr, parseRouteGet } from "./ip";
+import { parseIpAddr, parseRouteBatch } from "./ip";
 import { ParseError, parseIpvsRules, parseIpvsThresholds } from "./ipvsadm";
 import { parseOwnershipRecord } from "./ownership";
 import { parseSysctlLines } from "./sysctl";
@@ -73,6 +73,9 @@ export function parseObservation(host: string, text: string): ObservedHostState 
         case "sysctl":
           state.sysctls = parseSysctlLines(body);
           break;
+        case "routes":
+          state.routes = parseRouteBatch(body);
+          break;
       }
     } else if (kind === "ipvs") {
       if (arg !== "loaded" && arg !== "not-loaded" && arg !== "no-ipvsadm") throw new ParseError(`observation of ${host}`, `unknown IPVS status ${arg}`);
@@ -80,8 +83,6 @@ export function parseObservation(host: string, text: string): ObservedHostState 
       rulesText = body;
     } else if (kind === "file" && path) {
       state.files[path] = decodeFile(arg, block.body);
-    } else if (kind === "route" && arg) {
-      state.routes.push(parseRouteGet(arg, body));
     } else if (kind === "arp" && arg) {
       state.arpReplies[arg] = path === "ok";
     }
@@ -112,4 +113,15 @@ function decodeFile(kind: string | undefined, body: string[]): ObservedFile | nu
   if (kind === "link") return { content: (body[0] ?? "").trim(), isLink: true };
   if (kind === "present") return { content: Buffer.from(body.join(""), "base64").toString("utf8"), isLink: false };
   throw new ParseError("observation", `unknown file state ${kind}`);
+}
+
+/** The ARP probe script's output: per RIP, whether it answered. */
+export function parseArpProbes(host: string, text: string): Record<string, boolean> {
+  const blocks = splitBlocks(text);
+  if (blocks[0]?.header[0] !== "probe" || blocks[blocks.length - 1]?.header[0] !== "end") {
+    throw new ParseError(`ARP probes from ${host}`, "the output is incomplete");
+  }
+  const replies: Record<string, boolean> = {};
+  for (const b of blocks) if (b.header[0] === "arp" && b.header[1]) replies[b.header[1]] = b.header[2] === "ok";
+  return replies;
 }

@@ -86,12 +86,14 @@ describe("the observe script's output", () => {
     const state = parseObservation("director", fixture("observe", "director.txt"));
     expect(state.tools).toEqual(expect.arrayContaining(["ip", "ipvsadm", "flock", "sha256sum", "base64"]));
     expect(state.interfaces).toEqual(["lo", "eth0"]);
-    expect(state.ipvs.status).toBe("loaded");
-    expect(state.ipvs.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    // A freshly booted director: ipvsadm is there, the ip_vs module not yet loaded.
+    expect(state.ipvs.status).toBe("not-loaded");
+    expect(state.ipvs.fingerprint).toBeNull();
     expect(state.sysctls["net/ipv4/conf/eth0/arp_ignore"]).toBe("0");
     expect(state.files[hostPaths.ownership]).toBeNull();
     expect(state.ownership).toBeNull();
     expect(state.routes.find((r) => r.destination === "203.0.113.10")?.gateway).toBe("198.51.100.1");
+    expect(state.routes).toHaveLength(4);
     expect(state.routes.filter((r) => r.gateway === null).map((r) => r.destination)).toEqual(["198.51.100.10", "198.51.100.11", "198.51.100.12"]);
   });
 
@@ -99,6 +101,16 @@ describe("the observe script's output", () => {
     const state = parseObservation("rs1", fixture("observe", "real-server.txt"));
     expect(state.ipvs.status).toBe("not-observed");
     expect(Object.keys(state.sysctls)).toEqual(expect.arrayContaining(["net/ipv4/conf/all/arp_ignore", "net/ipv4/conf/eth0/arp_announce"]));
+  });
+
+  it("reads what the tool wrote on a real director after applying the lab stack", () => {
+    const state = parseObservation("director", fixture("observe", "director-managed.txt"));
+    expect(state.ownership?.cluster).toBe("lab");
+    expect(state.ipvs.services.map((s) => s.address)).toEqual(["198.51.100.5"]);
+    expect(state.ipvs.destinations.map((d) => `${d.address} ${d.weight}`)).toEqual(["198.51.100.10 1", "198.51.100.11 1", "198.51.100.12 1"]);
+    expect(state.addresses).toContainEqual({ interface: "eth0", address: "198.51.100.5", prefix: 32 });
+    expect(state.files[hostPaths.systemdUnitLink]).toEqual({ content: hostPaths.systemdUnit, isLink: true });
+    expect(state.files[hostPaths.ipvsRules]?.content).toContain("-A -t 198.51.100.5:80 -s rr\n");
   });
 
   it("refuses output that was cut short", () => {

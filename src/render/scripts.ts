@@ -28,18 +28,23 @@ export function remoteShellCommand(sudo: boolean): string {
   return sudo ? "sudo -n /bin/sh -s" : "/bin/sh -s";
 }
 
-/** The same text in observe and apply, so the IPVS fingerprint compares like with like. */
-const ipvsFingerprint = `lvsdr_rules=$(ipvsadm -Sn) && printf '%s\\n' "$lvsdr_rules" | sha256sum | cut -d' ' -f1`;
+/**
+ * The IPVS table's fingerprint from the same text in observe and apply, so they compare like
+ * with like. Leaves `lvsdr_rules` (the `ipvsadm -Sn` output) and `lvsdr_fp` set.
+ */
+const ipvsFingerprint = `lvsdr_rules=$(ipvsadm -Sn) && lvsdr_fp=$(printf '%s\\n' "$lvsdr_rules" | sha256sum) && lvsdr_fp=\${lvsdr_fp%% *}`;
 
 export interface ObserveRequest {
   sysctlKeys: string[];
   filePaths: string[];
   routeTargets: string[];
   ipvs: boolean;
-  /** Probe each route target by ARP on this interface (the live same-broadcast-domain check). */
-  arpInterface?: string;
 }
 
+/**
+ * The observe script. Hosts can be slow to fork (the lab's director is an emulated CPU), so it
+ * reads /proc with shell builtins and looks up every route in one `ip -batch`.
+ */
 export function renderObserveScript(req: ObserveRequest): string {
   const lines = [
     "set -u",
@@ -59,9 +64,10 @@ export function renderObserveScript(req: ObserveRequest): string {
       `  echo '${marker} ipvs no-ipvsadm'`,
       "else",
       `  echo '${marker} ipvs loaded'`,
-      "  ipvsadm -Sn",
-      `  echo '${marker} section ipvs-fingerprint'`,
       `  ${ipvsFingerprint}`,
+      `  printf '%s\\n' "$lvsdr_rules"`,
+      `  echo '${marker} section ipvs-fingerprint'`,
+      `  echo "$lvsdr_fp"`,
       // -S omits thresholds; the thresholds listing has them and the connection counters.
       `  echo '${marker} section ipvs-thresholds'`,
       "  ipvsadm -Ln --exact --thresholds",
@@ -71,11 +77,12 @@ export function renderObserveScript(req: ObserveRequest): string {
   lines.push(
     `echo '${marker} section sysctl'`,
     // Every interface's ARP and reverse-path settings, so settings owned on an interface no longer in the spec are seen too.
-    "for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter; do [ -r \"$f\" ] && printf '%s=%s\\n' \"${f#/proc/sys/}\" \"$(cat \"$f\")\"; done",
+    // dash's `read` returns 1 on /proc files even when it read the value: its status is ignored.
+    "for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter; do if [ -r \"$f\" ]; then v=; read -r v < \"$f\" || :; printf '%s=%s\\n' \"${f#/proc/sys/}\" \"$v\"; fi; done",
   );
   for (const key of req.sysctlKeys) {
     const path = quote(`/proc/sys/${assertSysctlKey(key)}`);
-    lines.push(`if [ -r ${path} ]; then printf '%s=%s\\n' ${quote(key)} "$(cat ${path})"; else printf '%s\\n' ${quote(`${key}!absent`)}; fi`);
+    lines.push(`if [ -r ${path} ]; then v=; read -r v < ${path} || :; printf '%s=%s\\n' ${quote(key)} "$v"; else printf '%s\\n' ${quote(`${key}!absent`)}; fi`);
   }
   for (const file of req.filePaths) {
     const p = quote(assertManagedPath(file));
@@ -83,24 +90,36 @@ export function renderObserveScript(req: ObserveRequest): string {
       `if [ -L ${p} ]; then echo '${marker} file link '${p}; readlink ${p}; elif [ -f ${p} ]; then echo '${marker} file present '${p}; base64 < ${p}; else echo '${marker} file absent '${p}; fi`,
     );
   }
-  for (const target of req.routeTargets) {
-    lines.push(`echo '${marker} route '${quote(assertAddress(target))}`, `ip -j route get ${quote(target)} 2>&1 || :`);
-  }
-  if (req.arpInterface !== undefined && req.routeTargets.length > 0) {
-    // All probes at once, each into its own file, so 200 real servers cost one probe's wait.
-    const dev = quote(assertInterface(req.arpInterface));
-    lines.push('lvsdr_arp=$(mktemp -d)');
-    req.routeTargets.forEach((target, i) => {
-      lines.push(`( if arping -q -c 2 -w 3 -I ${dev} ${quote(assertAddress(target))} >/dev/null 2>&1; then echo ok; else echo fail; fi > "$lvsdr_arp/${i}" ) &`);
-    });
-    lines.push("wait");
-    req.routeTargets.forEach((target, i) => {
-      lines.push(`echo '${marker} arp '${quote(target)}" $(cat "$lvsdr_arp/${i}")"`);
-    });
-    lines.push('rm -rf "$lvsdr_arp"');
+  if (req.routeTargets.length > 0) {
+    const targets = req.routeTargets.map((t) => quote(assertAddress(t))).join(" ");
+    lines.push(`echo '${marker} section routes'`, `printf 'route get %s\\n' ${targets} | ip -force -j -batch - 2>/dev/null || :`);
   }
   lines.push(`echo '${marker} end'`);
   return lines.join("\n") + "\n";
+}
+
+/**
+ * Live ARP probes from a director, all at once: the same-broadcast-domain check for real
+ * servers about to be registered. A neighbour entry with a link-layer address already proves
+ * an answer; only the others are probed.
+ */
+export function renderArpProbeScript(iface: string, targets: string[]): string {
+  const dev = quote(assertInterface(iface));
+  const list = targets.map((t) => quote(assertAddress(t))).join(" ");
+  return [
+    "set -u",
+    PATH,
+    `echo '${marker} probe 1'`,
+    `lvsdr_neigh="\n$(ip -4 neigh show dev ${dev} 2>/dev/null)"`,
+    `for t in ${list}; do`,
+    `  case "$lvsdr_neigh" in`,
+    `    *"\n$t lladdr"*) echo "${marker} arp $t ok" ;;`,
+    `    *) ( if arping -q -c 1 -w 2 -I ${dev} "$t" >/dev/null 2>&1; then echo "${marker} arp $t ok"; else echo "${marker} arp $t fail"; fi ) & ;;`,
+    "  esac",
+    "done",
+    "wait",
+    `echo '${marker} end'`,
+  ].join("\n") + "\n";
 }
 
 /** Shell for one step. IPVS steps are batched separately (see `renderApplyScript`). */
@@ -113,9 +132,10 @@ function stepCommand(step: Step): string {
       const a = step.address;
       const cidr = quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`);
       const dev = quote(assertInterface(a.interface));
+      // Tell neighbours at once (gratuitous ARP), in the background: nothing waits on it.
       const announce =
         a.interface !== "lo" && !a.address.includes(":")
-          ? `\n(command -v arping >/dev/null 2>&1 && arping -q -U -c 1 -I ${dev} ${quote(a.address)}) >/dev/null 2>&1 || :`
+          ? `\n(command -v arping >/dev/null 2>&1 && arping -q -U -c 1 -I ${dev} ${quote(a.address)}) </dev/null >/dev/null 2>&1 &`
           : "";
       return `ip addr replace ${cidr} dev ${dev}${announce}`;
     }
@@ -126,19 +146,22 @@ function stepCommand(step: Step): string {
       return `if ip -o addr show dev ${dev} to ${cidr} 2>/dev/null | grep -q .; then ip addr del ${cidr} dev ${dev}; fi`;
     }
     case "write-file": {
+      // The directory exists: the apply script creates every parent directory up front.
       const f = step.file;
       const path = quote(assertManagedPath(f.path));
-      const dir = quote(assertManagedPath(f.path.slice(0, f.path.lastIndexOf("/"))));
-      if ("linkTarget" in f) return `mkdir -p ${dir} && ln -sfn ${quote(assertManagedPath(f.linkTarget))} ${path}`;
+      if ("linkTarget" in f) return `ln -sfn ${quote(assertManagedPath(f.linkTarget))} ${path}`;
       const tmp = quote(`${f.path}.lvsdr-new`);
-      return `mkdir -p ${dir}\n${heredoc(`cat > ${tmp}`, f.content)}\nchmod ${f.mode.toString(8)} ${tmp} && mv -f ${tmp} ${path}`;
+      // printf is a shell builtin: no process per file; the rename makes the write atomic.
+      const chmod = f.mode === 0o644 ? "" : ` && chmod ${f.mode.toString(8)} ${tmp}`;
+      return `printf '%s' ${quote(f.content)} > ${tmp}${chmod} && mv -f ${tmp} ${path}`;
     }
     case "remove-file":
       return `rm -f ${quote(assertManagedPath(step.path))}`;
     case "record-ownership":
       return step.record
         ? stepCommand({ op: "write-file", file: renderOwnershipFile(step.record) })
-        : `rm -f ${quote(hostPaths.ownership)}`;
+        : // Nothing managed here any more: the record goes, and the tool's directories if empty.
+          `rm -f ${quote(hostPaths.ownership)}\nrmdir /var/lib/lvs-dr /etc/lvs-dr 2>/dev/null || :`;
     case "wait-drained":
       return waitDrainedCommand(step.destinations, step.timeoutSeconds, step.pollSeconds);
     case "add-service":
@@ -210,19 +233,24 @@ function waitDrainedCommand(destinations: DestinationState[], timeoutSeconds: nu
  * steps go to one `ipvsadm -R` process, so a 10,000-entry change is one process, not 10,000.
  */
 export function renderApplyScript(plan: HostWavePlan, lockWaitSeconds = 60): string {
+  const dirs = new Set<string>([hostPaths.lockDir]);
+  for (const step of plan.steps) {
+    const path = step.op === "write-file" ? step.file.path : step.op === "record-ownership" && step.record ? hostPaths.ownership : null;
+    if (path) dirs.add(path.slice(0, path.lastIndexOf("/")));
+  }
   const lines = [
     "set -eu",
     PATH,
     "umask 022",
-    `mkdir -p ${quote(hostPaths.lockDir)}`,
+    `mkdir -p ${[...dirs].map((d) => quote(assertManagedPath(d))).join(" ")}`,
     `exec 9>>${quote(hostPaths.lock)}`,
     `if ! flock -w ${assertUint(lockWaitSeconds)} 9; then echo '${marker} error another lvs-dr run holds ${hostPaths.lock}' >&2; exit 75; fi`,
   ];
   if (plan.expectedIpvsFingerprint !== null) {
     if (!/^[0-9a-f]{64}$/.test(plan.expectedIpvsFingerprint)) throw new Error("invalid IPVS fingerprint");
     lines.push(
-      `if [ -e /proc/net/ip_vs ]; then lvsdr_now=$(${ipvsFingerprint}); else lvsdr_now=none; fi`,
-      `if [ "$lvsdr_now" != ${quote(plan.expectedIpvsFingerprint)} ]; then echo '${marker} error the IPVS table changed since it was observed; run again' >&2; exit 76; fi`,
+      `if [ -e /proc/net/ip_vs ]; then ${ipvsFingerprint}; else lvsdr_fp=none; fi`,
+      `if [ "$lvsdr_fp" != ${quote(plan.expectedIpvsFingerprint)} ]; then echo '${marker} error the IPVS table changed since it was observed; run again' >&2; exit 76; fi`,
     );
   }
   const steps = plan.steps;
@@ -237,7 +265,7 @@ export function renderApplyScript(plan: HostWavePlan, lockWaitSeconds = 60): str
         batch.push(ipvsRestoreLine(s));
         j++;
       }
-      lines.push("modprobe ip_vs 2>/dev/null || :", heredoc("ipvsadm -R", batch.join("\n"), "LVSDR_IPVS"));
+      lines.push("[ -e /proc/net/ip_vs ] || modprobe ip_vs 2>/dev/null || :", heredoc("ipvsadm -R", batch.join("\n"), "LVSDR_IPVS"));
       i = j;
       continue;
     }
