@@ -1,5 +1,8 @@
 /** The lvsdr command line: one subcommand per file under commands/. */
 import { Command, CommanderError } from "commander";
+import { applyCommand, destroyCommand } from "./commands/apply";
+import { driftCommand } from "./commands/drift";
+import { planCommand } from "./commands/plan";
 import { validateCommand } from "./commands/validate";
 import { exitCodes, processIo, type CliIo } from "./io";
 
@@ -9,7 +12,9 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .showHelpAfterError();
-  program.addCommand(validateCommand(io, setExit).exitOverride());
+  for (const command of [validateCommand, planCommand, applyCommand, driftCommand, destroyCommand]) {
+    program.addCommand(command(io, setExit).exitOverride());
+  }
   return program;
 }
 

@@ -50,7 +50,7 @@ export function validateCommand(io: CliIo, setExit: (code: number) => void): Com
     .option("--file <path>", "read a spec file (a Pulumi stack file, or YAML/JSON holding just the cluster)")
     .option("--stacks-dir <dir>", "where stack files live", "stacks")
     .option("--json", "print { ok, issues: [{ path, message }] }")
-    .addHelpText("after", "\nExamples:\n  lvsdr validate --stack prod\n  lvsdr validate --file cluster.yaml --json")
+    .addHelpText("after", "\nExamples:\n  lvsdr validate --stack prod\n  lvsdr validate --file cluster.yaml --json\n")
     .action((opts: SourceOptions & { json?: boolean }) => {
       try {
         const report = collectValidation(opts);

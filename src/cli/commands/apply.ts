@@ -1,0 +1,78 @@
+/** `lvsdr apply` and `lvsdr destroy`: change the hosts, with progress, a question before anything is taken away, and a summary. */
+import { createInterface } from "node:readline/promises";
+import { Command } from "commander";
+import { ApplyError, PreflightError } from "../../ops/engine";
+import { destructiveSteps, formatPlan } from "../format";
+import { handleError } from "../handle-error";
+import { exitCodes, type CliIo } from "../io";
+import { loadSpec, openRun, progressPrinter, type RunCommandOptions } from "../run";
+import { addSourceOptions } from "./options";
+import { describeStep } from "../../render/describe";
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+function changeCommand(name: "apply" | "destroy", io: CliIo, setExit: (code: number) => void): Command {
+  const destroy = name === "destroy";
+  return addSourceOptions(new Command(name))
+    .description(destroy ? "Remove everything the tool created on every host (directors let go first)" : "Bring every host to the spec: real servers first, then directors, then releases")
+    .option("-y, --yes", "do not ask before taking anything away (needed when not on a terminal)")
+    .addHelpText("after", destroy ? "\nExamples:\n  lvsdr destroy --stack dev\n  lvsdr destroy --stack dev --yes\n" : "\nExamples:\n  lvsdr apply --stack prod\n  lvsdr apply --stack lab --yes --concurrency 64\n")
+    .action(async (opts: RunCommandOptions & { yes?: boolean }) => {
+      const tty = Boolean(process.stderr.isTTY);
+      const progress = progressPrinter(io, tty);
+      try {
+        const cluster = loadSpec(opts);
+        const run = openRun(cluster, opts, io, progress.onProgress);
+        try {
+          const { plan, problems } = await run.plan({ destroy });
+          if (problems.length) throw new PreflightError(problems);
+          if (plan.empty) {
+            io.out("nothing to do: every host already holds what the spec says");
+            setExit(exitCodes.ok);
+            return;
+          }
+          io.out(formatPlan(plan));
+          const taking = destructiveSteps(plan);
+          if (taking.length && !opts.yes) {
+            if (!process.stdin.isTTY) {
+              io.err(`${name} would take away ${taking.length} item(s), e.g. ${taking[0]!.host}: ${describeStep(taking[0]!.step)}; re-run with --yes to go ahead`);
+              setExit(exitCodes.error);
+              return;
+            }
+            if (!(await confirm(`${name}: this takes away ${taking.length} item(s) from live hosts. Go ahead?`))) {
+              io.err("nothing was changed");
+              setExit(exitCodes.error);
+              return;
+            }
+          }
+          const started = Date.now();
+          const report = await run.apply({ destroy });
+          progress.done();
+          const steps = report.applied.reduce((n, a) => n + a.steps, 0);
+          const warnings = report.applied.flatMap((a) => a.warnings.map((w) => `${a.host}: ${w}`));
+          io.out(`${name}: ${steps} steps on ${new Set(report.applied.map((a) => a.host)).size} hosts in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
+          for (const w of warnings) io.err(`warning: ${w}`);
+          setExit(exitCodes.ok);
+        } finally {
+          await run.close();
+        }
+      } catch (error) {
+        progress.done();
+        if (error instanceof ApplyError) {
+          io.err(error.message);
+          io.err(`${error.completed.length} host wave(s) completed before the failure; run \`lvsdr plan\` to see what is left`);
+          setExit(exitCodes.error);
+        } else setExit(handleError(error, io, false));
+      }
+    });
+}
+
+export const applyCommand = (io: CliIo, setExit: (code: number) => void) => changeCommand("apply", io, setExit);
+export const destroyCommand = (io: CliIo, setExit: (code: number) => void) => changeCommand("destroy", io, setExit);

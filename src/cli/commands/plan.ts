@@ -1,0 +1,35 @@
+/** `lvsdr plan`: what apply (or destroy) would do, host by host, without changing anything. */
+import { Command } from "commander";
+import { formatDrift, formatPlan, planJson } from "../format";
+import { handleError } from "../handle-error";
+import { exitCodes, type CliIo } from "../io";
+import { loadSpec, openRun, type RunCommandOptions } from "../run";
+import { addSourceOptions } from "./options";
+
+export function planCommand(io: CliIo, setExit: (code: number) => void): Command {
+  return addSourceOptions(new Command("plan"))
+    .description("Observe every host and show the ordered steps apply would run; changes nothing")
+    .option("--destroy", "plan the tool's withdrawal from every host instead")
+    .option("--json", "print { empty, waves: [{ wave, hosts: [{ host, steps }] }], drift }")
+    .addHelpText("after", "\nExamples:\n  lvsdr plan --stack staging\n  lvsdr plan --stack prod --json | jq '.waves[].hosts[].host'\n")
+    .action(async (opts: RunCommandOptions & { json?: boolean; destroy?: boolean }) => {
+      try {
+        const run = openRun(loadSpec(opts), opts, io);
+        try {
+          const { plan, problems } = await run.plan({ destroy: Boolean(opts.destroy) });
+          if (opts.json) io.out(JSON.stringify({ ...(planJson(plan) as object), preflight: problems }, null, 2));
+          else {
+            io.out(formatDrift(plan.drift));
+            io.out("");
+            io.out(formatPlan(plan));
+            for (const p of problems) io.err(`preflight: ${p.host}: ${p.check}: ${p.message}`);
+          }
+          setExit(problems.length ? exitCodes.error : exitCodes.ok);
+        } finally {
+          await run.close();
+        }
+      } catch (error) {
+        setExit(handleError(error, io, Boolean(opts.json)));
+      }
+    });
+}

@@ -1,0 +1,71 @@
+/** How plans and drift read on a terminal and in JSON. Collect-then-print: these only format. */
+import type { ClusterPlan } from "../plan/cluster-plan";
+import type { DriftItem, HostDrift } from "../plan/drift";
+import { describeStep } from "../render/describe";
+import type { Step } from "../model/steps";
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ").trimEnd()).join("\n");
+}
+
+export function formatDrift(drift: HostDrift[]): string {
+  const items = drift.flatMap((d) => d.items);
+  const drifted = drift.filter((d) => !d.clean).map((d) => d.host);
+  const lines: string[] = [];
+  if (items.length) {
+    lines.push(
+      table([
+        ["HOST", "STATUS", "KIND", "ITEM", "EXPECTED", "ACTUAL"],
+        ...items.map((i) => [i.host, i.status, i.kind, i.key, i.expected ?? "-", i.actual ?? "-"]),
+      ]),
+      "",
+    );
+  }
+  const unmanaged = items.filter((i) => i.status === "unmanaged").length;
+  lines.push(
+    drifted.length === 0
+      ? `no drift on ${drift.length} host${drift.length === 1 ? "" : "s"}${unmanaged ? ` (${unmanaged} unmanaged item${unmanaged === 1 ? "" : "s"} left alone)` : ""}`
+      : `drift on ${drifted.length} of ${drift.length} hosts: ${drifted.join(", ")}`,
+  );
+  return lines.join("\n");
+}
+
+export function driftJson(drift: HostDrift[]): { clean: boolean; hosts: { host: string; role: string; clean: boolean; items: DriftItem[] }[] } {
+  return { clean: drift.every((d) => d.clean), hosts: drift.map((d) => ({ host: d.host, role: d.role, clean: d.clean, items: d.items })) };
+}
+
+const destructiveOps = new Set<Step["op"]>(["remove-service", "remove-destination", "drain-destination", "remove-address", "restore-sysctl", "remove-file"]);
+
+/** Steps that take something away from live traffic or a host. */
+export function destructiveSteps(plan: ClusterPlan): { host: string; step: Step }[] {
+  return plan.waves.flatMap((w) => w.hosts.flatMap((h) => h.steps.filter((s) => destructiveOps.has(s.op)).map((step) => ({ host: h.host, step }))));
+}
+
+export function formatPlan(plan: ClusterPlan): string {
+  if (plan.empty) return "nothing to do: every host already holds what the spec says";
+  const lines: string[] = [];
+  const waveTitle = { "prepare-real-servers": "1. real servers made ready", directors: "2. directors", "release-real-servers": "3. real servers released" };
+  for (const wave of plan.waves) {
+    lines.push(waveTitle[wave.wave]);
+    for (const host of wave.hosts) {
+      lines.push(`  ${host.host}`);
+      for (const step of host.steps) lines.push(`    ${destructiveOps.has(step.op) ? "-" : "+"} ${describeStep(step)}`);
+    }
+  }
+  const steps = plan.waves.reduce((n, w) => n + w.hosts.reduce((m, h) => m + h.steps.length, 0), 0);
+  const hosts = new Set(plan.waves.flatMap((w) => w.hosts.map((h) => h.host))).size;
+  lines.push("", `${steps} steps on ${hosts} host${hosts === 1 ? "" : "s"}; ${destructiveSteps(plan).length} take something away`);
+  return lines.join("\n");
+}
+
+export function planJson(plan: ClusterPlan): unknown {
+  return {
+    empty: plan.empty,
+    waves: plan.waves.map((w) => ({
+      wave: w.wave,
+      hosts: w.hosts.map((h) => ({ host: h.host, steps: h.steps.map((s) => ({ op: s.op, description: describeStep(s) })) })),
+    })),
+    drift: driftJson(plan.drift),
+  };
+}
