@@ -10,10 +10,12 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   const program = new Command("lvsdr")
     .description("Provision and check LVS-DR (Linux Virtual Server, direct routing) clusters over SSH")
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .configureOutput({ writeOut: (s: string) => io.out(s), writeErr: (s: string) => io.err(s) })
     .showHelpAfterError();
+  const output = { writeOut: (s: string) => io.out(s), writeErr: (s: string) => io.err(s) };
   for (const command of [validateCommand, planCommand, applyCommand, driftCommand, destroyCommand]) {
-    program.addCommand(command(io, setExit).exitOverride());
+    // addCommand does not pass settings down to a command built elsewhere: set them on each.
+    program.addCommand(command(io, setExit).exitOverride().configureOutput(output).showHelpAfterError());
   }
   return program;
 }

@@ -13,7 +13,7 @@ import { planCluster, type ClusterPlan } from "../plan/cluster-plan";
 import type { HostDrift } from "../plan/drift";
 import { preflightHost, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool } from "../transport/pool";
-import type { ConnectOptions, HostSession, Transport } from "../transport/types";
+import { TransportError, type ConnectOptions, type HostSession, type Transport } from "../transport/types";
 import { observeHost, probeArp } from "./observe";
 
 export type ProgressEvent =
@@ -110,7 +110,7 @@ export class ClusterRun {
       this.emit({ host: host.host, kind: "observed" });
       return observed;
     });
-    const failed = results.flatMap((r, i) => (r.ok ? [] : [`${this.desired.hosts[i]?.host}: ${(r.error as Error).message}`]));
+    const failed = results.flatMap((r, i) => (r.ok ? [] : [withHost(this.desired.hosts[i]!.host, r.error)]));
     if (failed.length) throw new Error(`could not observe every host:\n  ${failed.join("\n  ")}`);
     return new Map(results.map((r, i) => [this.desired.hosts[i]!.host, (r as { ok: true; value: ObservedHostState }).value]));
   }
@@ -130,7 +130,7 @@ export class ClusterRun {
       const probe = [...adding].filter((rip) => !serving.has(rip) && seen.routes.some((r) => r.destination === rip && r.gateway === null && r.device === director.interface));
       if (probe.length) seen.arpReplies = await probeArp(await this.session(director.host), director, probe);
     });
-    const failed = results.flatMap((r, i) => (r.ok ? [] : [`${directors[i]?.host}: ${(r.error as Error).message}`]));
+    const failed = results.flatMap((r, i) => (r.ok ? [] : [withHost(directors[i]!.host, r.error)]));
     if (failed.length) throw new Error(`could not probe ARP from every director:\n  ${failed.join("\n  ")}`);
   }
 
@@ -207,6 +207,12 @@ export class ClusterRun {
   async close(): Promise<void> {
     await this.sessions.closeAll();
   }
+}
+
+/** An error's message led by its host, unless the transport already named it. */
+function withHost(host: string, error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return error instanceof TransportError ? message : `${host}: ${message}`;
 }
 
 function lastStepFailure(plan: HostWavePlan, stdout: string, stderr: string, code: number): string {

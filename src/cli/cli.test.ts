@@ -1,0 +1,90 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli } from "./main";
+
+const stacksDir = join(__dirname, "../../stacks");
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await runCli(argv, { out: (s) => (out += s.endsWith("\n") ? s : `${s}\n`), err: (s) => (err += s.endsWith("\n") ? s : `${s}\n`) });
+  return { code, out, err };
+}
+
+function specFile(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "lvsdr-cli-"));
+  const path = join(dir, "cluster.yaml");
+  writeFileSync(path, text);
+  return path;
+}
+
+describe("lvsdr validate", () => {
+  it.each(["lab", "dev", "prod"])("accepts stacks/Pulumi.%s.yaml with a one-line summary", async (stack) => {
+    const r = await cli("validate", "--stack", stack, "--stacks-dir", stacksDir);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`^ok: .*Pulumi\\.${stack}\\.yaml: cluster ${stack}: \\d+ directors?, \\d+ real servers?, \\d+ virtual services? \\(\\d+ destinations?\\)\\n$`));
+  });
+
+  const bad = `
+directors: [{ name: lb, interface: "eth0;reboot", dip: 198.51.100.2/24, connection: { hostKey: "SHA256:${"A".repeat(43)}" } }]
+realServers: [{ name: web, rip: 203.0.113.9, connection: { hostKey: "SHA256:${"B".repeat(43)}" } }]
+virtualServices: [{ name: http, vip: 198.51.100.5, protocol: tcp, port: 80, realServers: [{ name: web, port: 8080 }] }]
+`;
+
+  it("prints every problem as path: message and exits 1", async () => {
+    const r = await cli("validate", "--file", specFile(bad));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("directors[0].interface: must be a Linux interface name");
+    expect(r.err).toContain("virtualServices[0].realServers[0].name: RIP 203.0.113.9 of real server \"web\" is outside director \"lb\"'s subnet 198.51.100.0/24");
+    expect(r.err).toContain("virtualServices[0].realServers[0].port: is 8080 but the service port is 80");
+    expect(r.err).toMatch(/: 3 problems\n$/);
+  });
+
+  it("--json prints { ok, issues: [{ path, message }] }", async () => {
+    const r = await cli("validate", "--file", specFile(bad), "--json");
+    expect(r.code).toBe(1);
+    const json = JSON.parse(r.out) as { ok: boolean; issues: { path: string; message: string }[] };
+    expect(json.ok).toBe(false);
+    expect(json.issues.map((i) => i.path)).toEqual(["directors[0].interface", "virtualServices[0].realServers[0].name", "virtualServices[0].realServers[0].port"]);
+    const good = JSON.parse((await cli("validate", "--stack", "lab", "--stacks-dir", stacksDir, "--json")).out);
+    expect(good).toEqual({ ok: true, issues: [] });
+  });
+
+  it("explains what is wrong with the command line and the file itself", async () => {
+    expect((await cli("validate")).err).toContain("--stack/--file: is required");
+    expect((await cli("validate", "--stack", "lab", "--file", "x.yaml")).err).toContain("give one of --stack NAME or --file PATH, not both");
+    expect((await cli("validate", "--stack", "../etc/passwd")).err).toContain("--stack: must be a stack name");
+    expect((await cli("validate", "--file", "/nonexistent/spec.yaml")).err).toContain("/nonexistent/spec.yaml: cannot be read");
+    const yamlError = await cli("validate", "--file", specFile("directors: [\n  - name: x\n   bad: indent\n"));
+    expect(yamlError.code).toBe(1);
+    expect(yamlError.err).toMatch(/YAML syntax error at line \d/);
+    const noKey = await cli("validate", "--file", specFile("config:\n  other:key: 1\n"));
+    expect(noKey.err).toContain('config.lvs-dr:cluster: is missing');
+  });
+});
+
+describe("every command", () => {
+  it.each(["validate", "plan", "apply", "drift", "destroy"])("%s --help shows an example", async (command) => {
+    const r = await cli(command, "--help");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`Examples:\n  lvsdr ${command} --stack`);
+  });
+
+  it("an unknown command or option exits 1", async () => {
+    expect((await cli("frobnicate")).code).toBe(1);
+    expect((await cli("drift", "--stak", "lab")).code).toBe(1);
+  });
+
+  it("refuses a bad --concurrency before contacting any host", async () => {
+    const r = await cli("plan", "--stack", "dev", "--stacks-dir", stacksDir, "--concurrency", "0");
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("--concurrency: must be a positive integer");
+  });
+
+  it("says when a needed secret is encrypted in the stack file and only Pulumi can read it", async () => {
+    const r = await cli("drift", "--stack", "prod", "--stacks-dir", stacksDir, "--host", "prod-lb1");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/prod-lb1.*encrypted/);
+  });
+});
