@@ -1,0 +1,86 @@
+/** The lvsdr command line against the lab, as users and cron jobs run it: bin/lvsdr in a child process. */
+import { spawnSync } from "node:child_process";
+import { resolve } from "node:path";
+import { LAB_ADDRESSES, labExecOk } from "../../lab";
+import { describeLab } from "./lab-suite";
+
+const REPO = resolve(__dirname, "../..");
+
+function lvsdr(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [resolve(REPO, "bin/lvsdr"), ...args], { cwd: REPO, encoding: "utf8", input: "", timeout: 180_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+describeLab("lvsdr on the lab", () => {
+  beforeAll(() => {
+    const r = lvsdr("destroy", "--stack", "lab", "--yes");
+    if (r.code !== 0) throw new Error(`could not reset the lab: ${r.stderr}`);
+  }, 180_000);
+
+  it("drift on untouched hosts exits 2 and names what is missing", () => {
+    const r = lvsdr("drift", "--stack", "lab");
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(/^director\s+missing\s+service\s+tcp:198\.51\.100\.5:80\s/m);
+    expect(r.stdout).toContain("drift on 4 of 4 hosts: director, rs1, rs2, rs3");
+  }, 120_000);
+
+  it("plan --json shows the waves without changing anything", () => {
+    const r = lvsdr("plan", "--stack", "lab", "--json");
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.stdout) as { empty: boolean; waves: { wave: string; hosts: { host: string; steps: { op: string; description: string }[] }[] }[]; drift: { clean: boolean }; preflight: unknown[] };
+    expect(plan.empty).toBe(false);
+    expect(plan.waves.map((w) => w.wave)).toEqual(["prepare-real-servers", "directors"]);
+    expect(plan.waves[1]!.hosts[0]!.steps[0]).toEqual({ op: "add-service", description: "add virtual service tcp:198.51.100.5:80 scheduler rr" });
+    expect(plan.drift.clean).toBe(false);
+    expect(plan.preflight).toEqual([]);
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(2);
+  }, 120_000);
+
+  it("apply shows progress per host and a summary; then drift exits 0", () => {
+    const r = lvsdr("apply", "--stack", "lab");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^rs1: step 1\/\d+ set net\/ipv4\/conf\/all\/arp_ignore = 1/m);
+    expect(r.stderr).toContain("director: done (directors)");
+    expect(r.stdout).toMatch(/^apply: \d+ steps on 4 hosts in [\d.]+ s$/m);
+    const drift = lvsdr("drift", "--stack", "lab", "--json");
+    expect(drift.code).toBe(0);
+    expect(JSON.parse(drift.stdout)).toMatchObject({ clean: true });
+    expect(lvsdr("apply", "--stack", "lab").stdout).toContain("nothing to do");
+  }, 180_000);
+
+  it("catches a real server's ARP setting changed by hand: exit 2 with expected and actual", async () => {
+    await labExecOk("rs2", "echo 0 > /proc/sys/net/ipv4/conf/all/arp_ignore");
+    const r = lvsdr("drift", "--stack", "lab");
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(/^rs2\s+changed\s+sysctl\s+net\/ipv4\/conf\/all\/arp_ignore\s+1\s+0$/m);
+    expect(r.stdout).toContain("drift on 1 of 4 hosts: rs2");
+    const json = JSON.parse(lvsdr("drift", "--stack", "lab", "--json").stdout) as { clean: boolean; hosts: { host: string; clean: boolean; items: { status: string; key: string; expected: string; actual: string }[] }[] };
+    expect(json.clean).toBe(false);
+    expect(json.hosts.find((h) => h.host === "rs2")!.items).toEqual([expect.objectContaining({ status: "changed", key: "net/ipv4/conf/all/arp_ignore", expected: "1", actual: "0" })]);
+    expect(lvsdr("apply", "--stack", "lab").code).toBe(0);
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
+  }, 180_000);
+
+  it("destroy asks first: without --yes and no terminal it changes nothing", async () => {
+    const r = lvsdr("destroy", "--stack", "lab");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("re-run with --yes");
+    expect(await labExecOk("rs1", "ip -o addr show dev lo")).toContain(LAB_ADDRESSES.vip);
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
+  }, 120_000);
+
+  it("destroy --yes removes everything; drift then reports it all missing", async () => {
+    const r = lvsdr("destroy", "--stack", "lab", "--yes");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^destroy: \d+ steps on 4 hosts/m);
+    expect(await labExecOk("rs1", "ip -o addr show dev lo")).not.toContain(LAB_ADDRESSES.vip);
+    expect(await labExecOk("director", "ipvsadm -Sn")).toBe("");
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(2);
+  }, 180_000);
+
+  it("a host that cannot be reached is an error (exit 1), not drift", () => {
+    const unreachable = lvsdr("drift", "--file", resolve(REPO, "test/lab/unreachable.yaml"));
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/ghost: connect/);
+  }, 120_000);
+});
