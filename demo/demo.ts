@@ -4,45 +4,31 @@
  * spreading over the real servers and the director's counters proving replies bypass it, breaks
  * a real server's ARP setting by hand, shows drift catching it, repairs it, and takes the lab down.
  */
+import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import { ensurePrerequisites, labCannotRunReason, labDown, labExecOk, labUp, LAB_ADDRESSES } from "../lab";
 import { loadCluster } from "../src/config/load";
 import { summarize } from "../src/cli/commands/validate";
-import { ClusterRun, type ProgressEvent } from "../src/ops/engine";
-import type { HostDrift } from "../src/plan/drift";
-import { SshTransport } from "../src/transport/ssh";
 
 const REPO = resolve(__dirname, "../..");
 const VIP = LAB_ADDRESSES.vip;
 const say = (text = "") => process.stdout.write(`${text}\n`);
 const title = (n: number, text: string) => say(`\n${n}. ${text}`);
 
-function run(onProgress?: (e: ProgressEvent) => void): ClusterRun {
-  return new ClusterRun(loadCluster({ stack: "lab", stacksDir: resolve(REPO, "stacks") }), {
-    transport: new SshTransport(),
-    connectOptions: { baseDir: REPO },
-    ...(onProgress ? { onProgress } : {}),
-  });
+/** Runs the lvsdr command line as a user would, showing its output indented. */
+function lvsdr(...args: string[]): number {
+  say(`   $ lvsdr ${args.join(" ")}`);
+  const r = spawnSync(process.execPath, [resolve(REPO, "bin/lvsdr"), ...args], { cwd: REPO, encoding: "utf8", input: "" });
+  // apply prints its whole plan and every step; the story needs only each host's end and the summary.
+  const keep = args[0] === "apply" ? (l: string) => / done \(|^apply:|^nothing to do|FAILED|warning/.test(l) : () => true;
+  for (const line of `${r.stdout}${r.stderr}`.split("\n").filter(Boolean).filter(keep)) say(`     ${line}`);
+  say(`     (exit ${r.status})`);
+  return r.status ?? 1;
 }
 
-async function using<T>(fn: (r: ClusterRun) => Promise<T>, onProgress?: (e: ProgressEvent) => void): Promise<T> {
-  const r = run(onProgress);
-  try {
-    return await fn(r);
-  } finally {
-    await r.close();
-  }
-}
-
-function printDrift(drift: HostDrift[]): void {
-  const items = drift.flatMap((d) => d.items);
-  if (items.length === 0) {
-    say("   no drift: every host holds exactly what the stack says");
-    return;
-  }
-  for (const i of items) {
-    say(`   ${i.host.padEnd(9)} ${i.status.padEnd(10)} ${i.kind} ${i.key}${i.expected !== null || i.actual !== null ? `: expected ${i.expected ?? "(absent)"}, actual ${i.actual ?? "(absent)"}` : ""}`);
-  }
+/** Whether the Pulumi CLI is on PATH (it is not on the machines this project is developed on). */
+function pulumiAvailable(): boolean {
+  return spawnSync("pulumi", ["version"], { encoding: "utf8" }).status === 0;
 }
 
 async function spread(n: number): Promise<Map<string, number>> {
@@ -68,13 +54,16 @@ async function main(): Promise<void> {
   say(`   ${summarize(loadCluster({ stack: "lab", stacksDir: resolve(REPO, "stacks") }))}`);
 
   title(3, "Applying it (real servers first: ARP suppression, then the VIP on lo; then the director's IPVS table, then its VIP)");
-  const report = await using(
-    (r) => r.apply(),
-    (e) => {
-      if (e.kind === "wave-done") say(`   ${e.host.padEnd(9)} done (${e.wave})`);
-    },
-  );
-  say(`   ${report.applied.reduce((n, a) => n + a.steps, 0)} steps on ${report.applied.length} hosts`);
+  if (pulumiAvailable()) {
+    say("   the Pulumi CLI is installed: pulumi up --stack lab, with a local file backend");
+    const env = { ...process.env, PULUMI_BACKEND_URL: `file://${resolve(REPO, ".lab")}`, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "lvs-dr-demo" };
+    spawnSync("pulumi", ["stack", "select", "--create", "lab"], { cwd: REPO, env, stdio: "inherit" });
+    const up = spawnSync("pulumi", ["up", "--stack", "lab", "--yes", "--skip-preview"], { cwd: REPO, env, stdio: "inherit" });
+    if (up.status !== 0) throw new Error("pulumi up failed");
+  } else {
+    say("   (no Pulumi CLI here, so through the lvsdr command line; `pulumi up --stack lab` does the same)");
+    if (lvsdr("apply", "--stack", "lab", "--yes") !== 0) throw new Error("lvsdr apply failed");
+  }
 
   title(4, `Twelve requests from the client to the VIP ${VIP}:80`);
   for (const [name, count] of [...(await spread(12))].sort()) say(`   ${name}: ${"#".repeat(count)} ${count}`);
@@ -85,13 +74,12 @@ async function main(): Promise<void> {
 
   title(6, "Breaking a real server by hand: arp_ignore=0 on rs2 (it would now answer ARP for the VIP)");
   await labExecOk("rs2", "echo 0 > /proc/sys/net/ipv4/conf/all/arp_ignore");
-  const drift = await using((r) => r.drift());
-  printDrift(drift);
-  say(`   drift found on ${drift.filter((d) => !d.clean).map((d) => d.host).join(", ")}: \`lvsdr drift\` would exit 2 here, for cron and CI to alert on`);
+  if (lvsdr("drift", "--stack", "lab") !== 2) throw new Error("drift should have been found (exit 2)");
+  say("   exit 2 means drift: a cron job or CI step alerts on it");
 
   title(7, "Applying again repairs it; drift is clean");
-  await using((r) => r.apply());
-  printDrift(await using((r) => r.drift()));
+  if (lvsdr("apply", "--stack", "lab", "--yes") !== 0) throw new Error("lvsdr apply failed");
+  if (lvsdr("drift", "--stack", "lab") !== 0) throw new Error("drift should be clean after apply");
 
   title(8, "Taking the lab down");
   await labDown();

@@ -57,7 +57,8 @@ function changeCommand(name: "apply" | "destroy", io: CliIo, setExit: (code: num
           progress.done();
           const steps = report.applied.reduce((n, a) => n + a.steps, 0);
           const warnings = report.applied.flatMap((a) => a.warnings.map((w) => `${a.host}: ${w}`));
-          io.out(`${name}: ${steps} steps on ${new Set(report.applied.map((a) => a.host)).size} hosts in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
+          const hostCount = new Set(report.applied.map((a) => a.host)).size;
+          io.out(`${name}: ${steps} steps on ${hostCount} host${hostCount === 1 ? "" : "s"} in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
           for (const w of warnings) io.err(`warning: ${w}`);
           setExit(exitCodes.ok);
         } finally {
