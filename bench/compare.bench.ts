@@ -1,0 +1,200 @@
+/**
+ * `npm run bench` (as root): the tool against the floor and its peers on the lab in scale mode,
+ * all systems alternating within each round, then the director's table at scale. Writes
+ * bench/results/latest.json, latest.md (tables with ratios) and chart.svg (time against N).
+ * BENCH_N (default 1,10,50,100,200), BENCH_RUNS (3), BENCH_CONCURRENCY (32),
+ * BENCH_PEERS (tool,per-command,ansible), BENCH_TABLE (100,1000,10000).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, release } from "node:os";
+import { resolve } from "node:path";
+import { labDown, labUp, LAB_ADDRESSES } from "../lab";
+import { parseCluster } from "../src/config/load";
+import type { Cluster, ClusterInput } from "../src/config/schema";
+import { desiredClusterState, type DesiredClusterState } from "../src/model/desired";
+import { ClusterRun } from "../src/ops/engine";
+import { runOnHosts } from "../src/transport/pool";
+import { SshTransport } from "../src/transport/ssh";
+import { ensureAnsible, runPlaybook } from "./peers/ansible";
+import { runPerCommand } from "./peers/per-command";
+import { chartSvg, markdownReport, median, type Results } from "./report";
+
+const REPO = resolve(__dirname, "../..");
+const VIP = LAB_ADDRESSES.vip;
+const sizes = (process.env.BENCH_N ?? "1,10,50,100,200").split(",").map(Number);
+const runs = Number(process.env.BENCH_RUNS ?? 3);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const peers = new Set((process.env.BENCH_PEERS ?? "tool,per-command,ansible").split(","));
+const tableSizes = (process.env.BENCH_TABLE ?? "100,1000,10000").split(",").filter(Boolean).map(Number);
+
+function spec(n: number, weight = 1): Cluster {
+  const realServers = Array.from({ length: n }, (_, i) => ({ name: `rs${i + 1}`, rip: LAB_ADDRESSES.realServer(i + 1), interface: "eth0", gateway: LAB_ADDRESSES.routerA }));
+  const input: ClusterInput = {
+    name: "lab",
+    connectionDefaults: { user: "root", privateKeyPath: ".lab/id_ed25519", knownHostsFile: ".lab/known_hosts" },
+    directors: [{ name: "director", interface: "eth0", dip: `${LAB_ADDRESSES.director}/24` }],
+    realServers,
+    virtualServices: [{ name: "http", vip: VIP, protocol: "tcp", port: 80, scheduler: "rr", realServers: realServers.map((r, i) => ({ name: r.name, weight: i === 0 ? weight : 1 })) }],
+    drain: { timeoutSeconds: 0, pollSeconds: 1 },
+  };
+  const parsed = parseCluster(input);
+  if (!parsed.ok) throw new Error(parsed.issues.map((i) => `${i.path}: ${i.message}`).join("\n"));
+  return parsed.cluster;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+async function withRun<T>(cluster: Cluster | DesiredClusterState, fn: (run: ClusterRun) => Promise<T>, hosts?: string[]): Promise<T> {
+  const run = new ClusterRun(cluster, { transport: new SshTransport(), connectOptions: { baseDir: REPO }, concurrency, connectConcurrency: concurrency, ...(hosts ? { hosts } : {}) });
+  try {
+    return await fn(run);
+  } finally {
+    await run.close();
+  }
+}
+
+/** One SSH round trip per host: whatever any system left, gone (bench only; the tool itself never does this). */
+async function resetHosts(desired: DesiredClusterState): Promise<void> {
+  const transport = new SshTransport();
+  const results = await runOnHosts(desired.targets, concurrency, async (t) => {
+    const session = await transport.connect(t.name, t.connection, { baseDir: REPO });
+    try {
+      const script =
+        t.role === "director"
+          ? `ipvsadm -C 2>/dev/null; ip addr del ${VIP}/32 dev eth0 2>/dev/null; rm -rf /etc/lvs-dr /var/lib/lvs-dr /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service; true\n`
+          : `ip addr del ${VIP}/32 dev lo 2>/dev/null; for i in all lo eth0; do echo 0 > /proc/sys/net/ipv4/conf/$i/arp_ignore; echo 0 > /proc/sys/net/ipv4/conf/$i/arp_announce; done; rm -rf /etc/sysctl.d/90-lvs-dr*.conf /etc/lvs-dr /var/lib/lvs-dr /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service; true\n`;
+      await session.runScript(script);
+    } finally {
+      await session.close();
+    }
+  });
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length) throw new Error(`reset failed on ${failed.length} hosts`);
+}
+
+/** The same end state for every system, checked with the tool's own observe: the data plane (addresses, sysctls, IPVS) matches. */
+async function checkEndState(cluster: Cluster, system: string): Promise<void> {
+  const drift = await withRun(cluster, (run) => run.drift());
+  const wrong = drift.flatMap((d) => d.items).filter((i) => i.kind !== "file" && (i.status === "missing" || i.status === "changed"));
+  if (wrong.length) throw new Error(`${system} did not reach the end state: ${wrong.slice(0, 3).map((i) => `${i.host} ${i.status} ${i.key}`).join("; ")}`);
+}
+
+async function floor(desired: DesiredClusterState): Promise<void> {
+  const transport = new SshTransport();
+  const out = await runOnHosts(desired.targets, concurrency, async (t) => {
+    const session = await transport.connect(t.name, t.connection, { baseDir: REPO });
+    try {
+      if ((await session.runScript("true\n")).code !== 0) throw new Error("true failed");
+    } finally {
+      await session.close();
+    }
+  });
+  if (out.some((o) => !o.ok)) throw new Error("floor: a host failed");
+}
+
+async function main(): Promise<void> {
+  const results: Results = { machine: { cores: cpus().length, kernel: release(), node: process.version, date: new Date().toISOString() }, concurrency, runs, scale: {}, table: {} };
+  if (peers.has("ansible")) ensureAnsible();
+  for (const n of sizes) {
+    process.stderr.write(`lab with ${n} real servers...\n`);
+    await labDown();
+    await labUp({ realServers: Math.max(3, n) });
+    const cluster = spec(n);
+    const desired = desiredClusterState(cluster);
+    const hostsForAnsible = { director: LAB_ADDRESSES.director, realServers: cluster.realServers.map((r) => ({ name: r.name, rip: r.rip })) };
+    const f: Record<string, number[]> = {};
+    const add = (k: string, v: number) => (f[k] ??= []).push(v);
+    for (let r = 0; r < runs; r++) {
+      await resetHosts(desired);
+      add("floor", await timed(() => floor(desired)));
+      if (peers.has("tool")) {
+        add("tool: apply from scratch", await timed(() => withRun(cluster, (run) => run.apply())));
+        add("tool: observe (drift check)", await timed(() => withRun(cluster, (run) => run.drift())));
+        add("tool: no-op apply", await timed(() => withRun(cluster, (run) => run.apply())));
+        add("tool: change one weight", await timed(() => withRun(spec(n, 2), (run) => run.apply())));
+        await checkEndState(spec(n, 2), "tool");
+        await resetHosts(desired);
+      }
+      if (peers.has("per-command")) {
+        add("per-command: apply from scratch", await timed(() => runPerCommand(desired, VIP, concurrency, REPO)));
+        await checkEndState(cluster, "per-command");
+        await resetHosts(desired);
+      }
+      if (peers.has("ansible")) {
+        for (const forks of [5, Math.max(5, n + 1)]) {
+          const label = forks === 5 ? "ansible (forks 5)" : `ansible (forks N+1)`;
+          add(`${label}: apply from scratch`, await timed(async () => runPlaybook(REPO, hostsForAnsible, VIP, forks)));
+          await checkEndState(cluster, label);
+          add(`${label}: drift check (--check)`, await timed(async () => runPlaybook(REPO, hostsForAnsible, VIP, forks, true)));
+          await resetHosts(desired);
+        }
+      }
+    }
+    results.scale[String(n)] = f;
+    const fl = median(f.floor!);
+    console.log(`N=${n}: ` + Object.entries(f).map(([k, v]) => `${k} ${median(v).toFixed(2)}s (${(median(v) / fl).toFixed(2)}x floor)`).join("; "));
+  }
+
+  // The director's table at scale: S services x 10 real servers.
+  if (tableSizes.length) {
+    await labDown();
+    await labUp({ realServers: 10 });
+    for (const destinations of tableSizes) {
+      const services = Math.max(1, Math.round(destinations / 10));
+      const big = (weight: number): Cluster => {
+        const base = spec(10);
+        const parsed = parseCluster({
+          ...base,
+          virtualServices: Array.from({ length: services }, (_, i) => ({
+            name: `s${i}`, vip: `198.51.100.${3 + (i % 5)}`, protocol: "tcp", port: 1000 + Math.floor(i / 5), scheduler: "wlc",
+            realServers: base.realServers.map((rs, j) => ({ name: rs.name, weight: i === 0 && j === 0 ? weight : 1 })),
+          })),
+        });
+        if (!parsed.ok) throw new Error(parsed.issues[0]!.message);
+        return parsed.cluster;
+      };
+      const t: Record<string, number[]> = {};
+      const add = (k: string, v: number) => (t[k] ??= []).push(v);
+      const director = desiredClusterState(big(1));
+      for (let r = 0; r < runs; r++) {
+        await resetHosts(desiredClusterState(spec(10)));
+        add("tool: load from empty", await timed(() => withRun(big(1), (run) => run.apply(), ["director"])));
+        add("tool: change one entry", await timed(() => withRun(big(2), (run) => run.apply(), ["director"])));
+        await resetHosts(desiredClusterState(spec(10)));
+        if (destinations <= Number(process.env.BENCH_PER_ENTRY_MAX ?? 1000)) {
+          const host = director.hosts.find((h) => h.role === "director")!;
+          const lines = [
+            ...host.services.map((s) => `ipvsadm -A -t ${s.address}:${s.port} -s ${s.scheduler}`),
+            ...host.destinations.map((d) => `ipvsadm -a -t ${d.service.slice(4)} -r ${d.address}:${d.port} -g -w ${d.weight}`),
+          ];
+          const target = director.targets.find((x) => x.role === "director")!;
+          const session = await new SshTransport().connect("director", target.connection, { baseDir: REPO });
+          try {
+            add("one ipvsadm per entry: load from empty", await timed(() => session.runScript(lines.join("\n") + "\n", { timeoutMs: 3_600_000 })));
+            add("one ipvsadm per entry: change one entry", await timed(() => session.runScript(`ipvsadm -e -t ${lines[0]!.split(" ")[2]} -r ${host.destinations[0]!.address}:${host.destinations[0]!.port} -g -w 2\n`)));
+          } finally {
+            await session.close();
+          }
+        }
+      }
+      results.table[String(destinations)] = t;
+      console.log(`table ${destinations}: ` + Object.entries(t).map(([k, v]) => `${k} ${median(v).toFixed(2)}s`).join("; "));
+    }
+    await resetHosts(desiredClusterState(spec(10)));
+  }
+  await labDown();
+  mkdirSync(resolve(REPO, "bench/results"), { recursive: true });
+  writeFileSync(resolve(REPO, "bench/results/latest.json"), JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(resolve(REPO, "bench/results/latest.md"), markdownReport(results));
+  writeFileSync(resolve(REPO, "bench/results/chart.svg"), chartSvg(results));
+  console.log(markdownReport(results));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
