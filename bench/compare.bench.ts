@@ -3,7 +3,7 @@
  * all systems alternating within each round, then the director's table at scale. Writes
  * bench/results/latest.json, latest.md (tables with ratios) and chart.svg (time against N).
  * BENCH_N (default 1,10,50,100,200), BENCH_RUNS (3), BENCH_CONCURRENCY (32),
- * BENCH_PEERS (tool,per-command,ansible), BENCH_TABLE (100,1000,10000).
+ * BENCH_PEERS (tool,per-command,ansible), BENCH_TABLE (100,1000,10000), BENCH_OUT (latest).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
@@ -26,6 +26,7 @@ const runs = Number(process.env.BENCH_RUNS ?? 3);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const peers = new Set((process.env.BENCH_PEERS ?? "tool,per-command,ansible").split(","));
 const tableSizes = (process.env.BENCH_TABLE ?? "100,1000,10000").split(",").filter(Boolean).map(Number);
+const out = process.env.BENCH_OUT ?? "latest";
 
 function spec(n: number, weight = 1): Cluster {
   const realServers = Array.from({ length: n }, (_, i) => ({ name: `rs${i + 1}`, rip: LAB_ADDRESSES.realServer(i + 1), interface: "eth0", gateway: LAB_ADDRESSES.routerA }));
@@ -188,9 +189,9 @@ async function main(): Promise<void> {
   }
   await labDown();
   mkdirSync(resolve(REPO, "bench/results"), { recursive: true });
-  writeFileSync(resolve(REPO, "bench/results/latest.json"), JSON.stringify(results, null, 2) + "\n");
-  writeFileSync(resolve(REPO, "bench/results/latest.md"), markdownReport(results));
-  writeFileSync(resolve(REPO, "bench/results/chart.svg"), chartSvg(results));
+  writeFileSync(resolve(REPO, `bench/results/${out}.json`), JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(resolve(REPO, `bench/results/${out}.md`), markdownReport(results));
+  writeFileSync(resolve(REPO, `bench/results/${out}.svg`), chartSvg(results));
   console.log(markdownReport(results));
 }
 
