@@ -98,7 +98,7 @@ async function floor(desired: DesiredClusterState): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const results: Results = { machine: { cores: cpus().length, kernel: release(), node: process.version, date: new Date().toISOString() }, concurrency, runs, scale: {}, table: {} };
+  const results: Results = { machine: { cores: cpus().length, kernel: release(), node: process.version, date: new Date().toISOString() }, concurrency, runs, scale: {}, table: {}, profile: {} };
   if (peers.has("ansible")) ensureAnsible();
   for (const n of sizes) {
     process.stderr.write(`lab with ${n} real servers...\n`);
@@ -113,7 +113,9 @@ async function main(): Promise<void> {
       await resetHosts(desired);
       add("floor", await timed(() => floor(desired)));
       if (peers.has("tool")) {
-        add("tool: apply from scratch", await timed(() => withRun(cluster, (run) => run.apply())));
+        let timings: Record<string, number> = {};
+        add("tool: apply from scratch", await timed(() => withRun(cluster, async (run) => (timings = (await run.apply()).timings))));
+        for (const [phase, ms] of Object.entries(timings)) ((results.profile[String(n)] ??= {})[phase] ??= []).push(ms / 1000);
         add("tool: observe (drift check)", await timed(() => withRun(cluster, (run) => run.drift())));
         add("tool: no-op apply", await timed(() => withRun(cluster, (run) => run.apply())));
         add("tool: change one weight", await timed(() => withRun(spec(n, 2), (run) => run.apply())));

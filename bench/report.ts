@@ -7,6 +7,8 @@ export interface Results {
   scale: Record<string, Record<string, number[]>>;
   /** destinations -> figure -> seconds per run. */
   table: Record<string, Record<string, number[]>>;
+  /** N -> phase of the tool's apply from scratch -> seconds per run (where the time goes). */
+  profile: Record<string, Record<string, number[]>>;
 }
 
 export function median(xs: number[]): number {
@@ -40,6 +42,12 @@ export function markdownReport(r: Results): string {
       const peers = Object.keys(r.scale[n]!).filter((k) => k.endsWith(": apply from scratch") && !k.startsWith("tool"));
       lines.push(`- N=${n}: ${peers.map((p) => `${p.replace(": apply from scratch", "")} ${fmt(median(r.scale[n]![p]!) / tool)}x`).join(", ") || "no peers run"}`);
     }
+  }
+  const ps = Object.keys(r.profile ?? {});
+  if (ps.length) {
+    const phases = [...new Set(ps.flatMap((n) => Object.keys(r.profile[n]!)))];
+    lines.push("", "Where the tool's apply from scratch spends its time (seconds, medians):", "", `| phase | ${ps.map((n) => `N=${n}`).join(" | ")} |`, `|---|${ps.map(() => "---").join("|")}|`);
+    for (const ph of phases) lines.push(`| ${ph} | ${ps.map((n) => fmt(median(r.profile[n]![ph] ?? []))).join(" | ")} |`);
   }
   const ts = Object.keys(r.table);
   if (ts.length) {

@@ -62,6 +62,8 @@ export interface HostApplyResult {
 export interface ApplyReport {
   plan: ClusterPlan;
   applied: HostApplyResult[];
+  /** Where the time went, in milliseconds: observing (with connecting), ARP probes, each wave. */
+  timings: Record<string, number>;
 }
 
 /** A run against one cluster: sessions are opened once and reused for every round trip. */
@@ -142,13 +144,18 @@ export class ClusterRun {
     return planCluster(this.desired, await this.observe()).drift;
   }
 
-  async plan(options: { destroy?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[] }> {
+  async plan(options: { destroy?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[]; timings: Record<string, number> }> {
     const destroy = options.destroy ?? false;
+    const started = Date.now();
     const observed = await this.observe();
+    const observedAt = Date.now();
     const plan = planCluster(this.desired, observed, { destroy });
-    if (destroy) return { plan, observed, problems: [] };
+    const plannedAt = Date.now();
+    const timings: Record<string, number> = { observe: observedAt - started, plan: plannedAt - observedAt };
+    if (destroy) return { plan, observed, problems: [], timings };
     await this.probeNewRealServers(plan, observed);
-    return { plan, observed, problems: this.preflight(observed) };
+    timings["arp-probes"] = Date.now() - plannedAt;
+    return { plan, observed, problems: this.preflight(observed), timings };
   }
 
   /**
@@ -156,13 +163,15 @@ export class ClusterRun {
    * preflight on any host changes nothing on any host; a failed wave stops before the next.
    */
   async apply(options: { destroy?: boolean; waves?: readonly Wave[] } = {}): Promise<ApplyReport> {
-    const { plan, problems } = await this.plan({ destroy: options.destroy ?? false });
+    const { plan, problems, timings } = await this.plan({ destroy: options.destroy ?? false });
     if (problems.length) throw new PreflightError(problems);
     const applied: HostApplyResult[] = [];
     // A caller that orders hosts itself (Pulumi resources with dependencies) runs one wave at a time.
     const waves = options.waves ? plan.waves.filter((w) => options.waves!.includes(w.wave)) : plan.waves;
     for (const wave of waves) {
+      const waveStarted = Date.now();
       const results = await runOnHosts(wave.hosts, this.concurrency, (hostPlan) => this.applyHostWave(hostPlan));
+      timings[wave.wave] = Date.now() - waveStarted;
       const failures = results.flatMap((r, i) => (r.ok ? [] : [{ host: wave.hosts[i]!.host, wave: wave.wave, message: (r.error as Error).message }]));
       for (const r of results) if (r.ok) applied.push(r.value);
       if (failures.length) {
@@ -170,7 +179,7 @@ export class ClusterRun {
         throw new ApplyError(failures, applied);
       }
     }
-    return { plan, applied };
+    return { plan, applied, timings };
   }
 
   private async applyHostWave(hostPlan: HostWavePlan): Promise<HostApplyResult> {

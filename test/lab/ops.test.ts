@@ -172,6 +172,22 @@ describeLab("host operations on real hosts", (lab) => {
     expect(new Set(await requestVip(6))).toEqual(new Set(["rs1", "rs2"]));
   }, 180_000);
 
+  it("works through a non-root user with passwordless sudo", async () => {
+    const cluster = labCluster();
+    const sudoUser = labHost("rs3", hosts).sudoUser!.user;
+    cluster.realServers.find((r) => r.name === "rs3")!.connection = { user: sudoUser, sudo: true };
+    await labExecOk("rs3", "echo 0 > /proc/sys/net/ipv4/conf/lo/arp_announce");
+    const drift = await withRun(cluster, (run) => run.drift());
+    expect(drift.find((d) => d.host === "rs3")!.items.map((i) => `${i.status} ${i.key}`)).toEqual(["changed net/ipv4/conf/lo/arp_announce"]);
+    await withRun(cluster, (run) => run.apply());
+    expect((await labExecOk("rs3", "cat /proc/sys/net/ipv4/conf/lo/arp_announce")).trim()).toBe("2");
+    // Without sudo the same user cannot take the lock or write /proc/sys: the run fails, naming host and wave.
+    cluster.realServers.find((r) => r.name === "rs3")!.connection = { user: sudoUser, sudo: false };
+    await labExecOk("rs3", "echo 0 > /proc/sys/net/ipv4/conf/lo/arp_announce");
+    await expect(withRun(cluster, (run) => run.apply())).rejects.toThrow(/rs3 \(prepare-real-servers\): exited \d+ (before the first step|at step 1\/)/);
+    await withRun(labCluster(), (run) => run.apply());
+  }, 180_000);
+
   it("destroy puts every host back as it was before the first apply", async () => {
     await withRun(labCluster(), (run) => run.apply({ destroy: true }));
     expect(await snapshotAll()).toEqual(pristine);
