@@ -110,7 +110,9 @@ export class LvsDirector extends pulumi.ComponentResource {
 
   constructor(name: string, args: LvsDirectorArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("lvsdr:index:LvsDirector", name, {}, opts);
-    this.director = new Director(args.director, { cluster: args.cluster, connections: args.connections, host: args.director, ...(args.baseDir !== undefined ? { baseDir: args.baseDir } : {}) }, { parent: this });
+    // Pulumi does not pass a component's dependsOn to its children: the director itself must wait.
+    const after = opts.dependsOn !== undefined ? { dependsOn: opts.dependsOn } : {};
+    this.director = new Director(args.director, { cluster: args.cluster, connections: args.connections, host: args.director, ...(args.baseDir !== undefined ? { baseDir: args.baseDir } : {}) }, { parent: this, ...after });
     this.services = this.director.services;
     this.destinations = this.director.destinations;
     this.addresses = this.director.addresses;
