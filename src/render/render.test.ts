@@ -10,7 +10,7 @@ import { blankCluster, applyPlan } from "../plan/testing/cluster";
 import { labLikeSpec } from "../testing/specs";
 import { renderFile } from "./files";
 import { ipvsLine } from "./ipvsadm";
-import { renderApplyScript, renderObserveScript, renderStepCommand } from "./scripts";
+import { renderApplyScript, renderArpProbeScript, renderObserveScript, renderStepCommand } from "./scripts";
 import { heredoc, quote, RenderError } from "./shell";
 
 const sh = (script: string) => execFileSync("/bin/sh", ["-c", script], { encoding: "utf8" });
@@ -104,6 +104,8 @@ describe("scripts", () => {
     const scripts = [...plan.waves, ...removal.waves].flatMap((w) => w.hosts.map((h) => renderApplyScript(h)));
     expect(scripts.length).toBeGreaterThan(5);
     for (const script of scripts) syntaxOk(script);
+    syntaxOk(renderArpProbeScript("eth0", ["198.51.100.10", "198.51.100.11"]));
+    execFileSync("bash", ["-n"], { input: renderArpProbeScript("eth0", ["198.51.100.10"]) });
     for (const host of desired.hosts) {
       syntaxOk(renderObserveScript({ sysctlKeys: host.sysctls.map((s) => s.key), filePaths: Object.values(hostPaths).filter((p) => p.includes(".")), routeTargets: host.onLinkPeers, ipvs: host.role === "director" }));
     }

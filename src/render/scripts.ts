@@ -106,18 +106,33 @@ export function renderObserveScript(req: ObserveRequest): string {
 export function renderArpProbeScript(iface: string, targets: string[]): string {
   const dev = quote(assertInterface(iface));
   const list = targets.map((t) => quote(assertAddress(t))).join(" ");
+  const verdicts = [
+    `  for t in $lvsdr_todo; do`,
+    `    case "$lvsdr_neigh" in *"\n$t lladdr"*) echo "${marker} arp $t ok" ;; *) echo "${marker} arp $t fail" ;; esac`,
+    "  done",
+  ];
   return [
     "set -u",
     PATH,
     `echo '${marker} probe 1'`,
     `lvsdr_neigh="\n$(ip -4 neigh show dev ${dev} 2>/dev/null)"`,
+    'lvsdr_todo=""',
     `for t in ${list}; do`,
-    `  case "$lvsdr_neigh" in`,
-    `    *"\n$t lladdr"*) echo "${marker} arp $t ok" ;;`,
-    `    *) ( if arping -q -c 1 -w 2 -I ${dev} "$t" >/dev/null 2>&1; then echo "${marker} arp $t ok"; else echo "${marker} arp $t fail"; fi ) & ;;`,
-    "  esac",
+    `  case "$lvsdr_neigh" in *"\n$t lladdr"*) echo "${marker} arp $t ok" ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac`,
     "done",
-    "wait",
+    'if [ -n "$lvsdr_todo" ] && [ -n "${BASH_VERSION:-}" ]; then',
+    // bash sends a datagram without starting a process; the kernel resolves each RIP by ARP,
+    // and the neighbour table then says who answered. One process in all, not one per RIP.
+    '  for t in $lvsdr_todo; do { printf x > "/dev/udp/$t/9"; } 2>/dev/null || :; done',
+    "  sleep 1",
+    `  lvsdr_neigh="\n$(ip -4 neigh show dev ${dev} 2>/dev/null)"`,
+    ...verdicts,
+    'elif [ -n "$lvsdr_todo" ]; then',
+    "  for t in $lvsdr_todo; do",
+    `    ( if arping -q -c 1 -w 2 -I ${dev} "$t" >/dev/null 2>&1; then echo "${marker} arp $t ok"; else echo "${marker} arp $t fail"; fi ) &`,
+    "  done",
+    "  wait",
+    "fi",
     `echo '${marker} end'`,
   ].join("\n") + "\n";
 }

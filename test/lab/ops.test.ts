@@ -6,7 +6,9 @@ import { resolve } from "node:path";
 import { LAB_ADDRESSES, labExec, labExecOk, labHost, type LabHosts } from "../../lab";
 import { loadCluster } from "../../src/config/load";
 import type { Cluster } from "../../src/config/schema";
+import { desiredClusterState } from "../../src/model/desired";
 import { ClusterRun, PreflightError, type ProgressEvent } from "../../src/ops/engine";
+import { probeArp } from "../../src/ops/observe";
 import { SshTransport } from "../../src/transport/ssh";
 import { describeLab } from "./lab-suite";
 
@@ -92,6 +94,19 @@ describeLab("host operations on real hosts", (lab) => {
     expect(await labExecOk("rsb1", "ip -o addr show dev lo | awk '{print $4}'")).not.toContain(VIP);
   }, 120_000);
 
+  it("probes ARP from the director: a real server answers, an empty address does not", async () => {
+    const desired = desiredClusterState(labCluster());
+    const director = desired.hosts.find((h) => h.role === "director")!;
+    const target = desired.targets.find((t) => t.role === "director")!;
+    const session = await new SshTransport().connect("director", target.connection, { baseDir: REPO });
+    try {
+      await labExec("director", "ip neigh flush dev eth0");
+      expect(await probeArp(session, director, ["198.51.100.11", "198.51.100.99"])).toEqual({ "198.51.100.11": true, "198.51.100.99": false });
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
+
   it("applies the cluster: requests reach every real server, ARP for the VIP is the director's, replies bypass it", async () => {
     const report = await withRun(labCluster(), (run) => run.apply());
     expect(report.plan.waves.map((w) => w.wave)).toEqual(["prepare-real-servers", "directors"]);
@@ -176,6 +191,7 @@ describeLab("host operations on real hosts", (lab) => {
     const cluster = labCluster();
     const sudoUser = labHost("rs3", hosts).sudoUser!.user;
     cluster.realServers.find((r) => r.name === "rs3")!.connection = { user: sudoUser, sudo: true };
+    await withRun(labCluster(), (run) => run.apply());
     await labExecOk("rs3", "echo 0 > /proc/sys/net/ipv4/conf/lo/arp_announce");
     const drift = await withRun(cluster, (run) => run.drift());
     expect(drift.find((d) => d.host === "rs3")!.items.map((i) => `${i.status} ${i.key}`)).toEqual(["changed net/ipv4/conf/lo/arp_announce"]);
