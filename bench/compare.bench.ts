@@ -73,8 +73,8 @@ async function resetHosts(desired: DesiredClusterState): Promise<void> {
       await session.close();
     }
   });
-  const failed = results.filter((r) => !r.ok);
-  if (failed.length) throw new Error(`reset failed on ${failed.length} hosts`);
+  const failed = results.flatMap((r, i) => (r.ok ? [] : [`${desired.targets[i]!.name}: ${String((r as { error: unknown }).error)}`]));
+  if (failed.length) throw new Error(`reset failed on ${failed.length} hosts: ${failed.join("; ")}`);
 }
 
 /** The same end state for every system, checked with the tool's own observe: the data plane (addresses, sysctls, IPVS) matches. */

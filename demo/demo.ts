@@ -69,6 +69,8 @@ async function main(): Promise<void> {
   for (const [name, count] of [...(await spread(12))].sort()) say(`   ${name}: ${"#".repeat(count)} ${count}`);
 
   title(5, "The director's counters: packets in, none out. Replies went straight from the real servers to the client");
+  // The kernel folds its per-CPU counters into these totals every two seconds.
+  await new Promise((r) => setTimeout(r, 2500));
   const stats = await labExecOk("director", "ipvsadm -Ln --stats --exact");
   for (const line of stats.split("\n").filter((l) => l.startsWith("Prot") || l.includes(`${VIP}:80`) || l.includes("->"))) say(`   ${line}`);
 

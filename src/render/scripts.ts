@@ -124,8 +124,14 @@ export function renderArpProbeScript(iface: string, targets: string[]): string {
     // bash sends a datagram without starting a process; the kernel resolves each RIP by ARP,
     // and the neighbour table then says who answered. One process in all, not one per RIP.
     '  for t in $lvsdr_todo; do { printf x > "/dev/udp/$t/9"; } 2>/dev/null || :; done',
-    "  sleep 1",
-    `  lvsdr_neigh="\n$(ip -4 neigh show dev ${dev} 2>/dev/null)"`,
+    // Answers usually arrive within milliseconds: look every 0.2 s, give up after 2 s.
+    "  for lvsdr_try in 1 2 3 4 5 6 7 8 9 10; do",
+    "    sleep 0.2 2>/dev/null || sleep 1",
+    `    lvsdr_neigh="\n$(ip -4 neigh show dev ${dev} 2>/dev/null)"`,
+    "    lvsdr_pending=0",
+    `    for t in $lvsdr_todo; do case "$lvsdr_neigh" in *"\n$t lladdr"*) ;; *) lvsdr_pending=1 ;; esac; done`,
+    '    [ "$lvsdr_pending" = 0 ] && break',
+    "  done",
     ...verdicts,
     'elif [ -n "$lvsdr_todo" ]; then',
     "  for t in $lvsdr_todo; do",

@@ -167,6 +167,8 @@ describeLab("lab (real hosts)", (lab) => {
       const neigh = JSON.parse(await labExecOk("client", `ip -j neigh show to ${VIP}`)) as Array<{ dst: string; lladdr?: string }>;
       expect(neigh[0]?.lladdr).toBe(director.mac);
 
+      // The kernel folds its per-CPU counters into these totals every two seconds.
+      await new Promise((r) => setTimeout(r, 2500));
       const stats = await labExecOk("director", `ipvsadm -Ln --stats --exact -t ${VIP}:80`);
       const svc = stats.split("\n").find((l) => l.startsWith("TCP"));
       const cols = (svc ?? "").trim().split(/\s+/); // TCP VIP:80 Conns InPkts OutPkts InBytes OutBytes

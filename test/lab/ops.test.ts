@@ -124,6 +124,8 @@ describeLab("host operations on real hosts", (lab) => {
     expect(macs.length).toBeGreaterThan(0);
     expect(new Set(macs)).toEqual(new Set([directorMac]));
 
+    // The kernel folds its per-CPU counters into these totals every two seconds.
+    await new Promise((r) => setTimeout(r, 2500));
     const stats = await labExecOk("director", "ipvsadm -Ln --stats --exact");
     const service = stats.split("\n").find((l) => l.startsWith(`TCP  ${VIP}:80`));
     const [, , conns, inPkts, outPkts] = service!.trim().split(/\s+/).map(Number);
