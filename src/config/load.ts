@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
-import { clusterSchema, type Cluster } from "./schema";
+import { clusterSchema } from "./cluster";
+import type { Cluster } from "./schema";
 
 /** The stack config key that holds the cluster: `<project>:cluster`. */
 export const projectName = "lvs-dr";

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { z } from "zod";
-import { clusterSchema } from "./schema";
+import { clusterSchema } from "./cluster";
 
 type AnySchema = z.core.$ZodType;
 

@@ -1,13 +1,12 @@
 /**
  * The cluster spec: one zod schema is the single source of truth for the types users write,
  * for validation, and for the error paths they see. Field-level rules live here; rules that
- * relate fields across the spec live in `rules.ts`, attached below with `superRefine` so one
- * parse reports every problem.
+ * relate fields across the spec live in `rules.ts`, and `cluster.ts` joins the two with
+ * `superRefine` so one parse reports every problem.
  */
 import { z } from "zod";
 import { connectionSchema } from "./connection";
 import { parseAddress, parseCidr } from "./ip";
-import { checkClusterRules } from "./rules";
 
 /** Every IPVS scheduler the Linux kernel ships (net/netfilter/ipvs/ip_vs_*.c). */
 export const schedulers = [
@@ -120,7 +119,7 @@ export const drainSchema = z
   })
   .strict();
 
-export const clusterSchema = z
+export const clusterObjectSchema = z
   .object({
     /** Recorded on each host with what the tool owns there. */
     name: resourceName.default("lvs-dr"),
@@ -131,11 +130,10 @@ export const clusterSchema = z
     virtualServices: z.array(virtualServiceSchema).default([]),
     drain: drainSchema.default({ timeoutSeconds: 300, pollSeconds: 2 }),
   })
-  .strict()
-  .superRefine(checkClusterRules);
+  .strict();
 
-export type ClusterInput = z.input<typeof clusterSchema>;
-export type Cluster = z.output<typeof clusterSchema>;
+export type ClusterInput = z.input<typeof clusterObjectSchema>;
+export type Cluster = z.output<typeof clusterObjectSchema>;
 export type Director = z.output<typeof directorSchema>;
 export type RealServer = z.output<typeof realServerSchema>;
 export type VirtualService = z.output<typeof virtualServiceSchema>;
