@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { canonicalAddress } from "../config/ip";
 import type { InterfaceAddress, RouteLookup } from "../model/host-state";
-import { ParseError } from "./ipvsadm";
+import { ParseError, parseJsonAs } from "./ipvsadm";
 
 const addrInfo = z.object({ family: z.string(), local: z.string().optional(), prefixlen: z.number().optional() }).loose();
 const link = z.object({ ifname: z.string(), address: z.string().optional(), addr_info: z.array(addrInfo).default([]) }).loose();
@@ -14,17 +14,10 @@ export interface InterfaceInfo {
 }
 
 export function parseIpAddr(text: string): { addresses: InterfaceAddress[]; interfaces: InterfaceInfo[] } {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ParseError("ip -j addr show", (err as Error).message);
-  }
-  const result = addrShow.safeParse(json);
-  if (!result.success) throw new ParseError("ip -j addr show", result.error.issues[0]?.message ?? "unexpected shape");
+  const links = parseJsonAs("ip -j addr show", text, addrShow);
   const addresses: InterfaceAddress[] = [];
   const interfaces: InterfaceInfo[] = [];
-  for (const l of result.data) {
+  for (const l of links) {
     interfaces.push({ name: l.ifname, mac: l.address ?? null });
     for (const a of l.addr_info) {
       if ((a.family !== "inet" && a.family !== "inet6") || a.local === undefined || a.prefixlen === undefined) continue;

@@ -17,6 +17,22 @@ export class ParseError extends Error {
   }
 }
 
+/** JSON text checked against a schema; both failures say what was being read. */
+export function parseJsonAs<T>(what: string, text: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ParseError(what, (err as Error).message);
+  }
+  const result = schema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ParseError(what, `${issue?.path.map(String).join(".") || "(root)"}: ${issue?.message ?? "unexpected shape"}`);
+  }
+  return result.data;
+}
+
 interface Selector {
   protocol: "tcp" | "udp" | "fwmark";
   address: string;

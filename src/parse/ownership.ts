@@ -1,7 +1,7 @@
 /** The ownership record a host keeps of what lvs-dr created there. */
 import { z } from "zod";
 import type { OwnershipRecord } from "../model/host-state";
-import { ParseError } from "./ipvsadm";
+import { parseJsonAs } from "./ipvsadm";
 
 const ownershipSchema = z
   .object({
@@ -17,16 +17,5 @@ const ownershipSchema = z
   .strict();
 
 export function parseOwnershipRecord(text: string): OwnershipRecord {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ParseError("ownership record", (err as Error).message);
-  }
-  const result = ownershipSchema.safeParse(json);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw new ParseError("ownership record", `${issue?.path.join(".") || "(root)"}: ${issue?.message}`);
-  }
-  return result.data;
+  return parseJsonAs("ownership record", text, ownershipSchema);
 }
