@@ -14,7 +14,7 @@
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type * as Impl from "./impl";
-import type { ClusterConnections, DestinationFields, HostResourceInputs, ServiceFields } from "./state";
+import type { ClusterConnections, DestinationFields, HostResourceInputs, HostResourceKind, ServiceFields } from "./state";
 import type { ClusterInput } from "../config/schema";
 import type { HostRole } from "../model/host-state";
 
@@ -23,32 +23,24 @@ const implModule: string = join(__dirname, "impl");
 
 type Provider = pulumi.dynamic.ResourceProvider<HostResourceInputs, Impl.ResourceOutputs>;
 
-export const realServerProvider: Provider = {
-  check: (olds, news) => (require(implModule) as typeof Impl).check("real-server", olds, news),
-  diff: (id, olds, news) => (require(implModule) as typeof Impl).diff("real-server", id, olds, news),
-  create: (inputs) => (require(implModule) as typeof Impl).create("real-server", inputs),
-  read: (id, props) => (require(implModule) as typeof Impl).read("real-server", id, props as Impl.ResourceOutputs),
-  update: (id, olds, news) => (require(implModule) as typeof Impl).update("real-server", id, olds, news),
-  delete: (id, props) => (require(implModule) as typeof Impl).remove("real-server", id, props),
-};
+/**
+ * One provider per kind of resource. The methods capture only `kind` and `implModule`, two
+ * strings, so what Pulumi serializes stays that small.
+ */
+function providerFor(kind: HostResourceKind): Provider {
+  return {
+    check: (olds, news) => (require(implModule) as typeof Impl).check(kind, olds, news),
+    diff: (id, olds, news) => (require(implModule) as typeof Impl).diff(kind, id, olds, news),
+    create: (inputs) => (require(implModule) as typeof Impl).create(kind, inputs),
+    read: (id, props) => (require(implModule) as typeof Impl).read(kind, id, props as Impl.ResourceOutputs),
+    update: (id, olds, news) => (require(implModule) as typeof Impl).update(kind, id, olds, news),
+    delete: (id, props) => (require(implModule) as typeof Impl).remove(kind, id, props),
+  };
+}
 
-export const directorProvider: Provider = {
-  check: (olds, news) => (require(implModule) as typeof Impl).check("director", olds, news),
-  diff: (id, olds, news) => (require(implModule) as typeof Impl).diff("director", id, olds, news),
-  create: (inputs) => (require(implModule) as typeof Impl).create("director", inputs),
-  read: (id, props) => (require(implModule) as typeof Impl).read("director", id, props as Impl.ResourceOutputs),
-  update: (id, olds, news) => (require(implModule) as typeof Impl).update("director", id, olds, news),
-  delete: (id, props) => (require(implModule) as typeof Impl).remove("director", id, props),
-};
-
-export const realServerReleaseProvider: Provider = {
-  check: (olds, news) => (require(implModule) as typeof Impl).check("real-server-release", olds, news),
-  diff: (id, olds, news) => (require(implModule) as typeof Impl).diff("real-server-release", id, olds, news),
-  create: (inputs) => (require(implModule) as typeof Impl).create("real-server-release", inputs),
-  read: (id, props) => (require(implModule) as typeof Impl).read("real-server-release", id, props as Impl.ResourceOutputs),
-  update: (id, olds, news) => (require(implModule) as typeof Impl).update("real-server-release", id, olds, news),
-  delete: (id, props) => (require(implModule) as typeof Impl).remove("real-server-release", id, props),
-};
+export const realServerProvider: Provider = providerFor("real-server");
+export const directorProvider: Provider = providerFor("director");
+export const realServerReleaseProvider: Provider = providerFor("real-server-release");
 
 /** Inputs of one host's resource, as a component passes them. */
 export interface HostResourceArgs {
