@@ -9,6 +9,8 @@ export interface Results {
   table: Record<string, Record<string, number[]>>;
   /** N -> phase of the tool's apply from scratch -> seconds per run (where the time goes). */
   profile: Record<string, Record<string, number[]>>;
+  /** What could not be measured, and why. */
+  failures?: string[];
 }
 
 export function median(xs: number[]): number {
@@ -55,6 +57,7 @@ export function markdownReport(r: Results): string {
     lines.push("", "Director table (destinations):", "", `| figure | ${ts.join(" | ")} |`, `|---|${ts.map(() => "---").join("|")}|`);
     for (const f of figures) lines.push(`| ${f} | ${ts.map((t) => fmt(median(r.table[t]![f] ?? []))).join(" | ")} |`);
   }
+  if (r.failures?.length) lines.push("", "Not measured:", "", ...r.failures.map((f) => `- ${f}`));
   return lines.join("\n") + "\n";
 }
 
