@@ -5,6 +5,7 @@
  */
 import type { HostWavePlan, Step } from "../model/steps";
 import type { DestinationState } from "../model/host-state";
+import { hostPort } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { describeStep } from "./describe";
 import { renderOwnershipFile } from "./files";
@@ -225,24 +226,30 @@ function isIpvsStep(step: Step): boolean {
   return ["add-service", "edit-service", "remove-service", "add-destination", "edit-destination", "drain-destination", "remove-destination"].includes(step.op);
 }
 
+/** How `ipvsadm -Ln` heads a service: `TCP  198.51.100.5:80`, `FWM  7` (joined with "/" here). */
+function listedService(key: string): string {
+  serviceSelectorFromKey(key); // refuses anything that is not a valid service key
+  const fw = /^fwmark6?:(\d+)$/.exec(key);
+  if (fw) return `FWM/${fw[1]}`;
+  const m = /^(tcp|udp):(.+)$/.exec(key);
+  if (!m) throw new Error(`refusing to render service key "${key}"`);
+  return `${m[1]!.toUpperCase()}/${m[2]}`;
+}
+
 /**
  * Polls active connections of the drained destinations; gives up at the timeout (the
- * destinations are removed either way, as the spec asks).
+ * destinations are removed either way, as the spec asks). One listing per poll, whatever the
+ * number of destinations.
  */
 function waitDrainedCommand(destinations: DestinationState[], timeoutSeconds: number, pollSeconds: number): string {
-  const checks = destinations
-    .map((d) => {
-      const rs = d.port === 0 ? (d.address.includes(":") ? `[${d.address}]` : d.address) : d.address.includes(":") ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
-      const rsMatch = d.port === 0 ? `${rs}:0` : rs;
-      return `  n=$(ipvsadm -Ln --exact ${serviceSelectorFromKey(d.service)} 2>/dev/null | awk -v rs=${quote(rsMatch)} '$1=="->" && $2==rs {print $5}'); lvsdr_active=$((lvsdr_active + \${n:-0}))`;
-    })
-    .join("\n");
+  // Keys are validated addresses and ports, so they hold no spaces; awk splits the list on them.
+  const wanted = destinations.map((d) => `${listedService(d.service)}|${hostPort(assertAddress(d.address), assertUint(d.port, 65535))}`).join(" ");
+  const sum = `awk -v want=${quote(wanted)} 'BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) k[w[i]] = 1 } $1 == "TCP" || $1 == "UDP" || $1 == "FWM" { s = $1 "/" $2; next } $1 == "->" && ((s "|" $2) in k) { a += $5 } END { print a + 0 }'`;
   return [
     `lvsdr_deadline=$(( $(date +%s) + ${assertUint(timeoutSeconds)} ))`,
     "while :; do",
-    "  lvsdr_active=0",
-    checks,
-    '  [ "$lvsdr_active" -eq 0 ] && break',
+    `  lvsdr_active=$(ipvsadm -Ln --exact 2>/dev/null | ${sum})`,
+    '  [ "${lvsdr_active:-0}" -eq 0 ] && break',
     `  if [ "$(date +%s)" -ge "$lvsdr_deadline" ]; then echo "${marker} warn drain timed out with $lvsdr_active active connections"; break; fi`,
     `  sleep ${assertUint(pollSeconds, 60)}`,
     "done",
