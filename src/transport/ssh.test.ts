@@ -288,10 +288,18 @@ describe("runScript", () => {
     session = await open("web1", conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey }));
   });
 
-  it("runs the script from stdin through /bin/sh -s and returns exit code and output", async () => {
+  it("runs the script from stdin through /bin/sh once it has all arrived, and returns exit code and output", async () => {
     const r = await session.runScript('set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n');
     expect(r).toEqual({ code: 3, stdout: "héllo\n", stderr: "err\n" });
-    expect(s.commands).toEqual(["exec /bin/sh -s"]);
+    expect(s.commands).toEqual([`exec /bin/sh -c 'lvsdr_script=$(cat) || exit 125; eval "$lvsdr_script"'`]);
+  });
+
+  it("keeps set -e, heredocs and exit codes of the script", async () => {
+    const r = await session.runScript("set -eu\ncat <<'EOF'\nin heredoc $HOME\nEOF\nfalse\necho never\n", { timeoutMs: 5000 });
+    expect(r).toEqual({ code: 1, stdout: "in heredoc $HOME\n", stderr: "" });
+    const unset = await session.runScript("set -eu\necho \"$lvsdr_nothing\"\necho never\n");
+    expect(unset.code).not.toBe(0);
+    expect(unset.stdout).toBe("");
   });
 
   it("carries a large script and output intact", async () => {
@@ -317,7 +325,7 @@ describe("runScript", () => {
     const t0 = Date.now();
     await expectTransportError(session.runScript("echo $$; sleep 30; echo never", { timeoutMs: 200, onLine: (l) => pids.push(l) }), "timeout");
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(s.commands[0]).toMatch(/timeout -s KILL 2 \/bin\/sh -s/);
+    expect(s.commands[0]).toMatch(/timeout -s KILL 2 \/bin\/sh -c "\$0"/);
     const pid = Number(pids[0]);
     expect(pid).toBeGreaterThan(0);
     // Neither OpenSSH 9.2 nor ssh2's Server acts on a signal request after stdin EOF, so the
@@ -339,7 +347,7 @@ describe("sudo", () => {
     const s = await server({ sudo: "strip" });
     const session = await open("a", conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey, sudo: true }));
     expect((await session.runScript("echo hi")).stdout).toBe("hi\n");
-    expect(s.commands).toEqual(["exec sudo -n /bin/sh -s"]);
+    expect(s.commands).toEqual([`exec sudo -n /bin/sh -c 'lvsdr_script=$(cat) || exit 125; eval "$lvsdr_script"'`]);
   });
 
   it("says passwordless sudo is needed when sudo asks for a password", async () => {
