@@ -2,6 +2,7 @@
  * Turns the observe script's output (see render/scripts.ts) into ObservedHostState: one
  * round trip's text becomes all the structured state the planner needs.
  */
+import { createHash } from "node:crypto";
 import type { ObservedFile, ObservedHostState } from "../model/host-state";
 import { destinationKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
@@ -64,9 +65,6 @@ export function parseObservation(host: string, text: string): ObservedHostState 
           state.interfaces = parsed.interfaces.map((i) => i.name);
           break;
         }
-        case "ipvs-fingerprint":
-          state.ipvs.fingerprint = body.trim() || null;
-          break;
         case "ipvs-thresholds":
           thresholdsText = body;
           break;
@@ -80,7 +78,8 @@ export function parseObservation(host: string, text: string): ObservedHostState 
     } else if (kind === "ipvs") {
       if (arg !== "loaded" && arg !== "not-loaded" && arg !== "no-ipvsadm") throw new ParseError(`observation of ${host}`, `unknown IPVS status ${arg}`);
       state.ipvs.status = arg;
-      rulesText = body;
+      // The exact bytes `ipvsadm -Sn` wrote: the apply script hashes them again on the host.
+      rulesText = block.body.length ? `${body}\n` : "";
     } else if (kind === "file" && path) {
       state.files[path] = decodeFile(arg, block.body);
     } else if (kind === "arp" && arg) {
@@ -90,6 +89,7 @@ export function parseObservation(host: string, text: string): ObservedHostState 
 
   if (state.ipvs.status === "loaded") {
     const table = parseIpvsRules(rulesText);
+    state.ipvs.fingerprint = createHash("sha256").update(rulesText).digest("hex");
     const counters = parseIpvsThresholds(thresholdsText);
     state.ipvs.services = table.services;
     state.ipvs.destinations = table.destinations.map((d) => {

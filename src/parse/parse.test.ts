@@ -113,6 +113,18 @@ describe("the observe script's output", () => {
     expect(state.files[hostPaths.ipvsRules]?.content).toContain("-A -t 198.51.100.5:80 -s rr\n");
   });
 
+  it("fingerprints the IPVS table exactly as `ipvsadm -Sn | sha256sum` does on the host", () => {
+    // This capture also holds the digest the director's own sha256sum printed (an earlier
+    // observe script sent it): the locally computed fingerprint must be that digest.
+    const text = fixture("observe", "director-managed.txt");
+    const onHost = /@@lvsdr section ipvs-fingerprint\n([0-9a-f]{64})\n/.exec(text)?.[1];
+    expect(onHost).toMatch(/^[0-9a-f]{64}$/);
+    expect(parseObservation("director", text).ipvs.fingerprint).toBe(onHost);
+    // An empty table is the digest of no bytes, as `ipvsadm -Sn | sha256sum` prints for it.
+    const empty = text.replace(/(@@lvsdr ipvs loaded\n)[\s\S]*?(?=@@lvsdr section)/, "$1");
+    expect(parseObservation("director", empty).ipvs.fingerprint).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  });
+
   it("refuses output that was cut short", () => {
     const text = fixture("observe", "director.txt");
     expect(() => parseObservation("director", text.slice(0, text.indexOf("@@lvsdr end")))).toThrow(/cut short/);
