@@ -117,6 +117,17 @@ describe("scripts", () => {
     expect(director).toContain("-A -t 198.51.100.5:80 -s rr\n-a -t 198.51.100.5:80 -r 198.51.100.10:80 -g -w 1\n");
   });
 
+  it("announce a large IPVS batch in one progress line that names its range", () => {
+    const hostPlan = plan.waves.find((w) => w.wave === "directors")!.hosts[0]!;
+    const dest = hostPlan.steps.find((s) => s.op === "add-destination")!;
+    if (dest.op !== "add-destination") throw new Error("no destination step");
+    const many = Array.from({ length: 120 }, (_, k) => ({ ...dest, destination: { ...dest.destination, port: 1000 + k } }));
+    const script = renderApplyScript({ ...hostPlan, steps: many });
+    const progress = script.split("\n").filter((l) => l.includes("@@lvsdr step"));
+    expect(progress).toEqual([expect.stringMatching(/^echo '@@lvsdr step 120\/120 120 IPVS changes in one batch \(steps 1-120: add real server .*:1000 .* \.\.\. add real server .*:1119 /)]);
+    expect(script.match(/^-a -t /gm)).toHaveLength(120);
+  });
+
   it("take the host lock before anything else", () => {
     const rs = renderApplyScript(plan.waves[0]!.hosts[0]!);
     const lines = rs.split("\n");
