@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { Connection } from "../config/connection";
 import { hashHostName } from "./host-key";
 import { runOnHosts, SessionPool } from "./pool";
-import { backoffMs, dialAttempts, SshTransport } from "./ssh";
+import { backoffMs, dialAttempts, SshTransport, type SshSession } from "./ssh";
 import { generateKey, startTestServer, type TestServer } from "./testing/ssh-server";
 import { TransportError, type HostSession, type Transport } from "./types";
 
@@ -292,6 +292,11 @@ describe("runScript", () => {
     const r = await session.runScript('set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n');
     expect(r).toEqual({ code: 3, stdout: "héllo\n", stderr: "err\n" });
     expect(s.commands).toEqual([`exec /bin/sh -c 'lvsdr_script=$(cat) || exit 125; eval "$lvsdr_script"'`]);
+  });
+
+  it("runs the bare `true` the benchmark floor measures, with no shell reading stdin", async () => {
+    expect(await (session as SshSession).runCommand("true")).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(s.commands).toEqual(["true"]);
   });
 
   it("keeps set -e, heredocs and exit codes of the script", async () => {

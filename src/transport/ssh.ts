@@ -334,7 +334,7 @@ function exitCodeOfSignal(signal: string | undefined): number {
   return 128 + (n ?? 127);
 }
 
-class SshSession implements HostSession {
+export class SshSession implements HostSession {
   private closed = false;
   private readonly closedPromise: Promise<void>;
 
@@ -357,8 +357,19 @@ class SshSession implements HostSession {
   }
 
   runScript(script: string, options: RunOptions = {}): Promise<ScriptResult> {
+    return this.exec(shellCommand(this.connection.sudo, options.timeoutMs), script, options);
+  }
+
+  /**
+   * Runs one fixed command with nothing on stdin. Only for measuring: the benchmark's floor is
+   * an SSH session that runs `true` and nothing else. The tool itself only sends scripts.
+   */
+  runCommand(command: "true", options: RunOptions = {}): Promise<ScriptResult> {
+    return this.exec(command, "", options);
+  }
+
+  private exec(command: string, input: string, options: RunOptions): Promise<ScriptResult> {
     const { host, connection } = this;
-    const command = shellCommand(connection.sudo, options.timeoutMs);
     return new Promise<ScriptResult>((resolvePromise, reject) => {
       if (this.closed) {
         reject(new TransportError(host, "run", "the connection is closed"));
@@ -460,7 +471,7 @@ class SshSession implements HostSession {
           stream.on("error", (streamErr: Error) => {
             settle(() => reject(new TransportError(host, "run", streamErr.message, streamErr)));
           });
-          stream.end(script);
+          stream.end(input);
         });
       } catch (err) {
         settle(() => reject(new TransportError(host, "run", (err as Error).message, err)));
