@@ -27,6 +27,11 @@ if ! overlay_all 2>"$S/ovl.err"; then
   mount -t tmpfs -o mode=700 "lvslab-$NAME-ovl" "$S/ovl"
   overlay_all
 fi
+# A fresh Debian root's dotfiles, not this machine's: bash sources ~/.bashrc for every SSH
+# command, and a developer's (pyenv init, say) costs every round trip 140 ms.
+for f in bashrc profile; do
+  if [[ -f /usr/share/base-files/dot.$f ]]; then cp /usr/share/base-files/dot.$f /root/.$f; else cp /etc/skel/.$f /root/.$f; fi
+done
 mount -t tmpfs -o mode=755 "lvslab-$NAME-run" /run
 mkdir -p /run/sshd /run/lock /run/lvs-dr
 chmod 1777 /run/lock

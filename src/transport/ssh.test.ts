@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { Connection } from "../config/connection";
 import { hashHostName } from "./host-key";
 import { runOnHosts, SessionPool } from "./pool";
-import { backoffMs, dialAttempts, SshTransport, type SshSession } from "./ssh";
+import { backoffMs, dialAttempts, inlineScriptLimit, SshTransport, type SshSession } from "./ssh";
 import { generateKey, startTestServer, type TestServer } from "./testing/ssh-server";
 import { TransportError, type HostSession, type Transport } from "./types";
 
@@ -288,10 +288,23 @@ describe("runScript", () => {
     session = await open("web1", conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey }));
   });
 
-  it("runs the script from stdin through /bin/sh once it has all arrived, and returns exit code and output", async () => {
+  it("runs a small script as the argument of /bin/sh -c, with nothing to read on stdin", async () => {
     const r = await session.runScript('set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n');
     expect(r).toEqual({ code: 3, stdout: "héllo\n", stderr: "err\n" });
-    expect(s.commands).toEqual([`exec /bin/sh -c 'lvsdr_script=$(cat) || exit 125; eval "$lvsdr_script"'`]);
+    expect(s.commands).toEqual([`exec /bin/sh -c 'set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n'`]);
+  });
+
+  it("sends a script over the inline limit on stdin, run once all of it has arrived", async () => {
+    const big = `set -eu\nx='${"y".repeat(inlineScriptLimit)}'\necho "\${#x}"\nexit 4\n`;
+    const r = await session.runScript(big, { timeoutMs: 10_000 });
+    expect(r).toEqual({ code: 4, stdout: `${inlineScriptLimit}\n`, stderr: "" });
+    expect(s.commands[0]).toContain(`'lvsdr_script=$(cat) || exit 125; eval "$lvsdr_script"'`);
+    expect(s.commands[0]!.length).toBeLessThan(300);
+  });
+
+  it("quotes an inline script so the login shell passes it through untouched", async () => {
+    const r = await session.runScript("printf '%s|' \"it's\" '$HOME' \"\\$x\"; echo\n", { timeoutMs: 5000 });
+    expect(r.stdout).toBe("it's|$HOME|$x|\n");
   });
 
   it("runs the bare `true` the benchmark floor measures, with no shell reading stdin", async () => {
@@ -299,8 +312,10 @@ describe("runScript", () => {
     expect(s.commands).toEqual(["true"]);
   });
 
-  it("keeps set -e, heredocs and exit codes of the script", async () => {
+  it("keeps set -e, heredocs and exit codes of the script, inline or on stdin", async () => {
     const r = await session.runScript("set -eu\ncat <<'EOF'\nin heredoc $HOME\nEOF\nfalse\necho never\n", { timeoutMs: 5000 });
+    const padded = await session.runScript(`set -eu\n#${"-".repeat(inlineScriptLimit)}\ncat <<'EOF'\nin heredoc $HOME\nEOF\nfalse\necho never\n`);
+    expect(padded).toEqual(r);
     expect(r).toEqual({ code: 1, stdout: "in heredoc $HOME\n", stderr: "" });
     const unset = await session.runScript("set -eu\necho \"$lvsdr_nothing\"\necho never\n");
     expect(unset.code).not.toBe(0);
@@ -330,7 +345,7 @@ describe("runScript", () => {
     const t0 = Date.now();
     await expectTransportError(session.runScript("echo $$; sleep 30; echo never", { timeoutMs: 200, onLine: (l) => pids.push(l) }), "timeout");
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(s.commands[0]).toMatch(/timeout -s KILL 2 \/bin\/sh -c "\$0"/);
+    expect(s.commands[0]).toMatch(/^exec \/bin\/sh -c 'if command -v timeout .* exec timeout -s KILL 2 \/bin\/sh -c "\$0"; else eval "\$0"; fi' /);
     const pid = Number(pids[0]);
     expect(pid).toBeGreaterThan(0);
     // Neither OpenSSH 9.2 nor ssh2's Server acts on a signal request after stdin EOF, so the
@@ -352,7 +367,7 @@ describe("sudo", () => {
     const s = await server({ sudo: "strip" });
     const session = await open("a", conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey, sudo: true }));
     expect((await session.runScript("echo hi")).stdout).toBe("hi\n");
-    expect(s.commands).toEqual([`exec sudo -n /bin/sh -c 'lvsdr_script=$(cat) || exit 125; eval "$lvsdr_script"'`]);
+    expect(s.commands).toEqual(["exec sudo -n /bin/sh -c 'echo hi'"]);
   });
 
   it("says passwordless sudo is needed when sudo asks for a password", async () => {
