@@ -3,6 +3,7 @@
  * reach (desired) and what it was seen to hold (observed), so the plan is a diff of two values.
  * Identity (the key functions) is kept apart from attributes and from live counters.
  */
+import { createHash } from "node:crypto";
 import type { Family } from "../config/ip";
 
 export type HostRole = "director" | "real-server";
@@ -115,10 +116,16 @@ export interface RouteLookup {
   source: string | null;
 }
 
-export interface ObservedFile {
-  /** Text content, or the link target for a symbolic link. */
-  content: string;
-  isLink: boolean;
+/**
+ * A file as observed: a symbolic link's target, or a regular file's SHA-256 (hex), with its
+ * text only where the planner reads it (the ownership record). Digests keep the observation
+ * small and cost one process for every file on a host.
+ */
+export type ObservedFile = { isLink: true; target: string } | { isLink: false; sha256: string; content?: string };
+
+/** The SHA-256 (hex) of a text as a host stores it (UTF-8), to compare with an observed file. */
+export function textSha256(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex");
 }
 
 export interface ObservedHostState {

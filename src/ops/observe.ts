@@ -19,7 +19,7 @@ export function observeRequest(host: DesiredHostState): ObserveRequest {
 }
 
 export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number } = {}): Promise<ObservedHostState> {
-  const result = await session.runScript(renderObserveScript(observeRequest(host)), { timeoutMs: options.timeoutMs ?? 60_000 });
+  const result = await session.runScript(renderObserveScript(observeRequest(host)), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false });
   if (result.code !== 0) {
     throw new TransportError(host.host, "run", `the observe script exited ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" | ")}`);
   }
@@ -28,7 +28,7 @@ export async function observeHost(session: HostSession, host: DesiredHostState, 
 
 /** Asks a director whether each RIP answers ARP on its interface. */
 export async function probeArp(session: HostSession, host: DesiredHostState, rips: string[]): Promise<Record<string, boolean>> {
-  const result = await session.runScript(renderArpProbeScript(host.interface, rips), { timeoutMs: 60_000 });
+  const result = await session.runScript(renderArpProbeScript(host.interface, rips), { timeoutMs: 60_000, killOnHost: false });
   if (result.code !== 0) throw new TransportError(host.host, "run", `the ARP probe script exited ${result.code}: ${result.stderr.trim()}`);
   return parseArpProbes(host.host, result.stdout);
 }

@@ -74,6 +74,9 @@ export function parseObservation(host: string, text: string): ObservedHostState 
         case "routes":
           state.routes = parseRouteBatch(body);
           break;
+        case "file-digests":
+          Object.assign(state.files, parseFileDigests(block.body));
+          break;
       }
     } else if (kind === "ipvs") {
       if (arg !== "loaded" && arg !== "not-loaded" && arg !== "no-ipvsadm") throw new ParseError(`observation of ${host}`, `unknown IPVS status ${arg}`);
@@ -104,15 +107,30 @@ export function parseObservation(host: string, text: string): ObservedHostState 
     });
   }
   const ownership = state.files[hostPaths.ownership];
-  if (ownership && !ownership.isLink) state.ownership = parseOwnershipRecord(ownership.content);
+  if (ownership && !ownership.isLink && ownership.content !== undefined) state.ownership = parseOwnershipRecord(ownership.content);
   return state;
 }
 
 function decodeFile(kind: string | undefined, body: string[]): ObservedFile | null {
   if (kind === "absent") return null;
-  if (kind === "link") return { content: (body[0] ?? "").trim(), isLink: true };
-  if (kind === "present") return { content: Buffer.from(body.join(""), "base64").toString("utf8"), isLink: false };
+  if (kind === "link") return { isLink: true, target: (body[0] ?? "").trim() };
+  if (kind === "present") {
+    const bytes = Buffer.from(body.join(""), "base64");
+    return { isLink: false, sha256: createHash("sha256").update(bytes).digest("hex"), content: bytes.toString("utf8") };
+  }
   throw new ParseError("observation", `unknown file state ${kind}`);
+}
+
+/** `sha256sum` lines: `<64 hex>  <path>`. */
+function parseFileDigests(body: string[]): Record<string, ObservedFile> {
+  const files: Record<string, ObservedFile> = {};
+  for (const line of body) {
+    if (line.trim() === "") continue;
+    const m = /^([0-9a-f]{64}) [ *](\/\S+)$/.exec(line);
+    if (!m) throw new ParseError("observation", `unexpected sha256sum line "${line}"`);
+    files[m[2]!] = { isLink: false, sha256: m[1]! };
+  }
+  return files;
 }
 
 /** The ARP probe script's output: per RIP, whether it answered. */

@@ -1,6 +1,7 @@
 /** Parsers against real output captured in the lab (test/fixtures/README.md says how). */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { textSha256 } from "../model/host-state";
 import { hostPaths } from "../model/paths";
 import { parseIpAddr, parseRouteGet } from "./ip";
 import { parseIpvsRules, parseIpvsThresholds, ParseError } from "./ipvsadm";
@@ -109,8 +110,11 @@ describe("the observe script's output", () => {
     expect(state.ipvs.services.map((s) => s.address)).toEqual(["198.51.100.5"]);
     expect(state.ipvs.destinations.map((d) => `${d.address} ${d.weight}`)).toEqual(["198.51.100.10 1", "198.51.100.11 1", "198.51.100.12 1"]);
     expect(state.addresses).toContainEqual({ interface: "eth0", address: "198.51.100.5", prefix: 32 });
-    expect(state.files[hostPaths.systemdUnitLink]).toEqual({ content: hostPaths.systemdUnit, isLink: true });
-    expect(state.files[hostPaths.ipvsRules]?.content).toContain("-A -t 198.51.100.5:80 -s rr\n");
+    expect(state.files[hostPaths.systemdUnitLink]).toEqual({ isLink: true, target: hostPaths.systemdUnit });
+    // This capture sent every file whole (base64); the digest is computed from its bytes.
+    const rules = state.files[hostPaths.ipvsRules];
+    expect(rules?.isLink === false && rules.content).toContain("-A -t 198.51.100.5:80 -s rr\n");
+    expect(rules?.isLink === false && rules.sha256).toBe(textSha256(rules?.isLink === false ? rules.content ?? "" : ""));
   });
 
   it("fingerprints the IPVS table exactly as `ipvsadm -Sn | sha256sum` does on the host", () => {

@@ -6,14 +6,15 @@
  * Ownership decides what may be touched: an item in the desired state or in the host's
  * ownership record is managed; anything else is reported as unmanaged and never changed.
  */
-import type {
-  DesiredHostState,
-  DestinationState,
-  HostRole,
-  InterfaceAddress,
-  ObservedHostState,
-  RenderedFile,
-  VirtualServiceState,
+import {
+  textSha256,
+  type DesiredHostState,
+  type DestinationState,
+  type HostRole,
+  type InterfaceAddress,
+  type ObservedHostState,
+  type RenderedFile,
+  type VirtualServiceState,
 } from "../model/host-state";
 import {
   addressKey,
@@ -67,7 +68,7 @@ function addressText(a: InterfaceAddress): string {
 }
 
 function fileText(f: RenderedFile): string {
-  return "linkTarget" in f ? `link to ${f.linkTarget}` : `${f.content.split("\n").length - 1} lines`;
+  return "linkTarget" in f ? `link to ${f.linkTarget}` : `${f.content.split("\n").length - 1} lines (sha256 ${textSha256(f.content).slice(0, 12)})`;
 }
 
 export function diffHost(desired: DesiredHostState, observed: ObservedHostState): HostDiff {
@@ -190,9 +191,9 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
     const seen = observed.files[want.path] ?? null;
     const same =
       seen !== null &&
-      ("linkTarget" in want ? seen.isLink && seen.content === want.linkTarget : !seen.isLink && seen.content === want.content);
+      ("linkTarget" in want ? seen.isLink && seen.target === want.linkTarget : !seen.isLink && seen.sha256 === textSha256(want.content));
     if (!same) {
-      push("file", want.path, seen === null ? "missing" : "changed", fileText(want), seen === null ? null : seen.isLink ? `link to ${seen.content}` : `${seen.content.split("\n").length - 1} lines, different content`);
+      push("file", want.path, seen === null ? "missing" : "changed", fileText(want), seen === null ? null : seen.isLink ? `link to ${seen.target}` : `different content (sha256 ${seen.sha256.slice(0, 12)})`);
       diff.files.changed.push(want);
     }
   }

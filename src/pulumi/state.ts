@@ -7,12 +7,11 @@
  * (`additionalSecretOutputs`), so keeping every credential under one name keeps all of them
  * secret in state while the VIPs, services and weights stay readable in diffs.
  */
-import { createHash } from "node:crypto";
 import type { ConnectionInput } from "../config/connection";
 import { parseCluster, type SpecIssue } from "../config/load";
 import type { Cluster, ClusterInput } from "../config/schema";
 import { desiredClusterState, type DesiredClusterState } from "../model/desired";
-import type { DesiredHostState, Forwarding, HostRole, ObservedHostState } from "../model/host-state";
+import { textSha256, type DesiredHostState, type Forwarding, type HostRole, type ObservedHostState } from "../model/host-state";
 import { addressKey, destinationKey, serviceKey } from "../model/keys";
 import { renderFile } from "../render/files";
 
@@ -141,7 +140,7 @@ export function desiredOf(inputs: HostResourceInputs): { cluster: Cluster; desir
 }
 
 function digest(text: string): string {
-  return `sha256:${createHash("sha256").update(text).digest("hex")}`;
+  return `sha256:${textSha256(text)}`;
 }
 
 function serviceFields(s: { scheduler: string; flags: string[]; persistence: { timeout: number; netmask: string } | null }): ServiceFields {
@@ -196,7 +195,7 @@ export function fieldsFromObserved(host: DesiredHostState, observed: ObservedHos
   const files: Record<string, string> = {};
   for (const path of new Set([...host.files.map((f) => f.path), ...(owned?.files ?? [])])) {
     const seen = observed.files[path];
-    if (seen) files[path] = seen.isLink ? `link:${seen.content}` : digest(seen.content);
+    if (seen) files[path] = seen.isLink ? `link:${seen.target}` : `sha256:${seen.sha256}`;
   }
   return {
     role: host.role,

@@ -77,12 +77,15 @@ export function renderObserveScript(req: ObserveRequest): string {
     const path = quote(`/proc/sys/${assertSysctlKey(key)}`);
     lines.push(`if [ -r ${path} ]; then v=; read -r v < ${path} || :; printf '%s=%s\\n' ${quote(key)} "$v"; else printf '%s\\n' ${quote(`${key}!absent`)}; fi`);
   }
+  // Files: a link's target; the ownership record whole (the planner reads it); any other
+  // file as its digest, all in one sha256sum (gathered in "$@": paths stay single words).
+  lines.push("set --");
   for (const file of req.filePaths) {
     const p = quote(assertManagedPath(file));
-    lines.push(
-      `if [ -L ${p} ]; then echo '${marker} file link '${p}; readlink ${p}; elif [ -f ${p} ]; then echo '${marker} file present '${p}; base64 < ${p}; else echo '${marker} file absent '${p}; fi`,
-    );
+    const present = file === hostPaths.ownership ? `echo '${marker} file present '${p}; base64 < ${p}` : `set -- "$@" ${p}`;
+    lines.push(`if [ -L ${p} ]; then echo '${marker} file link '${p}; readlink ${p}; elif [ -f ${p} ]; then ${present}; else echo '${marker} file absent '${p}; fi`);
   }
+  lines.push(`if [ "$#" -gt 0 ]; then echo '${marker} section file-digests'; sha256sum "$@"; fi`);
   if (req.routeTargets.length > 0) {
     const targets = req.routeTargets.map((t) => quote(assertAddress(t))).join(" ");
     lines.push(`echo '${marker} section routes'`, `printf 'route get %s\\n' ${targets} | ip -force -j -batch - 2>/dev/null || :`);

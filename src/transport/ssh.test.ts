@@ -356,6 +356,11 @@ describe("runScript", () => {
     expect((await session.runScript("echo ok")).stdout).toBe("ok\n");
   });
 
+  it("without killOnHost a read-only script times out locally, with no timeout process on the host", async () => {
+    await expectTransportError(session.runScript("sleep 5", { timeoutMs: 200, killOnHost: false }), "timeout");
+    expect(s.commands[0]).toBe("exec /bin/sh -c 'sleep 5'");
+  });
+
   it("fails with step run after the session is closed", async () => {
     await session.close();
     await expectTransportError(session.runScript("true"), "run");

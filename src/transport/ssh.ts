@@ -371,7 +371,7 @@ export class SshSession implements HostSession {
   }
 
   runScript(script: string, options: RunOptions = {}): Promise<ScriptResult> {
-    const { command, stdin } = remoteInvocation(script, this.connection.sudo, options.timeoutMs);
+    const { command, stdin } = remoteInvocation(script, this.connection.sudo, options.killOnHost === false ? undefined : options.timeoutMs);
     return this.exec(command, stdin, options);
   }
 

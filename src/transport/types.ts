@@ -12,8 +12,14 @@ export interface ScriptResult {
 }
 
 export interface RunOptions {
-  /** Kill the remote command and fail after this long. */
+  /** Fail after this long, closing the channel. */
   timeoutMs?: number;
+  /**
+   * Also kill the script on the host at the timeout (coreutils `timeout`), for scripts that
+   * change the host or hold its lock. Default true. A read-only script can do without: closing
+   * the channel is enough, and the wrapper costs two process starts per run.
+   */
+  killOnHost?: boolean;
   /** Called with each complete stdout line as it arrives (progress markers). */
   onLine?: (line: string) => void;
 }

@@ -5,7 +5,7 @@
  * to check that applying a plan converges. Real hosts are exercised by the lab suites.
  */
 import { createHash } from "node:crypto";
-import type { ObservedHostState } from "../../model/host-state";
+import { textSha256, type ObservedHostState } from "../../model/host-state";
 import { addressKey, destinationKey, serviceKey } from "../../model/keys";
 import { hostPaths } from "../../model/paths";
 import type { Step } from "../../model/steps";
@@ -129,14 +129,17 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
         break;
       }
       case "write-file":
-        s.files[step.file.path] = "linkTarget" in step.file ? { content: step.file.linkTarget, isLink: true } : { content: step.file.content, isLink: false };
+        s.files[step.file.path] = "linkTarget" in step.file ? { isLink: true, target: step.file.linkTarget } : { isLink: false, sha256: textSha256(step.file.content) };
         break;
       case "remove-file":
         s.files[step.path] = null;
         break;
       case "record-ownership":
         s.ownership = step.record ? structuredClone(step.record) : null;
-        s.files[hostPaths.ownership] = step.record ? { content: JSON.stringify(step.record, null, 2) + "\n", isLink: false } : null;
+        if (step.record) {
+          const content = JSON.stringify(step.record, null, 2) + "\n";
+          s.files[hostPaths.ownership] = { isLink: false, sha256: textSha256(content), content };
+        } else s.files[hostPaths.ownership] = null;
         break;
       default: {
         const never: never = step;
