@@ -11,8 +11,8 @@ export interface PreflightProblem {
   message: string;
 }
 
-const toolsEverywhere = ["ip", "flock", "base64"];
-const toolsOnDirectors = ["ipvsadm", "sha256sum", "modprobe"];
+const toolsEverywhere = ["ip", "flock", "base64", "sha256sum"];
+const toolsOnDirectors = ["ipvsadm", "modprobe"];
 
 export function preflightHost(desired: DesiredHostState, observed: ObservedHostState): PreflightProblem[] {
   const problems: PreflightProblem[] = [];

@@ -1,7 +1,7 @@
 /**
  * The SSH transport over `ssh2`: host key checked during the handshake, key/agent/password
  * auth, an optional bastion hop through a forwarded channel, connect retries with backoff, and
- * scripts sent on stdin to `/bin/sh -s` (through `sudo -n` when asked).
+ * scripts run by `/bin/sh` (through `sudo -n` when asked), see `remoteInvocation`.
  */
 import { readFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
