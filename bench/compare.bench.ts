@@ -111,6 +111,21 @@ async function main(): Promise<void> {
     table: {},
     profile: {},
   };
+  const save = () => {
+    mkdirSync(resolve(REPO, "bench/results"), { recursive: true });
+    writeFileSync(resolve(REPO, `bench/results/${out}.json`), JSON.stringify(results, null, 2) + "\n");
+    writeFileSync(resolve(REPO, `bench/results/${out}.md`), markdownReport(results));
+    writeFileSync(resolve(REPO, `bench/results/${out}.svg`), chartSvg(results));
+  };
+  /** A peer that fails is a result too: recorded under "Not measured", and the run goes on. */
+  const recorded = async (what: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (error) {
+      (results.failures ??= []).push(`${what}: ${error instanceof Error ? error.message.split("\n").slice(0, 2).join(" ") : String(error)}`);
+      process.stderr.write(`${what} failed: ${String(error)}\n`);
+    }
+  };
   if (peers.has("ansible")) ensureAnsible();
   for (const n of sizes) {
     process.stderr.write(`lab with ${n} real servers...\n`);
@@ -135,21 +150,26 @@ async function main(): Promise<void> {
         await resetHosts(desired);
       }
       if (peers.has("per-command") && r < peerRuns) {
-        add("per-command: apply from scratch", await timed(() => runPerCommand(desired, VIP, concurrency, REPO)));
-        await checkEndState(cluster, "per-command");
+        await recorded(`per-command at N=${n}, run ${r + 1}`, async () => {
+          add("per-command: apply from scratch", await timed(() => runPerCommand(desired, VIP, concurrency, REPO)));
+          await checkEndState(cluster, "per-command");
+        });
         await resetHosts(desired);
       }
       if (peers.has("ansible") && r < peerRuns) {
         for (const forks of [5, Math.max(5, n + 1)]) {
           const label = forks === 5 ? "ansible (forks 5)" : `ansible (forks N+1)`;
-          add(`${label}: apply from scratch`, await timed(async () => runPlaybook(REPO, hostsForAnsible, VIP, forks)));
-          await checkEndState(cluster, label);
-          add(`${label}: drift check (--check)`, await timed(async () => runPlaybook(REPO, hostsForAnsible, VIP, forks, true)));
+          await recorded(`${label} at N=${n}, run ${r + 1}`, async () => {
+            add(`${label}: apply from scratch`, await timed(async () => runPlaybook(REPO, hostsForAnsible, VIP, forks)));
+            await checkEndState(cluster, label);
+            add(`${label}: drift check (--check)`, await timed(async () => runPlaybook(REPO, hostsForAnsible, VIP, forks, true)));
+          });
           await resetHosts(desired);
         }
       }
     }
     results.scale[String(n)] = f;
+    save(); // what was measured so far survives a later failure
     const fl = median(f.floor!);
     console.log(`N=${n}: ` + Object.entries(f).map(([k, v]) => `${k} ${median(v).toFixed(2)}s (${(median(v) / fl).toFixed(2)}x floor)`).join("; "));
   }
@@ -208,10 +228,7 @@ async function main(): Promise<void> {
     await resetHosts(desiredClusterState(spec(10)));
   }
   await labDown();
-  mkdirSync(resolve(REPO, "bench/results"), { recursive: true });
-  writeFileSync(resolve(REPO, `bench/results/${out}.json`), JSON.stringify(results, null, 2) + "\n");
-  writeFileSync(resolve(REPO, `bench/results/${out}.md`), markdownReport(results));
-  writeFileSync(resolve(REPO, `bench/results/${out}.svg`), chartSvg(results));
+  save();
   console.log(markdownReport(results));
 }
 

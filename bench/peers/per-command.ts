@@ -23,12 +23,19 @@ export function perCommandJobs(desired: DesiredClusterState, vip: string): { hos
   return jobs;
 }
 
+/**
+ * Sessions open at once against one host. Pulumi's own default is unbounded, but 32 handshakes
+ * at once overwhelm the lab's emulated director (every one timed out at N = 50): a user would
+ * lower `--parallel` until it works, and 8 does here.
+ */
+export const perCommandSessionsPerHost = 8;
+
 export async function runPerCommand(desired: DesiredClusterState, vip: string, concurrency: number, baseDir: string): Promise<void> {
   const targets = new Map(desired.targets.map((t) => [t.name, t.connection]));
   const transport = new SshTransport();
   const jobs = perCommandJobs(desired, vip);
-  const run = (batch: typeof jobs) =>
-    runOnHosts(batch, concurrency, async (job) => {
+  const run = (batch: typeof jobs, limit = concurrency) =>
+    runOnHosts(batch, limit, async (job) => {
       const session = await transport.connect(job.host, targets.get(job.host)!, { baseDir });
       try {
         const r = await session.runScript(`${job.command}\n`);
@@ -40,6 +47,6 @@ export async function runPerCommand(desired: DesiredClusterState, vip: string, c
   // Real-server commands, then the director's, in order (ipvsadm -a needs the -A first).
   const realServerJobs = jobs.filter((j) => j.host !== "director");
   const directorJobs = jobs.filter((j) => j.host === "director");
-  const failures = [...(await run(realServerJobs)), ...(await run(directorJobs.slice(0, 1))), ...(await run(directorJobs.slice(1)))].filter((r) => !r.ok);
+  const failures = [...(await run(realServerJobs)), ...(await run(directorJobs.slice(0, 1))), ...(await run(directorJobs.slice(1), Math.min(concurrency, perCommandSessionsPerHost)))].filter((r) => !r.ok);
   if (failures.length) throw new Error(`per-command: ${failures.length} commands failed: ${String((failures[0] as { error: unknown }).error)}`);
 }
