@@ -14,7 +14,7 @@ import type { HostDrift } from "../plan/drift";
 import { preflightHost, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool } from "../transport/pool";
 import { TransportError, type ConnectOptions, type HostSession, type Transport } from "../transport/types";
-import { observeHost, probeArp } from "./observe";
+import { observeHost } from "./observe";
 
 export type ProgressEvent =
   | { host: string; kind: "connected" | "observed" }
@@ -62,7 +62,7 @@ export interface HostApplyResult {
 export interface ApplyReport {
   plan: ClusterPlan;
   applied: HostApplyResult[];
-  /** Where the time went, in milliseconds: observing (with connecting), ARP probes, each wave. */
+  /** Where the time went, in milliseconds: observing (with connecting, and the directors' ARP probes), planning, each wave. */
   timings: Record<string, number>;
 }
 
@@ -105,10 +105,13 @@ export class ClusterRun {
     return session;
   }
 
-  /** Observes every host, one round trip each; rejects with every host's failure named. */
-  async observe(): Promise<Map<string, ObservedHostState>> {
+  /**
+   * Observes every host, one round trip each; rejects with every host's failure named. With
+   * `probeArp`, directors also report which of their RIPs answer ARP (for preflight).
+   */
+  async observe(options: { probeArp?: boolean } = {}): Promise<Map<string, ObservedHostState>> {
     const results = await runOnHosts(this.desired.hosts, this.concurrency, async (host) => {
-      const observed = await observeHost(await this.session(host.host), host);
+      const observed = await observeHost(await this.session(host.host), host, { probeArp: options.probeArp ?? false });
       this.emit({ host: host.host, kind: "observed" });
       return observed;
     });
@@ -118,22 +121,19 @@ export class ClusterRun {
   }
 
   /**
-   * The live ARP half of the same-broadcast-domain check, for the real servers a director is
-   * about to register; the ones it already serves prove themselves with every packet.
+   * The live ARP half of the same-broadcast-domain check counts for the real servers a director
+   * is about to register; the ones it already serves prove themselves with every packet, and a
+   * served one that is down must not block a change (removing it, say).
    */
-  private async probeNewRealServers(plan: ClusterPlan, observed: Map<string, ObservedHostState>): Promise<void> {
-    const directors = this.desired.hosts.filter((h) => h.role === "director");
-    const results = await runOnHosts(directors, this.concurrency, async (director) => {
+  private keepArpRepliesOfNewRealServers(plan: ClusterPlan, observed: Map<string, ObservedHostState>): void {
+    for (const director of this.desired.hosts.filter((h) => h.role === "director")) {
       const seen = observed.get(director.host)!;
       const serving = new Set(seen.ipvs.destinations.map((d) => d.address));
       const adding = new Set(
         plan.waves.flatMap((w) => w.hosts.filter((h) => h.host === director.host).flatMap((h) => h.steps.flatMap((s) => (s.op === "add-destination" ? [s.destination.address] : [])))),
       );
-      const probe = [...adding].filter((rip) => !serving.has(rip) && seen.routes.some((r) => r.destination === rip && r.gateway === null && r.device === director.interface));
-      if (probe.length) seen.arpReplies = await probeArp(await this.session(director.host), director, probe);
-    });
-    const failed = results.flatMap((r, i) => (r.ok ? [] : [withHost(directors[i]!.host, r.error)]));
-    if (failed.length) throw new Error(`could not probe ARP from every director:\n  ${failed.join("\n  ")}`);
+      seen.arpReplies = Object.fromEntries(Object.entries(seen.arpReplies).filter(([rip]) => adding.has(rip) && !serving.has(rip)));
+    }
   }
 
   preflight(observed: ReadonlyMap<string, ObservedHostState>): PreflightProblem[] {
@@ -147,14 +147,12 @@ export class ClusterRun {
   async plan(options: { destroy?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[]; timings: Record<string, number> }> {
     const destroy = options.destroy ?? false;
     const started = Date.now();
-    const observed = await this.observe();
+    const observed = await this.observe({ probeArp: !destroy });
     const observedAt = Date.now();
     const plan = planCluster(this.desired, observed, { destroy });
-    const plannedAt = Date.now();
-    const timings: Record<string, number> = { observe: observedAt - started, plan: plannedAt - observedAt };
+    const timings: Record<string, number> = { observe: observedAt - started, plan: Date.now() - observedAt };
     if (destroy) return { plan, observed, problems: [], timings };
-    await this.probeNewRealServers(plan, observed);
-    timings["arp-probes"] = Date.now() - plannedAt;
+    this.keepArpRepliesOfNewRealServers(plan, observed);
     return { plan, observed, problems: this.preflight(observed), timings };
   }
 

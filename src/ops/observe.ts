@@ -8,18 +8,28 @@ import { TransportError, type HostSession } from "../transport/types";
 /** Every file the tool can ever write, so owned files no longer in the spec are seen too. */
 export const observedFiles = [hostPaths.sysctlConf, hostPaths.ipvsRules, hostPaths.bootScript, hostPaths.systemdUnit, hostPaths.systemdUnitLink, hostPaths.ownership];
 
-export function observeRequest(host: DesiredHostState): ObserveRequest {
+/**
+ * What to read on a host. With `probeArp`, a director also probes its RIPs by ARP (only those
+ * without a neighbour entry send anything): the live half of the same-broadcast-domain check
+ * rides on the observe round trip instead of costing one of its own.
+ */
+export function observeRequest(host: DesiredHostState, options: { probeArp?: boolean } = {}): ObserveRequest {
   const director = host.role === "director";
   return {
     sysctlKeys: host.sysctls.map((s) => s.key),
     filePaths: observedFiles,
     routeTargets: director ? host.onLinkPeers : [],
     ipvs: director,
+    // A real server's files are a few lines each; a director's can be 10,000.
+    readFiles: director ? "with-tools" : "with-builtins",
+    linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit },
+    ...(director && options.probeArp ? { arpProbe: { interface: host.interface, targets: host.onLinkPeers } } : {}),
   };
 }
 
-export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number } = {}): Promise<ObservedHostState> {
-  const result = await session.runScript(renderObserveScript(observeRequest(host)), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false });
+export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number; probeArp?: boolean } = {}): Promise<ObservedHostState> {
+  const request = observeRequest(host, { probeArp: options.probeArp ?? false });
+  const result = await session.runScript(renderObserveScript(request), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false });
   if (result.code !== 0) {
     throw new TransportError(host.host, "run", `the observe script exited ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" | ")}`);
   }

@@ -114,6 +114,12 @@ export function parseObservation(host: string, text: string): ObservedHostState 
 function decodeFile(kind: string | undefined, body: string[]): ObservedFile | null {
   if (kind === "absent") return null;
   if (kind === "link") return { isLink: true, target: (body[0] ?? "").trim() };
+  if (kind === "text") {
+    const content = body.map((l) => (l.startsWith("|") ? `${l.slice(1)}\n` : l.startsWith("/") ? l.slice(1) : null));
+    if (content.some((l) => l === null)) throw new ParseError("observation", "a file's text line has no | or / prefix");
+    const text = content.join("");
+    return { isLink: false, sha256: createHash("sha256").update(text, "utf8").digest("hex"), content: text };
+  }
   if (kind === "present") {
     const bytes = Buffer.from(body.join(""), "base64");
     return { isLink: false, sha256: createHash("sha256").update(bytes).digest("hex"), content: bytes.toString("utf8") };

@@ -1,16 +1,20 @@
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { parseCluster } from "../config/load";
 import { desiredClusterState } from "../model/desired";
-import type { DestinationState, VirtualServiceState } from "../model/host-state";
+import { textSha256, type DestinationState, type VirtualServiceState } from "../model/host-state";
 import { hostPaths } from "../model/paths";
 import { parseIpvsRules } from "../parse/ipvsadm";
+import { parseObservation } from "../parse/observe";
 import { planCluster } from "../plan/cluster-plan";
 import { blankCluster, applyPlan } from "../plan/testing/cluster";
 import { labLikeSpec } from "../testing/specs";
 import { renderFile } from "./files";
 import { ipvsLine } from "./ipvsadm";
-import { renderApplyScript, renderArpProbeScript, renderObserveScript, renderStepCommand } from "./scripts";
+import { renderApplyScript, renderArpProbeScript, renderObserveScript, renderStepCommand, type ObserveRequest } from "./scripts";
 import { heredoc, quote, RenderError } from "./shell";
 
 const sh = (script: string) => execFileSync("/bin/sh", ["-c", script], { encoding: "utf8" });
@@ -105,9 +109,50 @@ describe("scripts", () => {
     expect(scripts.length).toBeGreaterThan(5);
     for (const script of scripts) syntaxOk(script);
     syntaxOk(renderArpProbeScript("eth0", ["198.51.100.10", "198.51.100.11"]));
+    const bare: ObserveRequest = { sysctlKeys: [], filePaths: [], routeTargets: [], ipvs: true, readFiles: "with-tools", linkTargets: {} };
+    const withProbe = renderObserveScript({ ...bare, routeTargets: ["198.51.100.10"], arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.11"] } });
+    syntaxOk(withProbe);
+    expect(withProbe).toContain("for t in 198.51.100.10 198.51.100.11; do");
+    expect(withProbe.indexOf("/dev/udp/")).toBeLessThan(withProbe.indexOf("@@lvsdr end"));
+    expect(renderObserveScript(bare)).not.toContain("/dev/udp/");
     execFileSync("bash", ["-n"], { input: renderArpProbeScript("eth0", ["198.51.100.10"]) });
     for (const host of desired.hosts) {
-      syntaxOk(renderObserveScript({ sysctlKeys: host.sysctls.map((s) => s.key), filePaths: Object.values(hostPaths).filter((p) => p.includes(".")), routeTargets: host.onLinkPeers, ipvs: host.role === "director" }));
+      for (const readFiles of ["with-tools", "with-builtins"] as const) {
+        const filePaths = Object.values(hostPaths).filter((p) => p.includes("."));
+        syntaxOk(renderObserveScript({ sysctlKeys: host.sysctls.map((s) => s.key), filePaths, routeTargets: host.onLinkPeers, ipvs: host.role === "director", readFiles, linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit } }));
+      }
+    }
+  });
+
+  it("read files exactly, by builtins or by digest, in dash and in bash", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-observe-"));
+    try {
+      const texts: Record<string, string> = {
+        "/etc/lvs-dr/a.conf": "  leading spaces\\and a backslash\n@@lvsdr end\n\ttab\n\n",
+        "/etc/lvs-dr/no-newline.conf": "last line without newline",
+        "/etc/lvs-dr/empty.conf": "",
+      };
+      const local = (p: string) => join(dir, p.replace(/\//g, "_"));
+      for (const [p, text] of Object.entries(texts)) writeFileSync(local(p), text);
+      symlinkSync(local("/etc/lvs-dr/a.conf"), local("/etc/lvs-dr/link"));
+      symlinkSync(local("/etc/lvs-dr/empty.conf"), local("/etc/lvs-dr/other-link"));
+      const filePaths = [...Object.keys(texts), "/etc/lvs-dr/link", "/etc/lvs-dr/other-link", "/etc/lvs-dr/absent.conf"];
+      const linkTargets = { "/etc/lvs-dr/link": "/etc/lvs-dr/a.conf", "/etc/lvs-dr/other-link": "/etc/lvs-dr/a.conf" };
+      for (const readFiles of ["with-builtins", "with-tools"] as const) {
+        let script = renderObserveScript({ sysctlKeys: [], filePaths, routeTargets: [], ipvs: false, readFiles, linkTargets });
+        // The managed paths, moved into the temporary directory (longest first: one is a prefix of none here).
+        for (const p of [...filePaths, ...Object.values(linkTargets)].sort((a, b) => b.length - a.length)) script = script.split(p).join(local(p));
+        for (const shell of ["sh", "bash"]) {
+          const out = execFileSync(shell, [], { input: script, encoding: "utf8" }).split(dir + "/").join("").replace(/_etc_lvs-dr_/g, "/etc/lvs-dr/");
+          const state = parseObservation("h", out);
+          for (const [p, text] of Object.entries(texts)) expect(state.files[p]).toMatchObject({ isLink: false, sha256: textSha256(text) });
+          expect(state.files["/etc/lvs-dr/link"]).toEqual({ isLink: true, target: "/etc/lvs-dr/a.conf" });
+          expect(state.files["/etc/lvs-dr/other-link"]).toEqual({ isLink: true, target: "/etc/lvs-dr/empty.conf" });
+          expect(state.files["/etc/lvs-dr/absent.conf"]).toBeNull();
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

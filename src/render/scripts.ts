@@ -35,6 +35,16 @@ export interface ObserveRequest {
   filePaths: string[];
   routeTargets: string[];
   ipvs: boolean;
+  /**
+   * How file contents come back: as digests from one `sha256sum` (and the ownership record
+   * through `base64`), or as text read by shell builtins, which starts no process but suits
+   * only small files (a real server's; a director's rules file can hold 10,000 lines).
+   */
+  readFiles: "with-tools" | "with-builtins";
+  /** Links whose expected target is known: checked with the `-ef` test, so `readlink` runs only when they differ. */
+  linkTargets: Record<string, string>;
+  /** A director about to apply: which RIPs answer ARP on its interface, in the same round trip. */
+  arpProbe?: { interface: string; targets: string[] };
 }
 
 /**
@@ -77,19 +87,31 @@ export function renderObserveScript(req: ObserveRequest): string {
     const path = quote(`/proc/sys/${assertSysctlKey(key)}`);
     lines.push(`if [ -r ${path} ]; then v=; read -r v < ${path} || :; printf '%s=%s\\n' ${quote(key)} "$v"; else printf '%s\\n' ${quote(`${key}!absent`)}; fi`);
   }
-  // Files: a link's target; the ownership record whole (the planner reads it); any other
-  // file as its digest, all in one sha256sum (gathered in "$@": paths stay single words).
+  // Files: a link's target; then either the ownership record whole (the planner reads it) and
+  // any other file as its digest, all in one sha256sum (gathered in "$@": paths stay single
+  // words), or every file as text read by builtins, each line prefixed so no line reads as a
+  // marker ("|" = a line, "/" = a last line without a newline).
   lines.push("set --");
   for (const file of req.filePaths) {
     const p = quote(assertManagedPath(file));
-    const present = file === hostPaths.ownership ? `echo '${marker} file present '${p}; base64 < ${p}` : `set -- "$@" ${p}`;
-    lines.push(`if [ -L ${p} ]; then echo '${marker} file link '${p}; readlink ${p}; elif [ -f ${p} ]; then ${present}; else echo '${marker} file absent '${p}; fi`);
+    const expected = req.linkTargets[file];
+    const link = expected
+      ? `if [ ${p} -ef ${quote(assertManagedPath(expected))} ]; then echo ${quote(expected)}; else readlink ${p}; fi`
+      : `readlink ${p}`;
+    const present =
+      req.readFiles === "with-builtins"
+        ? `echo '${marker} file text '${p}; while :; do lvsdr_l=; if IFS= read -r lvsdr_l; then printf '|%s\\n' "$lvsdr_l"; else [ -z "$lvsdr_l" ] || printf '/%s\\n' "$lvsdr_l"; break; fi; done < ${p}`
+        : file === hostPaths.ownership
+          ? `echo '${marker} file present '${p}; base64 < ${p}`
+          : `set -- "$@" ${p}`;
+    lines.push(`if [ -L ${p} ]; then echo '${marker} file link '${p}; ${link}; elif [ -f ${p} ]; then ${present}; else echo '${marker} file absent '${p}; fi`);
   }
   lines.push(`if [ "$#" -gt 0 ]; then echo '${marker} section file-digests'; sha256sum "$@"; fi`);
   if (req.routeTargets.length > 0) {
     const targets = req.routeTargets.map((t) => quote(assertAddress(t))).join(" ");
     lines.push(`echo '${marker} section routes'`, `printf 'route get %s\\n' ${targets} | ip -force -j -batch - 2>/dev/null || :`);
   }
+  if (req.arpProbe && req.arpProbe.targets.length > 0) lines.push(...arpProbeLines(req.arpProbe.interface, req.arpProbe.targets));
   lines.push(`echo '${marker} end'`);
   return lines.join("\n") + "\n";
 }
@@ -97,9 +119,9 @@ export function renderObserveScript(req: ObserveRequest): string {
 /**
  * Live ARP probes from a director, all at once: the same-broadcast-domain check for real
  * servers about to be registered. A neighbour entry with a link-layer address already proves
- * an answer; only the others are probed.
+ * an answer; only the others are probed. Prints `@@lvsdr arp <rip> ok|fail` per target.
  */
-export function renderArpProbeScript(iface: string, targets: string[]): string {
+function arpProbeLines(iface: string, targets: string[]): string[] {
   const dev = quote(assertInterface(iface));
   const list = targets.map((t) => quote(assertAddress(t))).join(" ");
   const verdicts = [
@@ -108,9 +130,6 @@ export function renderArpProbeScript(iface: string, targets: string[]): string {
     "  done",
   ];
   return [
-    "set -u",
-    PATH,
-    `echo '${marker} probe 1'`,
     `lvsdr_neigh="\n$(ip -4 neigh show dev ${dev} 2>/dev/null)"`,
     'lvsdr_todo=""',
     `for t in ${list}; do`,
@@ -135,8 +154,12 @@ export function renderArpProbeScript(iface: string, targets: string[]): string {
     "  done",
     "  wait",
     "fi",
-    `echo '${marker} end'`,
-  ].join("\n") + "\n";
+  ];
+}
+
+/** The ARP probes on their own, for a director already observed. */
+export function renderArpProbeScript(iface: string, targets: string[]): string {
+  return ["set -u", PATH, `echo '${marker} probe 1'`, ...arpProbeLines(iface, targets), `echo '${marker} end'`].join("\n") + "\n";
 }
 
 /** Shell for one step. IPVS steps are batched separately (see `renderApplyScript`). */

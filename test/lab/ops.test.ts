@@ -105,6 +105,14 @@ describeLab("host operations on real hosts", (lab) => {
     } finally {
       await session.close();
     }
+    // Before an apply the same probes ride on the director's observe round trip; a drift check sends nothing.
+    await labExec("director", "ip neigh flush dev eth0");
+    const { observed, problems } = await withRun(labCluster(), (run) => run.plan());
+    expect(observed.get("director")!.arpReplies).toEqual({ "198.51.100.10": true, "198.51.100.11": true, "198.51.100.12": true });
+    expect(problems).toEqual([]);
+    await labExec("director", "ip neigh flush dev eth0");
+    await withRun(labCluster(), (run) => run.drift());
+    expect(await labExecOk("director", "ip -4 neigh show dev eth0")).not.toMatch(/198\.51\.100\.1[0-2] /);
   }, 60_000);
 
   it("applies the cluster: requests reach every real server, ARP for the VIP is the director's, replies bypass it", async () => {
