@@ -41,7 +41,7 @@ export function markdownReport(r: Results): string {
           .map((n) => {
             const v = median(r.scale[n]![f] ?? []);
             const floor = median(r.scale[n]!.floor ?? []);
-            return f === "floor" ? fmt(v) : `${fmt(v)} (${fmt(v / floor)}x floor)`;
+            return f === "floor" || !Number.isFinite(v) ? fmt(v) : `${fmt(v)} (${fmt(v / floor)}x floor)`;
           })
           .join(" | ")} |`,
       );
