@@ -11,13 +11,14 @@ import { cpus, release } from "node:os";
 import { resolve } from "node:path";
 import { labDown, labUp, LAB_ADDRESSES } from "../lab";
 import { parseCluster } from "../src/config/load";
-import type { Cluster, ClusterInput } from "../src/config/schema";
+import type { Cluster } from "../src/config/schema";
 import { desiredClusterState, type DesiredClusterState } from "../src/model/desired";
 import { ClusterRun } from "../src/ops/engine";
 import { runOnHosts } from "../src/transport/pool";
 import { SshTransport, type SshSession } from "../src/transport/ssh";
 import { ensureAnsible, runPlaybook } from "./peers/ansible";
 import { runPerCommand } from "./peers/per-command";
+import { labSpec, timed } from "./common";
 import { chartSvg, markdownReport, median, type Results } from "./report";
 
 const REPO = resolve(__dirname, "../..");
@@ -30,27 +31,6 @@ const tableSizes = (process.env.BENCH_TABLE ?? "100,1000,10000").split(",").filt
 const out = process.env.BENCH_OUT ?? "latest";
 // Ansible needs minutes per playbook at N = 200 on a small machine: the peers can run in the first rounds only.
 const peerRuns = Math.min(runs, Number(process.env.BENCH_PEER_RUNS ?? runs));
-
-function spec(n: number, weight = 1): Cluster {
-  const realServers = Array.from({ length: n }, (_, i) => ({ name: `rs${i + 1}`, rip: LAB_ADDRESSES.realServer(i + 1), interface: "eth0", gateway: LAB_ADDRESSES.routerA }));
-  const input: ClusterInput = {
-    name: "lab",
-    connectionDefaults: { user: "root", privateKeyPath: ".lab/id_ed25519", knownHostsFile: ".lab/known_hosts" },
-    directors: [{ name: "director", interface: "eth0", dip: `${LAB_ADDRESSES.director}/24` }],
-    realServers,
-    virtualServices: [{ name: "http", vip: VIP, protocol: "tcp", port: 80, scheduler: "rr", realServers: realServers.map((r, i) => ({ name: r.name, weight: i === 0 ? weight : 1 })) }],
-    drain: { timeoutSeconds: 0, pollSeconds: 1 },
-  };
-  const parsed = parseCluster(input);
-  if (!parsed.ok) throw new Error(parsed.issues.map((i) => `${i.path}: ${i.message}`).join("\n"));
-  return parsed.cluster;
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
 
 async function withRun<T>(cluster: Cluster | DesiredClusterState, fn: (run: ClusterRun) => Promise<T>, hosts?: string[]): Promise<T> {
   const run = new ClusterRun(cluster, { transport: new SshTransport(), connectOptions: { baseDir: REPO }, concurrency, connectConcurrency: concurrency, ...(hosts ? { hosts } : {}) });
@@ -131,7 +111,7 @@ async function main(): Promise<void> {
     process.stderr.write(`lab with ${n} real servers...\n`);
     await labDown();
     await labUp({ realServers: Math.max(3, n) });
-    const cluster = spec(n);
+    const cluster = labSpec(n);
     const desired = desiredClusterState(cluster);
     const hostsForAnsible = { director: LAB_ADDRESSES.director, realServers: cluster.realServers.map((r) => ({ name: r.name, rip: r.rip })) };
     const f: Record<string, number[]> = {};
@@ -145,8 +125,8 @@ async function main(): Promise<void> {
         for (const [phase, ms] of Object.entries(timings)) ((results.profile[String(n)] ??= {})[phase] ??= []).push(ms / 1000);
         add("tool: observe (drift check)", await timed(() => withRun(cluster, (run) => run.drift())));
         add("tool: no-op apply", await timed(() => withRun(cluster, (run) => run.apply())));
-        add("tool: change one weight", await timed(() => withRun(spec(n, 2), (run) => run.apply())));
-        await checkEndState(spec(n, 2), "tool");
+        add("tool: change one weight", await timed(() => withRun(labSpec(n, 2), (run) => run.apply())));
+        await checkEndState(labSpec(n, 2), "tool");
         await resetHosts(desired);
       }
       if (peers.has("per-command") && r < peerRuns) {
@@ -181,7 +161,7 @@ async function main(): Promise<void> {
     for (const destinations of tableSizes) {
       const services = Math.max(1, Math.round(destinations / 10));
       const big = (weight: number): Cluster => {
-        const base = spec(10);
+        const base = labSpec(10);
         const parsed = parseCluster({
           ...base,
           virtualServices: Array.from({ length: services }, (_, i) => ({
@@ -197,10 +177,10 @@ async function main(): Promise<void> {
       const director = desiredClusterState(big(1));
       for (let r = 0; r < runs; r++) {
        try {
-        await resetHosts(desiredClusterState(spec(10)));
+        await resetHosts(desiredClusterState(labSpec(10)));
         add("tool: load from empty", await timed(() => withRun(big(1), (run) => run.apply(), ["director"])));
         add("tool: change one entry", await timed(() => withRun(big(2), (run) => run.apply(), ["director"])));
-        await resetHosts(desiredClusterState(spec(10)));
+        await resetHosts(desiredClusterState(labSpec(10)));
         if (destinations <= Number(process.env.BENCH_PER_ENTRY_MAX ?? 1000)) {
           const host = director.hosts.find((h) => h.role === "director")!;
           const lines = [
@@ -225,7 +205,7 @@ async function main(): Promise<void> {
       results.table[String(destinations)] = t;
       console.log(`table ${destinations}: ` + Object.entries(t).map(([k, v]) => `${k} ${median(v).toFixed(2)}s`).join("; "));
     }
-    await resetHosts(desiredClusterState(spec(10)));
+    await resetHosts(desiredClusterState(labSpec(10)));
   }
   await labDown();
   save();

@@ -5,39 +5,19 @@
  * connecting alone; medians of BENCH_RUNS (5) rounds.
  */
 import { resolve } from "node:path";
-import { labDown, labUp, LAB_ADDRESSES } from "../lab";
-import { parseCluster } from "../src/config/load";
+import { labDown, labUp } from "../lab";
 import type { Cluster } from "../src/config/schema";
 import { desiredClusterState, type HostTarget } from "../src/model/desired";
 import { ClusterRun } from "../src/ops/engine";
 import { runOnHosts } from "../src/transport/pool";
 import { SshTransport, type SshSession } from "../src/transport/ssh";
+import { labSpec, timed } from "./common";
 import { median } from "./report";
 
 const REPO = resolve(__dirname, "../..");
 const n = Number(process.env.BENCH_N ?? 10);
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const concurrency = 32;
-
-function spec(): Cluster {
-  const realServers = Array.from({ length: n }, (_, i) => ({ name: `rs${i + 1}`, rip: LAB_ADDRESSES.realServer(i + 1), interface: "eth0", gateway: LAB_ADDRESSES.routerA }));
-  const parsed = parseCluster({
-    name: "lab",
-    connectionDefaults: { user: "root", privateKeyPath: ".lab/id_ed25519", knownHostsFile: ".lab/known_hosts" },
-    directors: [{ name: "director", interface: "eth0", dip: `${LAB_ADDRESSES.director}/24` }],
-    realServers,
-    virtualServices: [{ name: "http", vip: LAB_ADDRESSES.vip, protocol: "tcp", port: 80, scheduler: "rr", realServers: realServers.map((r) => ({ name: r.name })) }],
-    drain: { timeoutSeconds: 0, pollSeconds: 1 },
-  });
-  if (!parsed.ok) throw new Error(parsed.issues.map((i) => `${i.path}: ${i.message}`).join("\n"));
-  return parsed.cluster;
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
 
 async function withRun(cluster: Cluster, fn: (run: ClusterRun) => Promise<unknown>, hosts?: string[]): Promise<void> {
   const run = new ClusterRun(cluster, { transport: new SshTransport(), connectOptions: { baseDir: REPO }, concurrency, connectConcurrency: concurrency, ...(hosts ? { hosts } : {}) });
@@ -63,7 +43,7 @@ async function floor(targets: HostTarget[]): Promise<void> {
 async function main(): Promise<void> {
   await labDown();
   await labUp({ realServers: Math.max(3, n) });
-  const cluster = spec();
+  const cluster = labSpec(n);
   const desired = desiredClusterState(cluster);
   const realServers = desired.hosts.filter((h) => h.role === "real-server").map((h) => h.host);
   await withRun(cluster, (run) => run.apply());
