@@ -6,7 +6,8 @@ import { join } from "node:path";
 import type { Connection } from "../config/connection";
 import { hashHostName } from "./host-key";
 import { runOnHosts, SessionPool } from "./pool";
-import { backoffMs, dialAttempts, inlineScriptLimit, SshTransport, type SshSession } from "./ssh";
+import { inlineScriptLimit } from "../render/scripts";
+import { backoffMs, dialAttempts, SshTransport, type SshSession } from "./ssh";
 import { generateKey, startTestServer, type TestServer } from "./testing/ssh-server";
 import { TransportError, type HostSession, type Transport } from "./types";
 

@@ -1,7 +1,7 @@
 /**
  * The SSH transport over `ssh2`: host key checked during the handshake, key/agent/password
  * auth, an optional bastion hop through a forwarded channel, connect retries with backoff, and
- * scripts run by `/bin/sh` (through `sudo -n` when asked), see `remoteInvocation`.
+ * scripts run by `/bin/sh` (through `sudo -n` when asked) as `remoteInvocation` renders them.
  */
 import { readFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
@@ -10,7 +10,7 @@ import { StringDecoder } from "node:string_decoder";
 import type { Duplex } from "node:stream";
 import { Client, utils, type ClientChannel, type ConnectConfig, type AuthenticationType } from "ssh2";
 import type { Connection, EncryptedValue } from "../config/connection";
-import { quote } from "../render/shell";
+import { remoteInvocation } from "../render/scripts";
 import { verifyHostKey, loadKnownHosts, type HostKeyVerdict } from "./host-key";
 import {
   TransportError,
@@ -281,39 +281,6 @@ function forward(via: Client, c: Connection): Promise<Duplex> {
       reject(new RetryableDialError((err as Error).message));
     }
   });
-}
-
-/**
- * A large script is sent on stdin and run once all of it has arrived: `cat` reads it in large
- * blocks. `sh -s` would read it from the pipe one byte per read(2) (bash must not consume input
- * meant for the script's commands), which on a slow host costs more than the script's work: a
- * 1.2 MB script took 138 s through `sh -s` on the lab's emulated director and 3.8 s this way.
- */
-const runScriptFromStdin = `lvsdr_script=$(cat) || exit 125; eval "$lvsdr_script"`;
-
-/**
- * Scripts up to this size travel in the exec request itself, as one argument of `sh -c`: no
- * process reads them (a `cat` costs 70 ms on the emulated director). Linux refuses a single
- * argument over 128 KiB (MAX_ARG_STRLEN), and sudo logs its command line, so keep well below.
- */
-export const inlineScriptLimit = 64 * 1024;
-
-/**
- * How a script reaches the host: the command of the exec request, and what goes on stdin.
- * `exec` so the login shell sshd starts is replaced, not left as a parent that swallows the
- * signal request. With a timeout, coreutils `timeout` (when the host has it) also enforces the
- * deadline on the host and kills the whole process group: OpenSSH does not always honour signal
- * requests, and closing the channel leaves a running script (and its `flock`) alive. It fires a
- * second after our own timer, so the local "timeout" error is what the caller sees.
- */
-export function remoteInvocation(script: string, sudo: boolean, timeoutMs?: number): { command: string; stdin: string } {
-  const inline = Buffer.byteLength(script) <= inlineScriptLimit;
-  const program = quote(inline ? script : runScriptFromStdin);
-  const stdin = inline ? "" : script;
-  const prefix = sudo ? "exec sudo -n " : "exec ";
-  if (timeoutMs === undefined) return { command: `${prefix}/bin/sh -c ${program}`, stdin };
-  const seconds = Math.ceil(timeoutMs / 1000) + 1;
-  return { command: `${prefix}/bin/sh -c 'if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${seconds} /bin/sh -c "$0"; else eval "$0"; fi' ${program}`, stdin };
 }
 
 /** `sudo -n` refusals that mean "this user needs passwordless sudo", as sudo words them. */
