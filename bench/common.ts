@@ -1,7 +1,14 @@
-/** What the lab benchmarks share: the lab cluster with N real servers, and a timer. */
+/** What the lab benchmarks share: the lab cluster with N real servers, a timer, a run, and the floor. */
+import { resolve } from "node:path";
 import { LAB_ADDRESSES } from "../lab";
 import { parseCluster } from "../src/config/load";
 import type { Cluster, ClusterInput } from "../src/config/schema";
+import type { DesiredClusterState, HostTarget } from "../src/model/desired";
+import { ClusterRun } from "../src/ops/engine";
+import { runOnHosts } from "../src/transport/pool";
+import { SshTransport, type SshSession } from "../src/transport/ssh";
+
+export const REPO = resolve(__dirname, "../..");
 
 /** The lab cluster: one director, N real servers, one TCP service on the VIP; rs1 at `weight`. */
 export function labSpec(n: number, weight = 1): Cluster {
@@ -24,4 +31,29 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** One ClusterRun (its own sessions), closed afterwards; `hosts` limits it to those hosts. */
+export async function withRun<T>(cluster: Cluster | DesiredClusterState, fn: (run: ClusterRun) => Promise<T>, concurrency: number, hosts?: string[]): Promise<T> {
+  const run = new ClusterRun(cluster, { transport: new SshTransport(), connectOptions: { baseDir: REPO }, concurrency, connectConcurrency: concurrency, ...(hosts ? { hosts } : {}) });
+  try {
+    return await fn(run);
+  } finally {
+    await run.close();
+  }
+}
+
+/** The floor: one SSH session per host, same library and concurrency, running exactly `true`. */
+export async function floor(targets: HostTarget[], concurrency: number): Promise<void> {
+  const transport = new SshTransport();
+  const out = await runOnHosts(targets, concurrency, async (t) => {
+    const session = await transport.connect(t.name, t.connection, { baseDir: REPO });
+    try {
+      // Exactly `true`: no shell reading a script, so the floor is the least a session can cost.
+      if ((await (session as SshSession).runCommand("true")).code !== 0) throw new Error("true failed");
+    } finally {
+      await session.close();
+    }
+  });
+  if (out.some((o) => !o.ok)) throw new Error("floor: a host failed");
 }

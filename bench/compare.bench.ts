@@ -13,15 +13,14 @@ import { labDown, labUp, LAB_ADDRESSES } from "../lab";
 import { parseCluster } from "../src/config/load";
 import type { Cluster } from "../src/config/schema";
 import { desiredClusterState, type DesiredClusterState } from "../src/model/desired";
-import { ClusterRun } from "../src/ops/engine";
+import type { ClusterRun } from "../src/ops/engine";
 import { runOnHosts } from "../src/transport/pool";
-import { SshTransport, type SshSession } from "../src/transport/ssh";
+import { SshTransport } from "../src/transport/ssh";
 import { ensureAnsible, runPlaybook } from "./peers/ansible";
 import { runPerCommand } from "./peers/per-command";
-import { labSpec, timed } from "./common";
+import { floor, labSpec, REPO, timed, withRun as withClusterRun } from "./common";
 import { chartSvg, markdownReport, median, type Results } from "./report";
 
-const REPO = resolve(__dirname, "../..");
 const VIP = LAB_ADDRESSES.vip;
 const sizes = (process.env.BENCH_N ?? "1,10,50,100,200").split(",").map(Number);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
@@ -32,14 +31,7 @@ const out = process.env.BENCH_OUT ?? "latest";
 // Ansible needs minutes per playbook at N = 200 on a small machine: the peers can run in the first rounds only.
 const peerRuns = Math.min(runs, Number(process.env.BENCH_PEER_RUNS ?? runs));
 
-async function withRun<T>(cluster: Cluster | DesiredClusterState, fn: (run: ClusterRun) => Promise<T>, hosts?: string[]): Promise<T> {
-  const run = new ClusterRun(cluster, { transport: new SshTransport(), connectOptions: { baseDir: REPO }, concurrency, connectConcurrency: concurrency, ...(hosts ? { hosts } : {}) });
-  try {
-    return await fn(run);
-  } finally {
-    await run.close();
-  }
-}
+const withRun = <T>(cluster: Cluster | DesiredClusterState, fn: (run: ClusterRun) => Promise<T>, hosts?: string[]) => withClusterRun(cluster, fn, concurrency, hosts);
 
 /** One SSH round trip per host: whatever any system left, gone (bench only; the tool itself never does this). */
 async function resetHosts(desired: DesiredClusterState): Promise<void> {
@@ -65,20 +57,6 @@ async function checkEndState(cluster: Cluster, system: string): Promise<void> {
   const drift = await withRun(cluster, (run) => run.drift());
   const wrong = drift.flatMap((d) => d.items).filter((i) => i.kind !== "file" && (i.status === "missing" || i.status === "changed"));
   if (wrong.length) throw new Error(`${system} did not reach the end state: ${wrong.slice(0, 3).map((i) => `${i.host} ${i.status} ${i.key}`).join("; ")}`);
-}
-
-async function floor(desired: DesiredClusterState): Promise<void> {
-  const transport = new SshTransport();
-  const out = await runOnHosts(desired.targets, concurrency, async (t) => {
-    const session = await transport.connect(t.name, t.connection, { baseDir: REPO });
-    try {
-      // Exactly `true`: no shell reading a script, so the floor is the least a session can cost.
-      if ((await (session as SshSession).runCommand("true")).code !== 0) throw new Error("true failed");
-    } finally {
-      await session.close();
-    }
-  });
-  if (out.some((o) => !o.ok)) throw new Error("floor: a host failed");
 }
 
 async function main(): Promise<void> {
@@ -118,7 +96,7 @@ async function main(): Promise<void> {
     const add = (k: string, v: number) => (f[k] ??= []).push(v);
     for (let r = 0; r < runs; r++) {
       await resetHosts(desired);
-      add("floor", await timed(() => floor(desired)));
+      add("floor", await timed(() => floor(desired.targets, concurrency)));
       if (peers.has("tool")) {
         let timings: Record<string, number> = {};
         add("tool: apply from scratch", await timed(() => withRun(cluster, async (run) => (timings = (await run.apply()).timings))));

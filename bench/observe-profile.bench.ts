@@ -1,44 +1,22 @@
 /**
  * `sudo npm run bench:profile` (N from BENCH_N, default 10): where the drift check's time goes
  * beyond the floor, by role. Brings the lab up with N real servers, applies once, then times the
- * floor and the drift check for all hosts, the real servers only and the director only, plus
- * connecting alone; medians of BENCH_RUNS (5) rounds.
+ * floor and the drift check for all hosts, the real servers only and the director only;
+ * medians of BENCH_RUNS (5) rounds.
  */
-import { resolve } from "node:path";
 import { labDown, labUp } from "../lab";
 import type { Cluster } from "../src/config/schema";
 import { desiredClusterState, type HostTarget } from "../src/model/desired";
-import { ClusterRun } from "../src/ops/engine";
-import { runOnHosts } from "../src/transport/pool";
-import { SshTransport, type SshSession } from "../src/transport/ssh";
-import { labSpec, timed } from "./common";
+import type { ClusterRun } from "../src/ops/engine";
+import { floor as floorOf, labSpec, timed, withRun as withClusterRun } from "./common";
 import { median } from "./report";
 
-const REPO = resolve(__dirname, "../..");
 const n = Number(process.env.BENCH_N ?? 10);
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const concurrency = 32;
 
-async function withRun(cluster: Cluster, fn: (run: ClusterRun) => Promise<unknown>, hosts?: string[]): Promise<void> {
-  const run = new ClusterRun(cluster, { transport: new SshTransport(), connectOptions: { baseDir: REPO }, concurrency, connectConcurrency: concurrency, ...(hosts ? { hosts } : {}) });
-  try {
-    await fn(run);
-  } finally {
-    await run.close();
-  }
-}
-
-async function floor(targets: HostTarget[]): Promise<void> {
-  const transport = new SshTransport();
-  await runOnHosts(targets, concurrency, async (t) => {
-    const session = (await transport.connect(t.name, t.connection, { baseDir: REPO })) as SshSession;
-    try {
-      await session.runCommand("true");
-    } finally {
-      await session.close();
-    }
-  });
-}
+const withRun = (cluster: Cluster, fn: (run: ClusterRun) => Promise<unknown>, hosts?: string[]) => withClusterRun(cluster, fn, concurrency, hosts);
+const floor = (targets: HostTarget[]) => floorOf(targets, concurrency);
 
 async function main(): Promise<void> {
   await labDown();
