@@ -59,6 +59,8 @@ on "$D" 'ip -j addr show' > "$OUT/director/ip-j-addr.txt"
 on "$D" "ip -j route get $SEG_A_NET.10" > "$OUT/director/ip-j-route-get-onlink.txt"
 on "$D" "ip -j route get $RSB1_IP" > "$OUT/director/ip-j-route-get-via.txt"
 on "$D" 'ip -j neigh show' > "$OUT/director/ip-j-neigh.txt"
+# .99 holds no host: asked to resolve, it stays incomplete (flags 0x0) beside the answered RIPs (0x2)
+on "$D" "ip neigh replace $SEG_A_NET.99 dev eth0 nud none use; cat /proc/net/arp" > "$OUT/director/proc-net-arp.txt"
 on "$D" 'ip -j link show' > "$OUT/director/ip-j-link.txt"
 on "$D" 'ip -j route show' > "$OUT/director/ip-j-route.txt"
 ip netns exec "$LAB_PREFIX-client" ip -j neigh show > "$OUT/director/client-ip-j-neigh-after-vip.txt"

@@ -9,9 +9,11 @@ import { hostPaths } from "../model/paths";
 import { parseIpAddr, parseRouteBatch } from "./ip";
 import { ParseError, parseIpvsRules, parseIpvsThresholds } from "./ipvsadm";
 import { parseOwnershipRecord } from "./ownership";
-import { parseSysctlLines } from "./sysctl";
+import { parseSysctlFiles } from "./sysctl";
 
 const marker = "@@lvsdr";
+/** The observe script's output format this parser reads (render/scripts.ts writes it). */
+const observeVersion = "2";
 
 interface Block {
   header: string[];
@@ -35,6 +37,7 @@ function splitBlocks(text: string): Block[] {
 export function parseObservation(host: string, text: string): ObservedHostState {
   const blocks = splitBlocks(text);
   if (blocks[0]?.header[0] !== "observe") throw new ParseError(`observation of ${host}`, "the output does not start with the observe marker");
+  if (blocks[0].header[1] !== observeVersion) throw new ParseError(`observation of ${host}`, `the output is of observe script version ${blocks[0].header[1]}, not ${observeVersion}`);
   if (blocks[blocks.length - 1]?.header[0] !== "end") throw new ParseError(`observation of ${host}`, "the output was cut short (no end marker)");
 
   const state: ObservedHostState = {
@@ -57,22 +60,23 @@ export function parseObservation(host: string, text: string): ObservedHostState 
     if (kind === "section") {
       switch (arg) {
         case "tools":
-          state.tools = block.body.map((l) => l.trim()).filter(Boolean);
+          // `command -v` prints where each tool is: its name is the last part.
+          state.tools = block.body.map((l) => l.trim().split("/").pop() ?? "").filter(Boolean);
           break;
-        case "addr": {
-          const parsed = parseIpAddr(body);
+        case "ip": {
+          // One `ip -j -batch` run: the addresses' JSON line first, then one line per route found.
+          const [addr = "", ...routes] = block.body.filter((l) => l.trim() !== "");
+          const parsed = parseIpAddr(addr);
           state.addresses = parsed.addresses;
           state.interfaces = parsed.interfaces.map((i) => i.name);
+          state.routes = parseRouteBatch(routes.join("\n"));
           break;
         }
         case "ipvs-thresholds":
           thresholdsText = body;
           break;
-        case "sysctl":
-          state.sysctls = parseSysctlLines(body);
-          break;
-        case "routes":
-          state.routes = parseRouteBatch(body);
+        case "sysctl-files":
+          state.sysctls = parseSysctlFiles(body);
           break;
         case "file-digests":
           Object.assign(state.files, parseFileDigests(block.body));

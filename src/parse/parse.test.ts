@@ -111,17 +111,19 @@ describe("the observe script's output", () => {
     expect(state.ipvs.destinations.map((d) => `${d.address} ${d.weight}`)).toEqual(["198.51.100.10 1", "198.51.100.11 1", "198.51.100.12 1"]);
     expect(state.addresses).toContainEqual({ interface: "eth0", address: "198.51.100.5", prefix: 32 });
     expect(state.files[hostPaths.systemdUnitLink]).toEqual({ isLink: true, target: hostPaths.systemdUnit });
-    // This capture sent every file whole (base64); the digest is computed from its bytes.
+    // Files come back as digests, but for the ownership record, which the planner reads whole.
+    // The rules file the tool wrote is what `ipvsadm -Sn` prints for the same table.
     const rules = state.files[hostPaths.ipvsRules];
-    expect(rules?.isLink === false && rules.content).toContain("-A -t 198.51.100.5:80 -s rr\n");
-    expect(rules?.isLink === false && rules.sha256).toBe(textSha256(rules?.isLink === false ? rules.content ?? "" : ""));
+    const listed = /@@lvsdr ipvs loaded\n([\s\S]*?)@@lvsdr section/.exec(fixture("observe", "director-managed.txt"))?.[1];
+    expect(listed).toContain("-A -t 198.51.100.5:80 -s rr\n");
+    expect(rules).toEqual({ isLink: false, sha256: textSha256(listed ?? "") });
+    expect(state.files[hostPaths.ownership]).toMatchObject({ isLink: false, content: expect.stringContaining('"cluster": "lab"') });
   });
 
   it("fingerprints the IPVS table exactly as `ipvsadm -Sn | sha256sum` does on the host", () => {
-    // This capture also holds the digest the director's own sha256sum printed (an earlier
-    // observe script sent it): the locally computed fingerprint must be that digest.
+    // Captured beside it: what the director's own `ipvsadm -Sn | sha256sum` printed.
     const text = fixture("observe", "director-managed.txt");
-    const onHost = /@@lvsdr section ipvs-fingerprint\n([0-9a-f]{64})\n/.exec(text)?.[1];
+    const onHost = /^([0-9a-f]{64}) {2}-$/m.exec(fixture("observe", "director-managed-ipvs-sha256sum.txt"))?.[1];
     expect(onHost).toMatch(/^[0-9a-f]{64}$/);
     expect(parseObservation("director", text).ipvs.fingerprint).toBe(onHost);
     // An empty table is the digest of no bytes, as `ipvsadm -Sn | sha256sum` prints for it.

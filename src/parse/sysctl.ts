@@ -1,7 +1,11 @@
-/** Sysctl values: the observe script's `key=value` lines and `sysctl` command output. */
+/** Sysctl values: the observe script's `path:value` lines and `sysctl` command output. */
+import { ParseError } from "./ipvsadm";
 
-/** Lines `net/ipv4/conf/all/arp_ignore=1`, or `<key>!absent` when the key does not exist. */
-export function parseSysctlLines(text: string): Record<string, string | null> {
+/**
+ * `grep '' /dev/null /proc/sys/...` output: `/proc/sys/net/ipv4/conf/all/arp_ignore:1` per
+ * line (sysctl paths hold no colon), or `<key>!absent` when a key does not exist.
+ */
+export function parseSysctlFiles(text: string): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   for (const line of text.split("\n")) {
     if (line.trim() === "") continue;
@@ -9,8 +13,9 @@ export function parseSysctlLines(text: string): Record<string, string | null> {
       out[line.slice(0, -"!absent".length)] = null;
       continue;
     }
-    const eq = line.indexOf("=");
-    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1).trim();
+    const m = /^\/proc\/sys\/([^:]+):(.*)$/.exec(line);
+    if (!m) throw new ParseError("sysctl values", `unexpected line "${line}"`);
+    out[m[1]!] = m[2]!.trim();
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -8,7 +8,7 @@ import { desiredClusterState } from "../model/desired";
 import { textSha256, type DestinationState, type VirtualServiceState } from "../model/host-state";
 import { hostPaths } from "../model/paths";
 import { parseIpvsRules } from "../parse/ipvsadm";
-import { parseObservation } from "../parse/observe";
+import { parseArpProbes, parseObservation } from "../parse/observe";
 import { planCluster } from "../plan/cluster-plan";
 import { blankCluster, applyPlan } from "../plan/testing/cluster";
 import { labLikeSpec } from "../testing/specs";
@@ -113,8 +113,10 @@ describe("scripts", () => {
     const withProbe = renderObserveScript({ ...bare, routeTargets: ["198.51.100.10"], arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.11"] } });
     syntaxOk(withProbe);
     expect(withProbe).toContain("for t in 198.51.100.10 198.51.100.11; do");
-    expect(withProbe.indexOf("/dev/udp/")).toBeLessThan(withProbe.indexOf("@@lvsdr end"));
-    expect(renderObserveScript(bare)).not.toContain("/dev/udp/");
+    // The probes ride in the ip batch; the verdicts come last, after everything else was read.
+    expect(withProbe).toContain("route get 198.51.100.10\n$lvsdr_probe\nLVSDR_IP\n");
+    expect(withProbe.lastIndexOf("lvsdr_neighbours")).toBeGreaterThan(withProbe.indexOf("section file-digests"));
+    expect(renderObserveScript(bare)).not.toContain("lvsdr_neighbours");
     execFileSync("bash", ["-n"], { input: renderArpProbeScript("eth0", ["198.51.100.10"]) });
     for (const host of desired.hosts) {
       for (const readFiles of ["with-tools", "with-builtins"] as const) {
@@ -151,6 +153,27 @@ describe("scripts", () => {
           expect(state.files["/etc/lvs-dr/absent.conf"]).toBeNull();
         }
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("tell RIPs that answered ARP from those that did not, from the kernel's neighbour table, in dash and in bash", () => {
+    // The director's /proc/net/arp as captured in the lab: RIPs .10-.19 complete (0x2), .99
+    // incomplete (0x0). The probes themselves need root; what is read back is what matters.
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-arp-"));
+    try {
+      const arp = join(dir, "arp");
+      writeFileSync(arp, readFileSync(join(__dirname, "../../test/fixtures/director/proc-net-arp.txt")));
+      const script = renderArpProbeScript("eth0", ["198.51.100.10", "198.51.100.12", "198.51.100.99"]).split("/proc/net/arp").join(arp);
+      for (const shell of ["sh", "bash"]) {
+        const out = execFileSync(shell, [], { input: script, encoding: "utf8", env: { PATH: process.env.PATH ?? "" } });
+        expect(parseArpProbes("director", out)).toEqual({ "198.51.100.10": true, "198.51.100.12": true, "198.51.100.99": false });
+        // Only the one without an answer was asked again.
+        expect(script).toContain("neigh replace $t dev eth0 nud none use");
+      }
+      const otherNic = renderArpProbeScript("eth1", ["198.51.100.10"]).split("/proc/net/arp").join(arp);
+      expect(parseArpProbes("director", execFileSync("sh", [], { input: otherNic, encoding: "utf8" }))).toEqual({ "198.51.100.10": false });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -41,20 +41,60 @@ export const inlineScriptLimit = 64 * 1024;
 
 /**
  * How a script reaches the host: the command of the exec request, and what goes on stdin.
- * `exec` so the login shell sshd starts is replaced, not left as a parent that swallows the
- * signal request. With a timeout, coreutils `timeout` (when the host has it) also enforces the
- * deadline on the host and kills the whole process group: OpenSSH does not always honour signal
- * requests, and closing the channel leaves a running script (and its `flock`) alive. It fires a
- * second after our own timer, so the local "timeout" error is what the caller sees.
+ *
+ * Without sudo, the login shell sshd starts runs the script itself (`eval`): on a host where
+ * starting a process is slow, a second shell is the largest cost of a round trip (60 ms of the
+ * emulated director's 90 ms for `true`). zsh is not POSIX by default (no word splitting), so it
+ * hands the script to /bin/sh; csh and fish never could run these commands. With sudo, `exec`
+ * replaces the login shell by sudo and a POSIX shell.
+ *
+ * With a timeout, the script first starts its own deadline on the host (`hostDeadline`).
  */
 export function remoteInvocation(script: string, sudo: boolean, timeoutMs?: number): { command: string; stdin: string } {
-  const inline = Buffer.byteLength(script) <= inlineScriptLimit;
-  const program = quote(inline ? script : runScriptFromStdin);
-  const stdin = inline ? "" : script;
-  const prefix = sudo ? "exec sudo -n " : "exec ";
-  if (timeoutMs === undefined) return { command: `${prefix}/bin/sh -c ${program}`, stdin };
-  const seconds = Math.ceil(timeoutMs / 1000) + 1;
-  return { command: `${prefix}/bin/sh -c 'if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${seconds} /bin/sh -c "$0"; else eval "$0"; fi' ${program}`, stdin };
+  const text = timeoutMs === undefined ? script : hostDeadline(Math.ceil(timeoutMs / 1000) + 1) + script;
+  const inline = Buffer.byteLength(text) <= inlineScriptLimit;
+  const program = quote(inline ? text : runScriptFromStdin);
+  const stdin = inline ? "" : text;
+  if (sudo) return { command: `exec sudo -n /bin/sh -c ${program}`, stdin };
+  return { command: `lvsdr_script=${program}; [ -z "\${ZSH_VERSION-}" ] || exec /bin/sh -c "$lvsdr_script"; eval "$lvsdr_script"`, stdin };
+}
+
+/**
+ * The host's own deadline for a script: OpenSSH does not always honour signal requests, and
+ * closing the channel leaves a running script (and its `flock`) alive. A background watchdog
+ * kills the script and everything it started once `seconds` have passed (a second after our
+ * own timer, so the local "timeout" error is what the caller sees), and is itself stopped when
+ * the script exits. Builtins only, but for one `sleep`: no `timeout` process and no second
+ * shell in the way of every apply. The process tree is found in /proc rather than by process
+ * group, which is not the script's own under every SSH server.
+ */
+function hostDeadline(seconds: number): string {
+  return [
+    "lvsdr_main=$$",
+    "(",
+    `  trap 'kill "$lvsdr_sleep" 2>/dev/null; exit 0' TERM`,
+    `  sleep ${assertUint(seconds)} & lvsdr_sleep=$!`,
+    '  wait "$lvsdr_sleep" || exit 0',
+    // This watchdog's own pid (a builtin's redirection is opened by the shell itself), so that
+    // it kills every other process of the tree before it ends.
+    "  read -r lvsdr_self < /proc/self/stat; lvsdr_self=${lvsdr_self%% *}",
+    '  lvsdr_tree=" $lvsdr_main $lvsdr_self " lvsdr_kill=$lvsdr_main lvsdr_grown=1',
+    '  while [ -n "$lvsdr_grown" ]; do',
+    "    lvsdr_grown=",
+    "    for f in /proc/[0-9]*/stat; do",
+    '      l=; read -r l 2>/dev/null < "$f" || continue',
+    '      p=${f#/proc/} && p=${p%/stat}',
+    // After the command name (which may hold spaces): state, parent, ...
+    '      set -- ${l##*") "}',
+    '      case "$lvsdr_tree" in *" $p "*) ;; *" ${2:-x} "*) lvsdr_tree="$lvsdr_tree$p " lvsdr_kill="$lvsdr_kill $p" lvsdr_grown=1 ;; esac',
+    "    done",
+    "  done",
+    "  kill -s KILL $lvsdr_kill",
+    ") </dev/null >/dev/null 2>&1 &",
+    "lvsdr_watchdog=$!",
+    `trap 'kill "$lvsdr_watchdog" 2>/dev/null' EXIT`,
+    "",
+  ].join("\n");
 }
 
 /**
@@ -81,19 +121,25 @@ export interface ObserveRequest {
 }
 
 /**
- * The observe script. Hosts can be slow to fork (the lab's director is an emulated CPU), so it
- * reads /proc with shell builtins and looks up every route in one `ip -batch`.
+ * The observe script. Hosts can be slow to start a process (the lab's director is an emulated
+ * CPU, where each costs 40-80 ms), so it reads /proc with builtins or one `grep`, and asks
+ * `ip` for addresses, routes and neighbour probes in one `-batch` run.
  */
 export function renderObserveScript(req: ObserveRequest): string {
   const lines = [
     "set -u",
     PATH,
-    `echo '${marker} observe 1'`,
+    `echo '${marker} observe 2'`,
     `echo '${marker} section tools'`,
-    "for t in ip ipvsadm flock sha256sum base64 modprobe sysctl arping; do command -v \"$t\" >/dev/null 2>&1 && echo \"$t\"; done",
-    `echo '${marker} section addr'`,
-    "ip -j addr show",
+    // The paths found, one per line; no redirection per name (each costs an open on the host).
+    "for t in ip ipvsadm flock sha256sum base64 modprobe sysctl arping; do command -v \"$t\" || :; done",
   ];
+  const probe = req.arpProbe && req.arpProbe.targets.length > 0 ? req.arpProbe : undefined;
+  if (probe) lines.push(...arpProbeStart(probe.interface, probe.targets));
+  // Addresses, then one route lookup per on-link peer: one JSON array per line, the addresses
+  // first. `-force` goes on past an unreachable target, which prints nothing.
+  const batch = ["addr show", ...req.routeTargets.map((t) => `route get ${assertAddress(t)}`)];
+  lines.push(`echo '${marker} section ip'`, `ip -j -force -batch - 2>/dev/null <<LVSDR_IP || :`, ...batch, ...(probe ? ["$lvsdr_probe"] : []), "LVSDR_IP");
   if (req.ipvs) {
     lines.push(
       `echo '${marker} section ipvs'`,
@@ -110,16 +156,15 @@ export function renderObserveScript(req: ObserveRequest): string {
       "fi",
     );
   }
+  // Every interface's ARP and reverse-path settings (so settings owned on an interface no longer
+  // in the spec are seen too) and the spec's keys, as `path:value` lines from one grep
+  // (/dev/null makes even a single file print its path); a key that does not exist says so.
+  const keyPaths = req.sysctlKeys.map((key) => ({ key: assertSysctlKey(key), path: quote(`/proc/sys/${key}`) }));
   lines.push(
-    `echo '${marker} section sysctl'`,
-    // Every interface's ARP and reverse-path settings, so settings owned on an interface no longer in the spec are seen too.
-    // dash's `read` returns 1 on /proc files even when it read the value: its status is ignored.
-    "for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter; do if [ -r \"$f\" ]; then v=; read -r v < \"$f\" || :; printf '%s=%s\\n' \"${f#/proc/sys/}\" \"$v\"; fi; done",
+    `echo '${marker} section sysctl-files'`,
+    `grep -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter${keyPaths.map((k) => ` ${k.path}`).join("")} || :`,
+    ...keyPaths.map((k) => `[ -e ${k.path} ] || printf '%s\\n' ${quote(`${k.key}!absent`)}`),
   );
-  for (const key of req.sysctlKeys) {
-    const path = quote(`/proc/sys/${assertSysctlKey(key)}`);
-    lines.push(`if [ -r ${path} ]; then v=; read -r v < ${path} || :; printf '%s=%s\\n' ${quote(key)} "$v"; else printf '%s\\n' ${quote(`${key}!absent`)}; fi`);
-  }
   // Files: a link's target; then either the ownership record whole (the planner reads it) and
   // any other file as its digest, all in one sha256sum (gathered in "$@": paths stay single
   // words), or every file as text read by builtins, each line prefixed so no line reads as a
@@ -140,59 +185,74 @@ export function renderObserveScript(req: ObserveRequest): string {
     lines.push(`if [ -L ${p} ]; then echo '${marker} file link '${p}; ${link}; elif [ -f ${p} ]; then ${present}; else echo '${marker} file absent '${p}; fi`);
   }
   lines.push(`if [ "$#" -gt 0 ]; then echo '${marker} section file-digests'; sha256sum "$@"; fi`);
-  if (req.routeTargets.length > 0) {
-    const targets = req.routeTargets.map((t) => quote(assertAddress(t))).join(" ");
-    lines.push(`echo '${marker} section routes'`, `printf 'route get %s\\n' ${targets} | ip -force -j -batch - 2>/dev/null || :`);
-  }
-  if (req.arpProbe && req.arpProbe.targets.length > 0) lines.push(...arpProbeLines(req.arpProbe.interface, req.arpProbe.targets));
+  // Last, so that answers to the probes sent by the ip batch had the rest of the script to arrive.
+  if (probe) lines.push(...arpProbeFinish());
   lines.push(`echo '${marker} end'`);
   return lines.join("\n") + "\n";
 }
 
 /**
- * Live ARP probes from a director, all at once: the same-broadcast-domain check for real
- * servers about to be registered. A neighbour entry with a link-layer address already proves
- * an answer; only the others are probed. Prints `@@lvsdr arp <rip> ok|fail` per target.
+ * The live half of the same-broadcast-domain check, for real servers a director is about to
+ * register: which RIPs answer ARP (or neighbour discovery) on its interface. A RIP with a
+ * resolved neighbour entry has answered; the others are asked to resolve by the kernel itself
+ * (`ip neigh replace ... nud none use`, a line of the ip batch: no datagram is sent, no process
+ * started per RIP), and the neighbour table then says who answered. Prints
+ * `@@lvsdr arp <rip> ok|fail` per target, and leaves `$lvsdr_probe` as the batch's lines.
  */
-function arpProbeLines(iface: string, targets: string[]): string[] {
-  const dev = quote(assertInterface(iface));
-  const list = targets.map((t) => quote(assertAddress(t))).join(" ");
-  const verdicts = [
-    `  for t in $lvsdr_todo; do`,
-    `    case "$lvsdr_neigh" in *"\n$t lladdr"*) echo "${marker} arp $t ok" ;; *) echo "${marker} arp $t fail" ;; esac`,
-    "  done",
-  ];
+function arpProbeStart(iface: string, targets: string[]): string[] {
+  const dev = assertInterface(iface);
+  const list = targets.map((t) => assertAddress(t)).join(" ");
+  const v6 = targets.some((t) => t.includes(":"));
   return [
-    `lvsdr_neigh="\n$(ip -4 neigh show dev ${dev} 2>/dev/null)"`,
-    'lvsdr_todo=""',
+    // Resolved neighbours on the interface, as " a b c ": IPv4 from /proc/net/arp (flag 0x2 =
+    // complete) with builtins; IPv6 from `ip -6 neigh`, only when there are IPv6 RIPs.
+    "lvsdr_neighbours() {",
+    "  lvsdr_ok=' '",
+    `  while read -r a _ f _ _ d; do case "$f" in 0x*) if [ "$d" = ${dev} ] && [ $(( $f & 2 )) -ne 0 ]; then lvsdr_ok="$lvsdr_ok$a "; fi ;; esac; done < /proc/net/arp`,
+    ...(v6 ? [`  lvsdr_ok="$lvsdr_ok$(ip -6 neigh show dev ${dev} 2>/dev/null | while read -r a l _; do [ "$l" = lladdr ] && printf '%s ' "$a"; done) "`] : []),
+    "}",
+    "lvsdr_neighbours",
+    "lvsdr_todo=",
+    "lvsdr_probe=",
     `for t in ${list}; do`,
-    `  case "$lvsdr_neigh" in *"\n$t lladdr"*) echo "${marker} arp $t ok" ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac`,
+    `  case "$lvsdr_ok" in *" $t "*) echo "${marker} arp $t ok" ;; *) lvsdr_todo="$lvsdr_todo $t"`,
+    // A newline inside the quotes: one batch line per RIP.
+    `     lvsdr_probe="$lvsdr_probe\nneigh replace $t dev ${dev} nud none use" ;; esac`,
     "done",
-    'if [ -n "$lvsdr_todo" ] && [ -n "${BASH_VERSION:-}" ]; then',
-    // bash sends a datagram without starting a process; the kernel resolves each RIP by ARP,
-    // and the neighbour table then says who answered. One process in all, not one per RIP.
-    '  for t in $lvsdr_todo; do { printf x > "/dev/udp/$t/9"; } 2>/dev/null || :; done',
-    // Answers usually arrive within milliseconds: look every 0.2 s, give up after 2 s.
-    "  for lvsdr_try in 1 2 3 4 5 6 7 8 9 10; do",
-    "    sleep 0.2 2>/dev/null || sleep 1",
-    `    lvsdr_neigh="\n$(ip -4 neigh show dev ${dev} 2>/dev/null)"`,
-    "    lvsdr_pending=0",
-    `    for t in $lvsdr_todo; do case "$lvsdr_neigh" in *"\n$t lladdr"*) ;; *) lvsdr_pending=1 ;; esac; done`,
-    '    [ "$lvsdr_pending" = 0 ] && break',
+  ];
+}
+
+function arpProbeFinish(): string[] {
+  return [
+    'if [ -n "$lvsdr_todo" ]; then',
+    // Answers usually arrive within milliseconds: look every 0.1 s, give up after 2 s.
+    "  for lvsdr_try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do",
+    "    lvsdr_neighbours",
+    "    lvsdr_pending=",
+    '    for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_pending=1 ;; esac; done',
+    '    [ -z "$lvsdr_pending" ] && break',
+    "    sleep 0.1 2>/dev/null || sleep 1",
     "  done",
-    ...verdicts,
-    'elif [ -n "$lvsdr_todo" ]; then',
-    "  for t in $lvsdr_todo; do",
-    `    ( if arping -q -c 1 -w 2 -I ${dev} "$t" >/dev/null 2>&1; then echo "${marker} arp $t ok"; else echo "${marker} arp $t fail"; fi ) &`,
-    "  done",
-    "  wait",
+    `  for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) echo "${marker} arp $t ok" ;; *) echo "${marker} arp $t fail" ;; esac; done`,
     "fi",
   ];
 }
 
 /** The ARP probes on their own, for a director already observed. */
 export function renderArpProbeScript(iface: string, targets: string[]): string {
-  return ["set -u", PATH, `echo '${marker} probe 1'`, ...arpProbeLines(iface, targets), `echo '${marker} end'`].join("\n") + "\n";
+  return [
+    "set -u",
+    PATH,
+    `echo '${marker} probe 1'`,
+    ...arpProbeStart(iface, targets),
+    'if [ -n "$lvsdr_probe" ]; then',
+    "ip -force -batch - >/dev/null 2>&1 <<LVSDR_IP || :",
+    "$lvsdr_probe",
+    "LVSDR_IP",
+    "fi",
+    ...arpProbeFinish(),
+    `echo '${marker} end'`,
+  ].join("\n") + "\n";
 }
 
 /** Shell for one step. IPVS steps are batched separately (see `renderApplyScript`). */
@@ -340,7 +400,8 @@ export function renderApplyScript(plan: HostWavePlan, lockWaitSeconds = 60): str
     "set -eu",
     PATH,
     "umask 022",
-    `mkdir -p ${[...dirs].map((d) => quote(assertManagedPath(d))).join(" ")}`,
+    // `mkdir` only when a directory is missing: a test is a builtin, mkdir a process.
+    `${[...dirs].map((d) => `[ -d ${quote(assertManagedPath(d))} ]`).join(" && ")} || mkdir -p ${[...dirs].map((d) => quote(assertManagedPath(d))).join(" ")}`,
     `exec 9>>${quote(hostPaths.lock)}`,
     `if ! flock -w ${assertUint(lockWaitSeconds)} 9; then echo '${marker} error another lvs-dr run holds ${hostPaths.lock}' >&2; exit 75; fi`,
   ];

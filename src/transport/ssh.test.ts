@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Server as NetServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -289,10 +290,10 @@ describe("runScript", () => {
     session = await open("web1", conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey }));
   });
 
-  it("runs a small script as the argument of /bin/sh -c, with nothing to read on stdin", async () => {
+  it("runs a small script in the login shell itself, with nothing to read on stdin", async () => {
     const r = await session.runScript('set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n');
     expect(r).toEqual({ code: 3, stdout: "héllo\n", stderr: "err\n" });
-    expect(s.commands).toEqual([`exec /bin/sh -c 'set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n'`]);
+    expect(s.commands).toEqual([`lvsdr_script='set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n'; [ -z "\${ZSH_VERSION-}" ] || exec /bin/sh -c "$lvsdr_script"; eval "$lvsdr_script"`]);
   });
 
   it("sends a script over the inline limit on stdin, run once all of it has arrived", async () => {
@@ -346,20 +347,46 @@ describe("runScript", () => {
     const t0 = Date.now();
     await expectTransportError(session.runScript("echo $$; sleep 30; echo never", { timeoutMs: 200, onLine: (l) => pids.push(l) }), "timeout");
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(s.commands[0]).toMatch(/^exec \/bin\/sh -c 'if command -v timeout .* exec timeout -s KILL 2 \/bin\/sh -c "\$0"; else eval "\$0"; fi' /);
+    expect(s.commands[0]).toContain("sleep 2 & lvsdr_sleep=$!");
     const pid = Number(pids[0]);
     expect(pid).toBeGreaterThan(0);
     // Neither OpenSSH 9.2 nor ssh2's Server acts on a signal request after stdin EOF, so the
-    // kill is the host's `timeout`, 1 s after ours (ceil(0.2 s) + 1 s), for the whole group.
+    // kill is the script's own watchdog, 1 s after ours (ceil(0.2 s) + 1 s).
     await new Promise((r) => setTimeout(r, 2300));
     expect(alive(pid)).toBe(false);
     // The session is still usable.
     expect((await session.runScript("echo ok")).stdout).toBe("ok\n");
   });
 
-  it("without killOnHost a read-only script times out locally, with no timeout process on the host", async () => {
+  it("on timeout the watchdog also kills what the script started, and the host lock is free again", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-watchdog-"));
+    try {
+      const lock = join(dir, "lock");
+      const pids: string[] = [];
+      const script = `sleep 30 & echo $!\nexec 9>>${lock}\nflock 9\nsleep 31\n`;
+      await expectTransportError(session.runScript(script, { timeoutMs: 200, onLine: (l) => pids.push(l) }), "timeout");
+      await new Promise((r) => setTimeout(r, 2300));
+      expect(pids).toHaveLength(1);
+      expect(alive(Number(pids[0]))).toBe(false);
+      const r = await session.runScript(`exec 9>>${lock}\nflock -n 9 && echo free\n`);
+      expect(r.stdout).toBe("free\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("stops its watchdog when the script ends, and keeps the script's exit code", async () => {
+    const r = await session.runScript("echo $$\nexit 7\n", { timeoutMs: 60_000 });
+    expect(r.code).toBe(7);
+    // Nothing of the script is left behind: no sleeping watchdog holds the channel or a process.
+    await new Promise((res) => setTimeout(res, 200));
+    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").filter((l) => /^sleep 61$/.test(l.trim()));
+    expect(left).toEqual([]);
+  });
+
+  it("without killOnHost a read-only script times out locally, with no watchdog on the host", async () => {
     await expectTransportError(session.runScript("sleep 5", { timeoutMs: 200, killOnHost: false }), "timeout");
-    expect(s.commands[0]).toBe("exec /bin/sh -c 'sleep 5'");
+    expect(s.commands[0]).toBe(`lvsdr_script='sleep 5'; [ -z "\${ZSH_VERSION-}" ] || exec /bin/sh -c "$lvsdr_script"; eval "$lvsdr_script"`);
   });
 
   it("fails with step run after the session is closed", async () => {
