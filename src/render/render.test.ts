@@ -179,6 +179,24 @@ describe("scripts", () => {
     }
   });
 
+  it("announce a new address in the background without holding the host lock", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-lock-"));
+    try {
+      const lock = join(dir, "lock");
+      const add = renderStepCommand({ op: "add-address", address: { interface: "eth0", address: "198.51.100.5", prefix: 32 } });
+      expect(add).toContain("arping -q -U -c 1 -I eth0 198.51.100.5");
+      // ip and arping stand in as functions: arping takes its second, as the real one does.
+      const script = `ip() { :; }\narping() { sleep 1; }\nexec 9>>${lock}\nflock 9\n${add}\n`;
+      for (const shell of ["sh", "bash"]) {
+        execFileSync(shell, [], { input: script });
+        // The script is gone, arping still runs: the lock must be free (-n: fail, not wait).
+        expect(() => execFileSync("flock", ["-n", lock, "true"])).not.toThrow();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("batch every run of IPVS steps into one ipvsadm -R process", () => {
     const director = renderApplyScript(plan.waves.find((w) => w.wave === "directors")!.hosts[0]!);
     expect(director.match(/^ipvsadm -R <</gm)).toHaveLength(1);

@@ -265,10 +265,11 @@ function stepCommand(step: Step): string {
       const a = step.address;
       const cidr = quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`);
       const dev = quote(assertInterface(a.interface));
-      // Tell neighbours at once (gratuitous ARP), in the background: nothing waits on it.
+      // Tell neighbours at once (gratuitous ARP), in the background: nothing waits on it. Not
+      // even the host lock: without `9>&-` arping would hold it for the second it runs.
       const announce =
         a.interface !== "lo" && !a.address.includes(":")
-          ? `\n(command -v arping >/dev/null 2>&1 && arping -q -U -c 1 -I ${dev} ${quote(a.address)}) </dev/null >/dev/null 2>&1 &`
+          ? `\n(command -v arping >/dev/null 2>&1 && arping -q -U -c 1 -I ${dev} ${quote(a.address)}) </dev/null >/dev/null 2>&1 9>&- &`
           : "";
       return `ip addr replace ${cidr} dev ${dev}${announce}`;
     }
