@@ -140,6 +140,8 @@ export interface ObservedHostState {
     status: "loaded" | "not-loaded" | "no-ipvsadm" | "not-observed";
     /** sha256 of `ipvsadm -Sn`, to refuse applying a plan made from a stale view. */
     fingerprint: string | null;
+    /** `ipvsadm -Sn` as the host printed it, when observed: a small table is compared whole. */
+    listing: string | null;
     services: VirtualServiceState[];
     destinations: (DestinationState & DestinationCounters)[];
   };

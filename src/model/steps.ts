@@ -43,4 +43,6 @@ export interface HostWavePlan {
   steps: Step[];
   /** For directors: the IPVS table fingerprint the plan was made from; the apply refuses if it changed. */
   expectedIpvsFingerprint: string | null;
+  /** The same table as `ipvsadm -Sn` printed it, when known. */
+  expectedIpvsListing: string | null;
 }

@@ -45,7 +45,7 @@ export function parseObservation(host: string, text: string): ObservedHostState 
     addresses: [],
     interfaces: [],
     tools: [],
-    ipvs: { status: "not-observed", fingerprint: null, services: [], destinations: [] },
+    ipvs: { status: "not-observed", fingerprint: null, listing: null, services: [], destinations: [] },
     sysctls: {},
     files: {},
     ownership: null,
@@ -97,6 +97,7 @@ export function parseObservation(host: string, text: string): ObservedHostState 
   if (state.ipvs.status === "loaded") {
     const table = parseIpvsRules(rulesText);
     state.ipvs.fingerprint = createHash("sha256").update(rulesText).digest("hex");
+    state.ipvs.listing = rulesText;
     const counters = parseIpvsThresholds(thresholdsText);
     state.ipvs.services = table.services;
     state.ipvs.destinations = table.destinations.map((d) => {

@@ -56,8 +56,8 @@ function planRealServer(desired: DesiredHostState, observed: ObservedHostState, 
     : observed;
   const releaseSteps = hasRelease ? withOwnership(release, desired, observedAfterPrepare, false) : [];
   return [
-    { host: desired.host, wave: "prepare-real-servers", steps: prepareSteps, expectedIpvsFingerprint: null },
-    { host: desired.host, wave: "release-real-servers", steps: releaseSteps, expectedIpvsFingerprint: null },
+    { host: desired.host, wave: "prepare-real-servers", steps: prepareSteps, expectedIpvsFingerprint: null, expectedIpvsListing: null },
+    { host: desired.host, wave: "release-real-servers", steps: releaseSteps, expectedIpvsFingerprint: null, expectedIpvsListing: null },
   ];
 }
 
@@ -84,6 +84,7 @@ function planDirector(desired: DesiredHostState, observed: ObservedHostState, di
       wave: "directors",
       steps: withOwnership(steps, desired, observed, false),
       expectedIpvsFingerprint: observed.ipvs.status === "loaded" ? observed.ipvs.fingerprint : null,
+      expectedIpvsListing: observed.ipvs.status === "loaded" ? observed.ipvs.listing : null,
     },
   ];
 }

@@ -38,7 +38,7 @@ export function renderFile(file: PersistedFile): RenderedFile {
       for (const a of c.addresses) {
         lines.push(`ip addr replace ${quote(`${assertAddress(a.address)}/${a.prefix}`)} dev ${quote(assertInterface(a.interface))}`);
       }
-      return { path, mode: 0o755, content: lines.join("\n") + "\n" };
+      return { path, mode: 0o644, content: lines.join("\n") + "\n" };
     }
     case "systemd-unit":
       return {
@@ -55,7 +55,8 @@ export function renderFile(file: PersistedFile): RenderedFile {
             "[Service]",
             "Type=oneshot",
             "RemainAfterExit=yes",
-            `ExecStart=${assertManagedPath(c.scriptPath)}`,
+            // Run by /bin/sh, so the script needs no execute bit (and no chmod when written).
+            `ExecStart=/bin/sh ${assertManagedPath(c.scriptPath)}`,
             "",
             "[Install]",
             "WantedBy=multi-user.target",

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -179,6 +179,20 @@ describe("scripts", () => {
     }
   });
 
+  it("read multi-digit sysctls whole, in dash and in bash", () => {
+    // dash's and busybox's `read` return only the first character of a /proc/sys value such as
+    // 60: values come through grep instead.
+    const key = "net/ipv4/tcp_fin_timeout";
+    const actual = readFileSync(`/proc/sys/${key}`, "utf8").trim();
+    const script = renderObserveScript({ sysctlKeys: [key, "net/ipv4/conf/nosuch0/arp_ignore"], filePaths: [], routeTargets: [], ipvs: false, readFiles: "with-builtins", linkTargets: {} });
+    for (const shell of ["sh", "bash"]) {
+      const state = parseObservation("h", execFileSync(shell, [], { input: script, encoding: "utf8" }));
+      expect(state.sysctls[key]).toBe(actual);
+      expect(state.sysctls["net/ipv4/conf/nosuch0/arp_ignore"]).toBeNull();
+      expect(state.sysctls["net/ipv4/conf/lo/arp_ignore"]).toMatch(/^\d+$/);
+    }
+  });
+
   it("announce a new address in the background without holding the host lock", () => {
     const dir = mkdtempSync(join(tmpdir(), "lvsdr-lock-"));
     try {
@@ -192,6 +206,33 @@ describe("scripts", () => {
         // The script is gone, arping still runs: the lock must be free (-n: fail, not wait).
         expect(() => execFileSync("flock", ["-n", lock, "true"])).not.toThrow();
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuse to apply when the IPVS table is not the one observed, by its text or by its fingerprint", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-guard-"));
+    try {
+      const listed = readFileSync(join(__dirname, "../../test/fixtures/director/ipvsadm-S-n.txt"), "utf8");
+      writeFileSync(join(dir, "ip_vs"), "");
+      const run = (expected: string, onHost: string): number => {
+        const plan = { host: "director", wave: "directors" as const, steps: [], expectedIpvsFingerprint: textSha256(expected), expectedIpvsListing: expected };
+        // The host's table stands in as a function; the host's paths move into the test directory.
+        const script = renderApplyScript(plan).split("/proc/net/ip_vs").join(join(dir, "ip_vs")).split("/run/lvs-dr").join(dir);
+        writeFileSync(join(dir, "table"), onHost);
+        const withTable = `ipvsadm() { cat ${join(dir, "table")}; }\n${script}`;
+        const codes = ["sh", "bash"].map((shell) => spawnSync(shell, [], { input: withTable }).status);
+        expect(codes[0]).toBe(codes[1]);
+        return codes[0] ?? -1;
+      };
+      const big = Array.from({ length: 400 }, (_, i) => `-a -t 198.51.100.5:80 -r 198.51.100.${i % 250}:${1000 + i} -g -w 1`).join("\n") + "\n";
+      for (const table of [listed, "", big]) {
+        expect(run(table, table)).toBe(0);
+        expect(run(table, table + "-a -t 198.51.100.5:80 -r 198.51.100.13:80 -g -w 1\n")).toBe(76);
+      }
+      expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(big), expectedIpvsListing: big })).toContain("sha256sum");
+      expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(listed), expectedIpvsListing: listed })).not.toContain("sha256sum");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

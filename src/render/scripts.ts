@@ -103,6 +103,13 @@ function hostDeadline(seconds: number): string {
  */
 const ipvsFingerprint = `lvsdr_fp=$(ipvsadm -Sn | sha256sum) && lvsdr_fp=\${lvsdr_fp%% *}`;
 
+/**
+ * A table listed in at most this many bytes is checked against the text observed, in the apply
+ * script itself: no sha256sum process. A larger one is checked by its fingerprint, so that the
+ * script does not carry the table twice.
+ */
+const wholeListingLimit = 16 * 1024;
+
 export interface ObserveRequest {
   sysctlKeys: string[];
   filePaths: string[];
@@ -408,10 +415,14 @@ export function renderApplyScript(plan: HostWavePlan, lockWaitSeconds = 60): str
   ];
   if (plan.expectedIpvsFingerprint !== null) {
     if (!/^[0-9a-f]{64}$/.test(plan.expectedIpvsFingerprint)) throw new Error("invalid IPVS fingerprint");
-    lines.push(
-      `if [ -e /proc/net/ip_vs ]; then ${ipvsFingerprint}; else lvsdr_fp=none; fi`,
-      `if [ "$lvsdr_fp" != ${quote(plan.expectedIpvsFingerprint)} ]; then echo '${marker} error the IPVS table changed since it was observed; run again' >&2; exit 76; fi`,
-    );
+    const changed = `echo '${marker} error the IPVS table changed since it was observed; run again' >&2; exit 76`;
+    const listing = plan.expectedIpvsListing;
+    if (listing !== null && Buffer.byteLength(listing) <= wholeListingLimit) {
+      // `$(...)` drops trailing newlines: so does the expected text.
+      lines.push(`if [ ! -e /proc/net/ip_vs ] || [ "$(ipvsadm -Sn)" != ${quote(listing.replace(/\n+$/, ""))} ]; then ${changed}; fi`);
+    } else {
+      lines.push(`if [ -e /proc/net/ip_vs ]; then ${ipvsFingerprint}; else lvsdr_fp=none; fi`, `if [ "$lvsdr_fp" != ${quote(plan.expectedIpvsFingerprint)} ]; then ${changed}; fi`);
+    }
   }
   const steps = plan.steps;
   for (let i = 0; i < steps.length; ) {

@@ -28,7 +28,7 @@ export function blankHost(host: string, options: { role: "director" | "real-serv
     ],
     interfaces: ["lo", nic],
     tools: ["ip", "flock", "sha256sum", "base64", "sysctl", ...(options.role === "director" ? ["ipvsadm", "modprobe"] : [])],
-    ipvs: options.role === "director" ? { status: "not-loaded", fingerprint: null, services: [], destinations: [] } : { status: "not-observed", fingerprint: null, services: [], destinations: [] },
+    ipvs: options.role === "director" ? { status: "not-loaded", fingerprint: null, listing: null, services: [], destinations: [] } : { status: "not-observed", fingerprint: null, listing: null, services: [], destinations: [] },
     sysctls,
     files: {},
     ownership: null,
