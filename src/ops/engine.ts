@@ -8,11 +8,11 @@ import { desiredClusterState, type DesiredClusterState, type HostTarget } from "
 import type { DesiredHostState, ObservedHostState } from "../model/host-state";
 import type { HostWavePlan, Wave } from "../model/steps";
 import { describeStep } from "../render/describe";
-import { marker, renderApplyScript } from "../render/scripts";
+import { holdAnswers, marker, renderApplyScript, travelsInline } from "../render/scripts";
 import { planCluster, type ClusterPlan } from "../plan/cluster-plan";
 import type { HostDrift } from "../plan/drift";
 import { preflightHost, type PreflightProblem } from "../plan/preflight";
-import { runOnHosts, SessionPool } from "../transport/pool";
+import { runOnHosts, SessionPool, type Settled } from "../transport/pool";
 import { TransportError, type ConnectOptions, type HostSession, type Transport } from "../transport/types";
 import { observeHost } from "./observe";
 
@@ -166,13 +166,21 @@ export class ClusterRun {
     const applied: HostApplyResult[] = [];
     // A caller that orders hosts itself (Pulumi resources with dependencies) runs one wave at a time.
     const waves = options.waves ? plan.waves.filter((w) => options.waves!.includes(w.wave)) : plan.waves;
-    for (const wave of waves) {
+    let started: HeldWave | null = null;
+    for (const [k, wave] of waves.entries()) {
+      // The directors' scripts start with the wave before theirs and wait, holding their lock,
+      // until it succeeded: their round trip and checks overlap it (directors are few).
+      const next = waves[k + 1];
+      const nextHeld = next?.wave === "directors" && !next.hosts.some((h) => wave.hosts.some((w) => w.host === h.host)) ? this.startHeld(next, waveTimeoutMs(wave)) : null;
       const waveStarted = Date.now();
-      const results = await runOnHosts(wave.hosts, this.concurrency, (hostPlan) => this.applyHostWave(hostPlan));
+      const results = started ? await started.release(true) : await runOnHosts(wave.hosts, this.concurrency, (hostPlan) => this.applyHostWave(hostPlan));
+      started = nextHeld;
       timings[wave.wave] = Date.now() - waveStarted;
       const failures = results.flatMap((r, i) => (r.ok ? [] : [{ host: wave.hosts[i]!.host, wave: wave.wave, message: (r.error as Error).message }]));
       for (const r of results) if (r.ok) applied.push(r.value);
       if (failures.length) {
+        // The held scripts end without changing anything before the failure is reported.
+        await started?.release(false);
         for (const f of failures) this.emit({ host: f.host, kind: "failed", message: f.message });
         throw new ApplyError(failures, applied);
       }
@@ -180,13 +188,36 @@ export class ClusterRun {
     return { plan, applied, timings };
   }
 
-  private async applyHostWave(hostPlan: HostWavePlan): Promise<HostApplyResult> {
+  /** Starts a wave's scripts held: each waits for `release` before changing anything. */
+  private startHeld(wave: ClusterPlan["waves"][number], waitMs: number): HeldWave {
+    let open: (go: boolean) => void = () => undefined;
+    const gate = new Promise<boolean>((r) => (open = r));
+    const results = runOnHosts(wave.hosts, this.concurrency, (hostPlan) => this.applyHostWave(hostPlan, { gate, waitMs }));
+    return {
+      release: (go) => {
+        open(go);
+        return results;
+      },
+    };
+  }
+
+  private async applyHostWave(hostPlan: HostWavePlan, hold?: { gate: Promise<boolean>; waitMs: number }): Promise<HostApplyResult> {
     const host = this.desired.hosts.find((h) => h.host === hostPlan.host) as DesiredHostState;
-    const session = await this.session(hostPlan.host);
     const warnings: string[] = [];
-    const waitsFor = hostPlan.steps.reduce((s, step) => s + (step.op === "wait-drained" ? step.timeoutSeconds : 0), 0);
-    const result = await session.runScript(renderApplyScript(hostPlan), {
-      timeoutMs: 120_000 + waitsFor * 1000,
+    let script = renderApplyScript(hostPlan, { held: hold !== undefined });
+    const timeoutMs = waveTimeoutMs({ hosts: [hostPlan] }) + (hold?.waitMs ?? 0);
+    let input: Promise<string> | undefined;
+    if (hold && travelsInline(script, timeoutMs)) {
+      input = hold.gate.then((go) => (go ? holdAnswers.go : holdAnswers.stop));
+    } else if (hold) {
+      // Too large to travel in the exec request: it reads itself from stdin, so it starts when released.
+      if (!(await hold.gate)) return { host: host.host, wave: hostPlan.wave, steps: 0, warnings };
+      script = renderApplyScript(hostPlan);
+    }
+    const session = await this.session(hostPlan.host);
+    const result = await session.runScript(script, {
+      timeoutMs,
+      ...(input ? { input } : {}),
       onLine: (line) => {
         const step = new RegExp(`^${marker} step (\\d+)/(\\d+) (.*)$`).exec(line);
         if (step) {
@@ -207,6 +238,7 @@ export class ClusterRun {
             : lastStepFailure(hostPlan, result.stdout, result.stderr, result.code);
       throw new Error(reason);
     }
+    if (result.stdout.includes(`${marker} held back`)) return { host: host.host, wave: hostPlan.wave, steps: 0, warnings };
     this.emit({ host: host.host, kind: "wave-done", wave: hostPlan.wave });
     return { host: host.host, wave: hostPlan.wave, steps: hostPlan.steps.length, warnings };
   }
@@ -214,6 +246,17 @@ export class ClusterRun {
   async close(): Promise<void> {
     await this.sessions.closeAll();
   }
+}
+
+interface HeldWave {
+  /** Lets the held scripts go on (or end, changing nothing) and resolves with their results. */
+  release(go: boolean): Promise<Settled<HostApplyResult>[]>;
+}
+
+/** The longest a wave's script may take: two minutes, and every drain wait it holds. */
+function waveTimeoutMs(wave: { hosts: readonly HostWavePlan[] }): number {
+  const waits = Math.max(0, ...wave.hosts.map((h) => h.steps.reduce((s, step) => s + (step.op === "wait-drained" ? step.timeoutSeconds : 0), 0)));
+  return 120_000 + waits * 1000;
 }
 
 /** An error's message led by its host, unless the transport already named it. */

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -14,7 +14,7 @@ import { blankCluster, applyPlan } from "../plan/testing/cluster";
 import { labLikeSpec } from "../testing/specs";
 import { renderFile } from "./files";
 import { ipvsLine } from "./ipvsadm";
-import { renderApplyScript, renderArpProbeScript, renderObserveScript, renderStepCommand, type ObserveRequest } from "./scripts";
+import { holdAnswers, renderApplyScript, renderArpProbeScript, renderObserveScript, renderStepCommand, type ObserveRequest } from "./scripts";
 import { heredoc, quote, RenderError } from "./shell";
 
 const sh = (script: string) => execFileSync("/bin/sh", ["-c", script], { encoding: "utf8" });
@@ -233,6 +233,27 @@ describe("scripts", () => {
       }
       expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(big), expectedIpvsListing: big })).toContain("sha256sum");
       expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(listed), expectedIpvsListing: listed })).not.toContain("sha256sum");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("held, make no change until told to go on stdin, and none at all when told to stop", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-held-"));
+    try {
+      const plan = { host: "rs1", wave: "prepare-real-servers" as const, steps: [{ op: "remove-file" as const, path: hostPaths.sysctlConf }], expectedIpvsFingerprint: null, expectedIpvsListing: null };
+      const script = renderApplyScript(plan, { held: true }).split(hostPaths.sysctlConf).join(join(dir, "conf")).split("/run/lvs-dr").join(dir);
+      expect(script.indexOf("@@lvsdr ready")).toBeGreaterThan(script.indexOf("flock -w"));
+      for (const shell of ["sh", "bash"]) {
+        for (const [answer, kept] of [[holdAnswers.stop, true], ["", true], [holdAnswers.go, false]] as const) {
+          writeFileSync(join(dir, "conf"), "x\n");
+          const r = spawnSync(shell, ["-c", script], { input: answer, encoding: "utf8" });
+          expect(r.status).toBe(0);
+          expect(r.stdout.startsWith("@@lvsdr ready\n")).toBe(true);
+          expect(existsSync(join(dir, "conf"))).toBe(kept);
+          expect(r.stdout).toContain(kept ? "@@lvsdr held back" : "@@lvsdr done");
+        }
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

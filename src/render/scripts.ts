@@ -51,12 +51,21 @@ export const inlineScriptLimit = 64 * 1024;
  * With a timeout, the script first starts its own deadline on the host (`hostDeadline`).
  */
 export function remoteInvocation(script: string, sudo: boolean, timeoutMs?: number): { command: string; stdin: string } {
-  const text = timeoutMs === undefined ? script : hostDeadline(Math.ceil(timeoutMs / 1000) + 1) + script;
+  const text = withDeadline(script, timeoutMs);
   const inline = Buffer.byteLength(text) <= inlineScriptLimit;
   const program = quote(inline ? text : runScriptFromStdin);
   const stdin = inline ? "" : text;
   if (sudo) return { command: `exec sudo -n /bin/sh -c ${program}`, stdin };
   return { command: `lvsdr_script=${program}; [ -z "\${ZSH_VERSION-}" ] || exec /bin/sh -c "$lvsdr_script"; eval "$lvsdr_script"`, stdin };
+}
+
+/** Whether a script travels in the exec request, leaving its stdin free (see `remoteInvocation`). */
+export function travelsInline(script: string, timeoutMs?: number): boolean {
+  return Buffer.byteLength(withDeadline(script, timeoutMs)) <= inlineScriptLimit;
+}
+
+function withDeadline(script: string, timeoutMs: number | undefined): string {
+  return timeoutMs === undefined ? script : hostDeadline(Math.ceil(timeoutMs / 1000) + 1) + script;
 }
 
 /**
@@ -394,11 +403,26 @@ function batchProgress(steps: readonly Step[], from: number, to: number): string
   return `printf '%s\\n' ${each.join(" ")}`;
 }
 
+/** What a held apply script reads on stdin: `go` to make its changes, anything else to make none. */
+export const holdAnswers = { go: "go\n", stop: "stop\n" } as const;
+
+export interface ApplyScriptOptions {
+  /** Seconds to wait for another run's lock. */
+  lockWaitSeconds?: number;
+  /**
+   * Start now, change nothing until told: after the lock and the IPVS check, print
+   * `@@lvsdr ready` and wait for a line on stdin (`holdAnswers`). The round trip and the checks
+   * then overlap the wave before, while the safe order still holds for every change.
+   */
+  held?: boolean;
+}
+
 /**
  * One host's steps for one wave as a single `set -eu` script under `flock`. Consecutive IPVS
  * steps go to one `ipvsadm -R` process, so a 10,000-entry change is one process, not 10,000.
  */
-export function renderApplyScript(plan: HostWavePlan, lockWaitSeconds = 60): string {
+export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOptions = {}): string {
+  const lockWaitSeconds = options.lockWaitSeconds ?? 60;
   const dirs = new Set<string>([hostPaths.lockDir]);
   for (const step of plan.steps) {
     const path = step.op === "write-file" ? step.file.path : step.op === "record-ownership" && step.record ? hostPaths.ownership : null;
@@ -423,6 +447,13 @@ export function renderApplyScript(plan: HostWavePlan, lockWaitSeconds = 60): str
     } else {
       lines.push(`if [ -e /proc/net/ip_vs ]; then ${ipvsFingerprint}; else lvsdr_fp=none; fi`, `if [ "$lvsdr_fp" != ${quote(plan.expectedIpvsFingerprint)} ]; then ${changed}; fi`);
     }
+  }
+  if (options.held) {
+    lines.push(
+      `echo '${marker} ready'`,
+      "lvsdr_go=; read -r lvsdr_go || :",
+      `if [ "$lvsdr_go" != go ]; then echo '${marker} held back'; exit 0; fi`,
+    );
   }
   const steps = plan.steps;
   for (let i = 0; i < steps.length; ) {

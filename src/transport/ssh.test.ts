@@ -389,6 +389,19 @@ describe("runScript", () => {
     expect(s.commands[0]).toBe(`lvsdr_script='sleep 5'; [ -z "\${ZSH_VERSION-}" ] || exec /bin/sh -c "$lvsdr_script"; eval "$lvsdr_script"`);
   });
 
+  it("writes a script's input when it is known, while the script waits for it", async () => {
+    let tell: (text: string) => void = () => undefined;
+    const input = new Promise<string>((r) => (tell = r));
+    const seen: string[] = [];
+    const running = session.runScript("echo ready\nread -r answer\necho \"got $answer\"\n", { timeoutMs: 10_000, input, onLine: (l) => seen.push(l) });
+    // The script is running and waiting before the input exists.
+    while (!seen.includes("ready")) await new Promise((r) => setTimeout(r, 20));
+    tell("go\n");
+    expect((await running).stdout).toBe("ready\ngot go\n");
+    const big = `#${"-".repeat(inlineScriptLimit)}\necho hi\n`;
+    await expectTransportError(session.runScript(big, { input: Promise.resolve("go\n") }), "run");
+  });
+
   it("fails with step run after the session is closed", async () => {
     await session.close();
     await expectTransportError(session.runScript("true"), "run");

@@ -339,6 +339,7 @@ export class SshSession implements HostSession {
 
   runScript(script: string, options: RunOptions = {}): Promise<ScriptResult> {
     const { command, stdin } = remoteInvocation(script, this.connection.sudo, options.killOnHost === false ? undefined : options.timeoutMs);
+    if (options.input && stdin !== "") return Promise.reject(new TransportError(this.host, "run", "a script too large to send inline reads itself from stdin: it cannot wait for input there"));
     return this.exec(command, stdin, options);
   }
 
@@ -453,7 +454,15 @@ export class SshSession implements HostSession {
           stream.on("error", (streamErr: Error) => {
             settle(() => reject(new TransportError(host, "run", streamErr.message, streamErr)));
           });
-          stream.end(input);
+          if (options.input) {
+            // Written when it is known; a channel already gone has nothing left to tell.
+            const later = (text: string) => {
+              if (!settled) stream.end(text);
+            };
+            options.input.then(later, () => later(""));
+          } else {
+            stream.end(input);
+          }
         });
       } catch (err) {
         settle(() => reject(new TransportError(host, "run", (err as Error).message, err)));

@@ -15,11 +15,17 @@ export interface RunOptions {
   /** Fail after this long, closing the channel. */
   timeoutMs?: number;
   /**
-   * Also kill the script on the host at the timeout (coreutils `timeout`), for scripts that
-   * change the host or hold its lock. Default true. A read-only script can do without: closing
-   * the channel is enough, and the wrapper costs two process starts per run.
+   * Also kill the script on the host at the timeout (a watchdog in the script), for scripts
+   * that change the host or hold its lock. Default true. A read-only script can do without:
+   * closing the channel is enough, and the watchdog costs a process start per run.
    */
   killOnHost?: boolean;
+  /**
+   * What the script reads on stdin, written when this resolves (a script that waits for a
+   * go-ahead). Only for a script small enough to travel in the exec request: a larger one
+   * reads itself from stdin.
+   */
+  input?: Promise<string>;
   /** Called with each complete stdout line as it arrives (progress markers). */
   onLine?: (line: string) => void;
 }
@@ -30,8 +36,8 @@ export interface HostSession {
   /** The host key's SHA256 fingerprint as seen on this connection. */
   readonly hostKeyFingerprint: string;
   /**
-   * Sends `script` to the host's shell on stdin (through `sudo -n` when the connection says
-   * so) and resolves with its exit code and output; rejects only on transport failure or timeout.
+   * Runs `script` in a POSIX shell on the host (through `sudo -n` when the connection says so)
+   * and resolves with its exit code and output; rejects only on transport failure or timeout.
    */
   runScript(script: string, options?: RunOptions): Promise<ScriptResult>;
   close(): Promise<void>;

@@ -7,7 +7,7 @@ import { LAB_ADDRESSES, labExec, labExecOk, labHost, type LabHosts } from "../..
 import { loadCluster } from "../../src/config/load";
 import type { Cluster } from "../../src/config/schema";
 import { desiredClusterState } from "../../src/model/desired";
-import { ClusterRun, PreflightError, type ProgressEvent } from "../../src/ops/engine";
+import { ApplyError, ClusterRun, PreflightError, type ProgressEvent } from "../../src/ops/engine";
 import { probeArp } from "../../src/ops/observe";
 import { SshTransport } from "../../src/transport/ssh";
 import { describeLab } from "./lab-suite";
@@ -92,6 +92,26 @@ describeLab("host operations on real hosts", (lab) => {
     expect(problems).toContainEqual(expect.objectContaining({ host: "director", check: "same-broadcast-domain", message: expect.stringContaining("reached through gateway 198.51.100.1") }));
     expect(await snapshotAll()).toEqual(pristine);
     expect(await labExecOk("rsb1", "ip -o addr show dev lo | awk '{print $4}'")).not.toContain(VIP);
+  }, 120_000);
+
+  it("when a real server's wave fails, the director's script, started early and waiting, changes nothing", async () => {
+    // rs2's lock path is a directory: its script fails before its first step.
+    await labExecOk("rs2", "rm -f /run/lvs-dr/lock && mkdir -p /run/lvs-dr/lock");
+    const events: ProgressEvent[] = [];
+    try {
+      const error = await withRun(labCluster(), (run) => run.apply(), events).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ApplyError);
+      expect((error as ApplyError).failures).toEqual([expect.objectContaining({ host: "rs2", wave: "prepare-real-servers" })]);
+      expect(events.filter((e) => e.host === "director" && (e.kind === "step" || e.kind === "wave-done"))).toEqual([]);
+      const now = await snapshotAll();
+      expect(now.director).toEqual(pristine.director);
+      expect(now.rs2).toEqual(pristine.rs2);
+    } finally {
+      await labExecOk("rs2", "rmdir /run/lvs-dr/lock");
+    }
+    // rs1 and rs3 were prepared; their ownership records let destroy put them back.
+    await withRun(labCluster(), (run) => run.apply({ destroy: true }));
+    expect(await snapshotAll()).toEqual(pristine);
   }, 120_000);
 
   it("probes ARP from the director: a real server answers, an empty address does not", async () => {
