@@ -47,7 +47,7 @@ export function markdownReport(r: Results): string {
       );
     }
     // Peer / tool, each peer at its best setting (Ansible: the better of its fork counts).
-    lines.push("", "How many times longer the peers take than the tool (each at its best setting):", "", `| job | ${ns.map((n) => `N=${n}`).join(" | ")} |`, `|---|${ns.map(() => "---").join("|")}|`);
+    const ratioRows: string[] = [];
     const jobs: [string, string, string][] = [
       ["apply from scratch", "tool: apply from scratch", ": apply from scratch"],
       ["drift check", "tool: observe (drift check)", ": drift check (--check)"],
@@ -55,7 +55,7 @@ export function markdownReport(r: Results): string {
     for (const [label, toolKey, suffix] of jobs) {
       const peerNames = [...new Set(ns.flatMap((n) => Object.keys(r.scale[n]!).filter((k) => k.endsWith(suffix) && !k.startsWith("tool")).map((k) => k.replace(/ \(.*\)/, "").replace(suffix, ""))))];
       for (const peer of peerNames) {
-        lines.push(
+        ratioRows.push(
           `| ${peer}: ${label} | ${ns
             .map((n) => {
               const tool = median(r.scale[n]![toolKey] ?? []);
@@ -66,6 +66,8 @@ export function markdownReport(r: Results): string {
         );
       }
     }
+    // A tool-only run (bench:ops) has no peers: no empty table.
+    if (ratioRows.length) lines.push("", "How many times longer the peers take than the tool (each at its best setting):", "", `| job | ${ns.map((n) => `N=${n}`).join(" | ")} |`, `|---|${ns.map(() => "---").join("|")}|`, ...ratioRows);
   }
   const ps = Object.keys(r.profile ?? {});
   if (ps.length) {

@@ -216,7 +216,8 @@ export function renderObserveScript(req: ObserveRequest): string {
  * `@@lvsdr arp <rip> ok|fail` per target, and leaves `$lvsdr_probe` as the batch's lines.
  */
 function arpProbeStart(iface: string, targets: string[]): string[] {
-  const dev = assertInterface(iface);
+  // A validated name needs no quotes, which lets it also stand inside the batch lines below.
+  const dev = quote(assertInterface(iface));
   const list = targets.map((t) => assertAddress(t)).join(" ");
   const v6 = targets.some((t) => t.includes(":"));
   return [
