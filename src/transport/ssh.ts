@@ -1,7 +1,7 @@
 /**
  * The SSH transport over `ssh2`: host key checked during the handshake, key/agent/password
  * auth, an optional bastion hop through a forwarded channel, connect retries with backoff, and
- * scripts run by `/bin/sh` (through `sudo -n` when asked) as `remoteInvocation` renders them.
+ * scripts run by the login shell (by `sudo -n /bin/sh` when asked) as `remoteInvocation` renders them.
  */
 import { readFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
