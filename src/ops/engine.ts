@@ -204,6 +204,7 @@ export class ClusterRun {
   private async applyHostWave(hostPlan: HostWavePlan, hold?: { gate: Promise<boolean>; waitMs: number }): Promise<HostApplyResult> {
     const host = this.desired.hosts.find((h) => h.host === hostPlan.host) as DesiredHostState;
     const warnings: string[] = [];
+    const heldBack: HostApplyResult = { host: host.host, wave: hostPlan.wave, steps: 0, warnings };
     let script = renderApplyScript(hostPlan, { held: hold !== undefined });
     const timeoutMs = waveTimeoutMs({ hosts: [hostPlan] }) + (hold?.waitMs ?? 0);
     let input: Promise<string> | undefined;
@@ -211,7 +212,7 @@ export class ClusterRun {
       input = hold.gate.then((go) => (go ? holdAnswers.go : holdAnswers.stop));
     } else if (hold) {
       // Too large to travel in the exec request: it reads itself from stdin, so it starts when released.
-      if (!(await hold.gate)) return { host: host.host, wave: hostPlan.wave, steps: 0, warnings };
+      if (!(await hold.gate)) return heldBack;
       script = renderApplyScript(hostPlan);
     }
     const session = await this.session(hostPlan.host);
@@ -238,7 +239,7 @@ export class ClusterRun {
             : lastStepFailure(hostPlan, result.stdout, result.stderr, result.code);
       throw new Error(reason);
     }
-    if (result.stdout.includes(`${marker} held back`)) return { host: host.host, wave: hostPlan.wave, steps: 0, warnings };
+    if (result.stdout.includes(`${marker} held back`)) return heldBack;
     this.emit({ host: host.host, kind: "wave-done", wave: hostPlan.wave });
     return { host: host.host, wave: hostPlan.wave, steps: hostPlan.steps.length, warnings };
   }

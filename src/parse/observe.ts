@@ -3,7 +3,7 @@
  * round trip's text becomes all the structured state the planner needs.
  */
 import { createHash } from "node:crypto";
-import type { ObservedFile, ObservedHostState } from "../model/host-state";
+import { textSha256, type ObservedFile, type ObservedHostState } from "../model/host-state";
 import { destinationKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { parseIpAddr, parseRouteBatch } from "./ip";
@@ -96,7 +96,7 @@ export function parseObservation(host: string, text: string): ObservedHostState 
 
   if (state.ipvs.status === "loaded") {
     const table = parseIpvsRules(rulesText);
-    state.ipvs.fingerprint = createHash("sha256").update(rulesText).digest("hex");
+    state.ipvs.fingerprint = textSha256(rulesText);
     state.ipvs.listing = rulesText;
     const counters = parseIpvsThresholds(thresholdsText);
     state.ipvs.services = table.services;
@@ -123,7 +123,7 @@ function decodeFile(kind: string | undefined, body: string[]): ObservedFile | nu
     const content = body.map((l) => (l.startsWith("|") ? `${l.slice(1)}\n` : l.startsWith("/") ? l.slice(1) : null));
     if (content.some((l) => l === null)) throw new ParseError("observation", "a file's text line has no | or / prefix");
     const text = content.join("");
-    return { isLink: false, sha256: createHash("sha256").update(text, "utf8").digest("hex"), content: text };
+    return { isLink: false, sha256: textSha256(text), content: text };
   }
   if (kind === "present") {
     const bytes = Buffer.from(body.join(""), "base64");
