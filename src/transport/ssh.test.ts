@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Server as NetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -380,7 +379,15 @@ describe("runScript", () => {
     expect(r.code).toBe(7);
     // Nothing of the script is left behind: no sleeping watchdog holds the channel or a process.
     await new Promise((res) => setTimeout(res, 200));
-    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").filter((l) => /^sleep 61$/.test(l.trim()));
+    // Command lines from /proc (procps may not be installed before the lab's prerequisites are).
+    const commandLines = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").join(" ").trim();
+      } catch {
+        return "";
+      }
+    });
+    const left = commandLines.filter((l) => l === "sleep 61");
     expect(left).toEqual([]);
   });
 
