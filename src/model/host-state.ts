@@ -133,7 +133,7 @@ export interface ObservedHostState {
   addresses: InterfaceAddress[];
   /** Interface names present on the host. */
   interfaces: string[];
-  /** Commands found on the host's PATH (of those the tool uses). */
+  /** Commands found on the host's PATH (of those the tool uses); empty unless observed for preflight. */
   tools: string[];
   ipvs: {
     /** `not-loaded`: no ip_vs module, so an empty table; `not-observed`: not asked (real servers). */
@@ -148,6 +148,7 @@ export interface ObservedHostState {
   sysctls: Record<string, string | null>;
   files: Record<string, ObservedFile | null>;
   ownership: OwnershipRecord | null;
+  /** Route lookups to a director's RIPs; empty unless observed for preflight. */
   routes: RouteLookup[];
   /** Live ARP probes from a director, by RIP (true = answered); empty unless asked for. */
   arpReplies: Record<string, boolean>;

@@ -107,11 +107,12 @@ export class ClusterRun {
 
   /**
    * Observes every host, one round trip each; rejects with every host's failure named. With
-   * `probeArp`, directors also report which of their RIPs answer ARP (for preflight).
+   * `preflight`, hosts also report what preflight checks: their commands, and on directors the
+   * routes to their RIPs and which of them answer ARP.
    */
-  async observe(options: { probeArp?: boolean } = {}): Promise<Map<string, ObservedHostState>> {
+  async observe(options: { preflight?: boolean } = {}): Promise<Map<string, ObservedHostState>> {
     const results = await runOnHosts(this.desired.hosts, this.concurrency, async (host) => {
-      const observed = await observeHost(await this.session(host.host), host, { probeArp: options.probeArp ?? false });
+      const observed = await observeHost(await this.session(host.host), host, { preflight: options.preflight ?? false });
       this.emit({ host: host.host, kind: "observed" });
       return observed;
     });
@@ -136,6 +137,7 @@ export class ClusterRun {
     }
   }
 
+  /** Preflight on every host, from an observation made with `preflight`. */
   preflight(observed: ReadonlyMap<string, ObservedHostState>): PreflightProblem[] {
     return this.desired.hosts.flatMap((h) => preflightHost(h, observed.get(h.host)!));
   }
@@ -147,7 +149,7 @@ export class ClusterRun {
   async plan(options: { destroy?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[]; timings: Record<string, number> }> {
     const destroy = options.destroy ?? false;
     const started = Date.now();
-    const observed = await this.observe({ probeArp: !destroy });
+    const observed = await this.observe({ preflight: !destroy });
     const observedAt = Date.now();
     const plan = planCluster(this.desired, observed, { destroy });
     const timings: Record<string, number> = { observe: observedAt - started, plan: Date.now() - observedAt };

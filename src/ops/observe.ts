@@ -9,26 +9,29 @@ import { TransportError, type HostSession } from "../transport/types";
 export const observedFiles = [hostPaths.sysctlConf, hostPaths.ipvsRules, hostPaths.bootScript, hostPaths.systemdUnit, hostPaths.systemdUnitLink, hostPaths.ownership];
 
 /**
- * What to read on a host. With `probeArp`, a director also probes its RIPs by ARP (only those
- * without a neighbour entry send anything): the live half of the same-broadcast-domain check
- * rides on the observe round trip instead of costing one of its own.
+ * What to read on a host. With `preflight`, also what only preflight checks: which commands
+ * the host has, and on a director the route to each RIP and whether it answers ARP (only RIPs
+ * without a neighbour entry send anything). The live half of the same-broadcast-domain check
+ * rides on the observe round trip instead of costing one of its own; a drift check skips it.
  */
-export function observeRequest(host: DesiredHostState, options: { probeArp?: boolean } = {}): ObserveRequest {
+export function observeRequest(host: DesiredHostState, options: { preflight?: boolean } = {}): ObserveRequest {
   const director = host.role === "director";
+  const preflight = options.preflight ?? false;
   return {
     sysctlKeys: host.sysctls.map((s) => s.key),
     filePaths: observedFiles,
-    routeTargets: director ? host.onLinkPeers : [],
+    tools: preflight,
+    routeTargets: director && preflight ? host.onLinkPeers : [],
     ipvs: director,
     // A real server's files are a few lines each; a director's can be 10,000.
     readFiles: director ? "with-tools" : "with-builtins",
     linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit },
-    ...(director && options.probeArp ? { arpProbe: { interface: host.interface, targets: host.onLinkPeers } } : {}),
+    ...(director && preflight ? { arpProbe: { interface: host.interface, targets: host.onLinkPeers } } : {}),
   };
 }
 
-export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number; probeArp?: boolean } = {}): Promise<ObservedHostState> {
-  const request = observeRequest(host, { probeArp: options.probeArp ?? false });
+export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number; preflight?: boolean } = {}): Promise<ObservedHostState> {
+  const request = observeRequest(host, { preflight: options.preflight ?? false });
   const result = await session.runScript(renderObserveScript(request), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false });
   if (result.code !== 0) {
     throw new TransportError(host.host, "run", `the observe script exited ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" | ")}`);

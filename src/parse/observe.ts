@@ -2,7 +2,6 @@
  * Turns the observe script's output (see render/scripts.ts) into ObservedHostState: one
  * round trip's text becomes all the structured state the planner needs.
  */
-import { createHash } from "node:crypto";
 import { textSha256, type ObservedFile, type ObservedHostState } from "../model/host-state";
 import { destinationKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
@@ -13,7 +12,7 @@ import { parseSysctlFiles } from "./sysctl";
 
 const marker = "@@lvsdr";
 /** The observe script's output format this parser reads (render/scripts.ts writes it). */
-const observeVersion = "2";
+const observeVersion = "3";
 
 interface Block {
   header: string[];
@@ -52,8 +51,9 @@ export function parseObservation(host: string, text: string): ObservedHostState 
     routes: [],
     arpReplies: {},
   };
-  let rulesText = "";
-  let thresholdsText = "";
+  let ipvsText = "";
+  let readText = "";
+  const readByGrep: string[] = [];
   for (const block of blocks) {
     const [kind, arg, path] = block.header;
     const body = block.body.join("\n");
@@ -72,11 +72,8 @@ export function parseObservation(host: string, text: string): ObservedHostState 
           state.routes = parseRouteBatch(routes.join("\n"));
           break;
         }
-        case "ipvs-thresholds":
-          thresholdsText = body;
-          break;
-        case "sysctl-files":
-          state.sysctls = parseSysctlFiles(body);
+        case "read":
+          readText = body;
           break;
         case "file-digests":
           Object.assign(state.files, parseFileDigests(block.body));
@@ -85,16 +82,26 @@ export function parseObservation(host: string, text: string): ObservedHostState 
     } else if (kind === "ipvs") {
       if (arg !== "loaded" && arg !== "not-loaded" && arg !== "no-ipvsadm") throw new ParseError(`observation of ${host}`, `unknown IPVS status ${arg}`);
       state.ipvs.status = arg;
-      // The exact bytes `ipvsadm -Sn` wrote: the apply script hashes them again on the host.
-      rulesText = block.body.length ? `${body}\n` : "";
+      ipvsText = body;
     } else if (kind === "file" && path) {
-      state.files[path] = decodeFile(arg, block.body);
+      if (arg === "read") readByGrep.push(path);
+      else state.files[path] = decodeFile(arg, block.body);
     } else if (kind === "arp" && arg) {
       state.arpReplies[arg] = path === "ok";
     }
   }
 
+  const read = splitReadLines(readText);
+  state.sysctls = parseSysctlFiles(read.sysctls.join("\n"));
+  for (const path of readByGrep) {
+    // grep ends every line with a newline, so a missing last one is not seen: the only file
+    // read this way is the ownership record, which the planner compares as data.
+    const text = (read.files.get(path) ?? []).map((l) => `${l}\n`).join("");
+    state.files[path] = { isLink: false, sha256: textSha256(text), content: text };
+  }
+
   if (state.ipvs.status === "loaded") {
+    const { rulesText, thresholdsText } = splitIpvsListings(ipvsText);
     const table = parseIpvsRules(rulesText);
     state.ipvs.fingerprint = textSha256(rulesText);
     state.ipvs.listing = rulesText;
@@ -125,11 +132,39 @@ function decodeFile(kind: string | undefined, body: string[]): ObservedFile | nu
     const text = content.join("");
     return { isLink: false, sha256: textSha256(text), content: text };
   }
-  if (kind === "present") {
-    const bytes = Buffer.from(body.join(""), "base64");
-    return { isLink: false, sha256: createHash("sha256").update(bytes).digest("hex"), content: bytes.toString("utf8") };
-  }
   throw new ParseError("observation", `unknown file state ${kind}`);
+}
+
+/**
+ * The one `ipvsadm -R` run: `ipvsadm -Sn`'s exact bytes (the apply script lists them again on
+ * the host), then the thresholds listing, which starts with its version line.
+ */
+function splitIpvsListings(body: string): { rulesText: string; thresholdsText: string } {
+  const lines = body.split("\n");
+  const at = lines.findIndex((l) => l.startsWith("IP Virtual Server version "));
+  if (at < 0) throw new ParseError("observation", "the IPVS thresholds listing is missing");
+  const rules = lines.slice(0, at);
+  return { rulesText: rules.length ? `${rules.join("\n")}\n` : "", thresholdsText: lines.slice(at).join("\n") };
+}
+
+/**
+ * The read section: grep's `path:line` lines (no path read holds a colon), /proc/sys values
+ * apart from the lines of files, and `<key>!absent` lines for sysctl keys that do not exist.
+ */
+function splitReadLines(body: string): { sysctls: string[]; files: Map<string, string[]> } {
+  const sysctls: string[] = [];
+  const files = new Map<string, string[]>();
+  for (const line of body.split("\n")) {
+    if (line.startsWith("/proc/sys/") || line.endsWith("!absent") || line.trim() === "") {
+      sysctls.push(line);
+      continue;
+    }
+    const colon = line.indexOf(":");
+    if (!line.startsWith("/") || colon < 0) throw new ParseError("observation", `unexpected line "${line}" among the values read`);
+    const path = line.slice(0, colon);
+    files.set(path, [...(files.get(path) ?? []), line.slice(colon + 1)]);
+  }
+  return { sysctls, files };
 }
 
 /** `sha256sum` lines: `<64 hex>  <path>`. */

@@ -85,7 +85,7 @@ describe("sysctl", () => {
 describe("the observe script's output", () => {
   it("turns a real director's observation into structured state", () => {
     const state = parseObservation("director", fixture("observe", "director.txt"));
-    expect(state.tools).toEqual(expect.arrayContaining(["ip", "ipvsadm", "flock", "sha256sum", "base64"]));
+    expect(state.tools).toEqual(expect.arrayContaining(["ip", "ipvsadm", "flock", "grep", "sha256sum"]));
     expect(state.interfaces).toEqual(["lo", "eth0"]);
     // A freshly booted director: ipvsadm is there, the ip_vs module not yet loaded.
     expect(state.ipvs.status).toBe("not-loaded");
@@ -114,7 +114,7 @@ describe("the observe script's output", () => {
     // Files come back as digests, but for the ownership record, which the planner reads whole.
     // The rules file the tool wrote is what `ipvsadm -Sn` prints for the same table.
     const rules = state.files[hostPaths.ipvsRules];
-    const listed = /@@lvsdr ipvs loaded\n([\s\S]*?)@@lvsdr section/.exec(fixture("observe", "director-managed.txt"))?.[1];
+    const listed = /@@lvsdr ipvs loaded\n([\s\S]*?)IP Virtual Server version/.exec(fixture("observe", "director-managed.txt"))?.[1];
     expect(listed).toContain("-A -t 198.51.100.5:80 -s rr\n");
     expect(rules).toEqual({ isLink: false, sha256: textSha256(listed ?? "") });
     expect(state.files[hostPaths.ownership]).toMatchObject({ isLink: false, content: expect.stringContaining('"cluster": "lab"') });
@@ -127,8 +127,17 @@ describe("the observe script's output", () => {
     expect(onHost).toMatch(/^[0-9a-f]{64}$/);
     expect(parseObservation("director", text).ipvs.fingerprint).toBe(onHost);
     // An empty table is the digest of no bytes, as `ipvsadm -Sn | sha256sum` prints for it.
-    const empty = text.replace(/(@@lvsdr ipvs loaded\n)[\s\S]*?(?=@@lvsdr section)/, "$1");
+    const empty = text.replace(/(@@lvsdr ipvs loaded\n)[\s\S]*?(?=IP Virtual Server version)/, "$1");
     expect(parseObservation("director", empty).ipvs.fingerprint).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  });
+
+  it("reads both IPVS listings from the one ipvsadm run, and refuses a run that printed only one", () => {
+    const text = fixture("observe", "director-managed.txt");
+    const withThresholds = text.replace("  -> 198.51.100.11:80             0          0          0          0", "  -> 198.51.100.11:80             500        100        7          3");
+    const destination = parseObservation("director", withThresholds).ipvs.destinations.find((d) => d.address === "198.51.100.11");
+    expect(destination).toMatchObject({ weight: 1, upperThreshold: 500, lowerThreshold: 100, activeConnections: 7, inactiveConnections: 3 });
+    const rulesOnly = text.replace(/IP Virtual Server version[\s\S]*?(?=@@lvsdr file)/, "");
+    expect(() => parseObservation("director", rulesOnly)).toThrow(/thresholds listing is missing/);
   });
 
   it("refuses output that was cut short", () => {

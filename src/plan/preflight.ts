@@ -11,8 +11,9 @@ export interface PreflightProblem {
   message: string;
 }
 
-const toolsEverywhere = ["ip", "flock", "base64", "sha256sum"];
-const toolsOnDirectors = ["ipvsadm", "modprobe"];
+// grep reads every sysctl; a director's files come back as digests, and its IPVS table too when large.
+const toolsEverywhere = ["ip", "flock", "grep"];
+const toolsOnDirectors = ["ipvsadm", "modprobe", "sha256sum"];
 
 export function preflightHost(desired: DesiredHostState, observed: ObservedHostState): PreflightProblem[] {
   const problems: PreflightProblem[] = [];
@@ -33,7 +34,7 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
 
   const needed = [...toolsEverywhere, ...(desired.role === "director" ? toolsOnDirectors : [])];
   const missing = needed.filter((t) => !observed.tools.includes(t));
-  if (missing.length) add("tools", `missing command${missing.length > 1 ? "s" : ""}: ${missing.join(", ")} (install ${missing.includes("ipvsadm") ? "ipvsadm, " : ""}iproute2, util-linux and coreutils)`);
+  if (missing.length) add("tools", `missing command${missing.length > 1 ? "s" : ""}: ${missing.join(", ")} (install ${missing.includes("ipvsadm") ? "ipvsadm, " : ""}iproute2, util-linux, grep and coreutils)`);
 
   if (desired.role === "director" && observed.ipvs.status === "no-ipvsadm") add("ipvs", "the ip_vs module is loaded but ipvsadm is not installed");
 

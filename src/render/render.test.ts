@@ -12,7 +12,7 @@ import { parseArpProbes, parseObservation } from "../parse/observe";
 import { planCluster } from "../plan/cluster-plan";
 import { blankCluster, applyPlan } from "../plan/testing/cluster";
 import { labLikeSpec } from "../testing/specs";
-import { renderFile } from "./files";
+import { renderFile, renderOwnershipFile } from "./files";
 import { ipvsLine } from "./ipvsadm";
 import { holdAnswers, renderApplyScript, renderArpProbeScript, renderObserveScript, renderStepCommand, type ObserveRequest } from "./scripts";
 import { heredoc, quote, RenderError } from "./shell";
@@ -109,19 +109,23 @@ describe("scripts", () => {
     expect(scripts.length).toBeGreaterThan(5);
     for (const script of scripts) syntaxOk(script);
     syntaxOk(renderArpProbeScript("eth0", ["198.51.100.10", "198.51.100.11"]));
-    const bare: ObserveRequest = { sysctlKeys: [], filePaths: [], routeTargets: [], ipvs: true, readFiles: "with-tools", linkTargets: {} };
-    const withProbe = renderObserveScript({ ...bare, routeTargets: ["198.51.100.10"], arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.11"] } });
+    const bare: ObserveRequest = { sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, readFiles: "with-tools", linkTargets: {} };
+    const withProbe = renderObserveScript({ ...bare, tools: true, routeTargets: ["198.51.100.10"], arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.11"] } });
     syntaxOk(withProbe);
     expect(withProbe).toContain("for t in 198.51.100.10 198.51.100.11; do");
     // The probes ride in the ip batch; the verdicts come last, after everything else was read.
     expect(withProbe).toContain("route get 198.51.100.10\n$lvsdr_probe\nLVSDR_IP\n");
     expect(withProbe.lastIndexOf("lvsdr_neighbours")).toBeGreaterThan(withProbe.indexOf("section file-digests"));
     expect(renderObserveScript(bare)).not.toContain("lvsdr_neighbours");
+    // A drift check asks neither for commands nor for routes: only preflight reads them.
+    expect(renderObserveScript(bare)).not.toContain("section tools");
+    expect(renderObserveScript(bare)).not.toContain("route get");
+    expect(withProbe).toContain("section tools");
     execFileSync("bash", ["-n"], { input: renderArpProbeScript("eth0", ["198.51.100.10"]) });
     for (const host of desired.hosts) {
       for (const readFiles of ["with-tools", "with-builtins"] as const) {
         const filePaths = Object.values(hostPaths).filter((p) => p.includes("."));
-        syntaxOk(renderObserveScript({ sysctlKeys: host.sysctls.map((s) => s.key), filePaths, routeTargets: host.onLinkPeers, ipvs: host.role === "director", readFiles, linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit } }));
+        syntaxOk(renderObserveScript({ sysctlKeys: host.sysctls.map((s) => s.key), filePaths, tools: true, routeTargets: host.onLinkPeers, ipvs: host.role === "director", readFiles, linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit } }));
       }
     }
   });
@@ -133,6 +137,8 @@ describe("scripts", () => {
         "/etc/lvs-dr/a.conf": "  leading spaces\\and a backslash\n@@lvsdr end\n\ttab\n\n",
         "/etc/lvs-dr/no-newline.conf": "last line without newline",
         "/etc/lvs-dr/empty.conf": "",
+        // Service keys hold colons; grep's `path:line` splits at the first one.
+        [hostPaths.ownership]: (renderOwnershipFile({ version: 1, cluster: "lab", host: "h", addresses: [], services: ["tcp:198.51.100.5:80"], destinations: [], sysctls: {}, files: [] }) as { content: string }).content,
       };
       const local = (p: string) => join(dir, p.replace(/\//g, "_"));
       for (const [p, text] of Object.entries(texts)) writeFileSync(local(p), text);
@@ -141,13 +147,16 @@ describe("scripts", () => {
       const filePaths = [...Object.keys(texts), "/etc/lvs-dr/link", "/etc/lvs-dr/other-link", "/etc/lvs-dr/absent.conf"];
       const linkTargets = { "/etc/lvs-dr/link": "/etc/lvs-dr/a.conf", "/etc/lvs-dr/other-link": "/etc/lvs-dr/a.conf" };
       for (const readFiles of ["with-builtins", "with-tools"] as const) {
-        let script = renderObserveScript({ sysctlKeys: [], filePaths, routeTargets: [], ipvs: false, readFiles, linkTargets });
+        let script = renderObserveScript({ sysctlKeys: [], filePaths, tools: false, routeTargets: [], ipvs: false, readFiles, linkTargets });
         // The managed paths, moved into the temporary directory (longest first: one is a prefix of none here).
         for (const p of [...filePaths, ...Object.values(linkTargets)].sort((a, b) => b.length - a.length)) script = script.split(p).join(local(p));
         for (const shell of ["sh", "bash"]) {
-          const out = execFileSync(shell, [], { input: script, encoding: "utf8" }).split(dir + "/").join("").replace(/_etc_lvs-dr_/g, "/etc/lvs-dr/");
+          let out = execFileSync(shell, [], { input: script, encoding: "utf8" });
+          for (const p of [...filePaths, ...Object.values(linkTargets)]) out = out.split(local(p)).join(p);
           const state = parseObservation("h", out);
           for (const [p, text] of Object.entries(texts)) expect(state.files[p]).toMatchObject({ isLink: false, sha256: textSha256(text) });
+          // The ownership record comes back whole, whichever way files are read: the planner reads it.
+          expect(state.files[hostPaths.ownership]).toMatchObject({ content: texts[hostPaths.ownership] });
           expect(state.files["/etc/lvs-dr/link"]).toEqual({ isLink: true, target: "/etc/lvs-dr/a.conf" });
           expect(state.files["/etc/lvs-dr/other-link"]).toEqual({ isLink: true, target: "/etc/lvs-dr/empty.conf" });
           expect(state.files["/etc/lvs-dr/absent.conf"]).toBeNull();
@@ -184,7 +193,7 @@ describe("scripts", () => {
     // 60: values come through grep instead.
     const key = "net/ipv4/tcp_fin_timeout";
     const actual = readFileSync(`/proc/sys/${key}`, "utf8").trim();
-    const script = renderObserveScript({ sysctlKeys: [key, "net/ipv4/conf/nosuch0/arp_ignore"], filePaths: [], routeTargets: [], ipvs: false, readFiles: "with-builtins", linkTargets: {} });
+    const script = renderObserveScript({ sysctlKeys: [key, "net/ipv4/conf/nosuch0/arp_ignore"], filePaths: [], tools: false, routeTargets: [], ipvs: false, readFiles: "with-builtins", linkTargets: {} });
     for (const shell of ["sh", "bash"]) {
       const state = parseObservation("h", execFileSync(shell, [], { input: script, encoding: "utf8" }));
       expect(state.sysctls[key]).toBe(actual);

@@ -122,12 +122,16 @@ const wholeListingLimit = 16 * 1024;
 export interface ObserveRequest {
   sysctlKeys: string[];
   filePaths: string[];
+  /** Which of the commands the tool needs the host has: only preflight asks. */
+  tools: boolean;
+  /** Route lookups for the same-broadcast-domain check: only preflight asks. */
   routeTargets: string[];
   ipvs: boolean;
   /**
-   * How file contents come back: as digests from one `sha256sum` (and the ownership record
-   * through `base64`), or as text read by shell builtins, which starts no process but suits
-   * only small files (a real server's; a director's rules file can hold 10,000 lines).
+   * How file contents come back: as digests from one `sha256sum`, the ownership record as text
+   * from the `grep` that reads sysctls; or every file as text read by shell builtins, which
+   * starts no process but suits only small files (a real server's; a director's rules file can
+   * hold 10,000 lines).
    */
   readFiles: "with-tools" | "with-builtins";
   /** Links whose expected target is known: checked with the `-ef` test, so `readlink` runs only when they differ. */
@@ -136,20 +140,21 @@ export interface ObserveRequest {
   arpProbe?: { interface: string; targets: string[] };
 }
 
+/** The commands the tool runs on hosts, as the observe script looks them up. */
+export const observedTools = ["ip", "ipvsadm", "flock", "grep", "sha256sum", "modprobe", "sysctl", "arping"] as const;
+
 /**
  * The observe script. Hosts can be slow to start a process (the lab's director is an emulated
- * CPU, where each costs 40-80 ms), so it reads /proc with builtins or one `grep`, and asks
- * `ip` for addresses, routes and neighbour probes in one `-batch` run.
+ * CPU, where each costs 40-80 ms), so it starts at most four: one `ip -batch` for addresses,
+ * routes and neighbour probes; one `ipvsadm` for both listings of the IPVS table; one `grep`
+ * for every /proc/sys value and the ownership record; one `sha256sum` for the other files.
  */
 export function renderObserveScript(req: ObserveRequest): string {
-  const lines = [
-    "set -u",
-    PATH,
-    `echo '${marker} observe 2'`,
-    `echo '${marker} section tools'`,
+  const lines = ["set -u", PATH, `echo '${marker} observe 3'`];
+  if (req.tools) {
     // The paths found, one per line; no redirection per name (each costs an open on the host).
-    "for t in ip ipvsadm flock sha256sum base64 modprobe sysctl arping; do command -v \"$t\" || :; done",
-  ];
+    lines.push(`echo '${marker} section tools'`, `for t in ${observedTools.join(" ")}; do command -v "$t" || :; done`);
+  }
   const probe = req.arpProbe && req.arpProbe.targets.length > 0 ? req.arpProbe : undefined;
   if (probe) lines.push(...arpProbeStart(probe.interface, probe.targets));
   // Addresses, then one route lookup per on-link peer: one JSON array per line, the addresses
@@ -165,27 +170,21 @@ export function renderObserveScript(req: ObserveRequest): string {
       `  echo '${marker} ipvs no-ipvsadm'`,
       "else",
       `  echo '${marker} ipvs loaded'`,
-      "  ipvsadm -Sn",
-      // -S omits thresholds; the thresholds listing has them and the connection counters.
-      `  echo '${marker} section ipvs-thresholds'`,
-      "  ipvsadm -Ln --exact --thresholds",
+      // Both listings from one process (-R runs each line as a command): the rules form, then
+      // the thresholds listing, which has what the rules form leaves out (thresholds, counters).
+      "  ipvsadm -R <<'LVSDR_IPVS'",
+      "-S -n",
+      "-L -n --exact --thresholds",
+      "LVSDR_IPVS",
       "fi",
     );
   }
-  // Every interface's ARP and reverse-path settings (so settings owned on an interface no longer
-  // in the spec are seen too) and the spec's keys, as `path:value` lines from one grep
-  // (/dev/null makes even a single file print its path); a key that does not exist says so.
-  const keyPaths = req.sysctlKeys.map((key) => ({ key: assertSysctlKey(key), path: quote(`/proc/sys/${key}`) }));
-  lines.push(
-    `echo '${marker} section sysctl-files'`,
-    `grep -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter${keyPaths.map((k) => ` ${k.path}`).join("")} || :`,
-    ...keyPaths.map((k) => `[ -e ${k.path} ] || printf '%s\\n' ${quote(`${k.key}!absent`)}`),
-  );
-  // Files: a link's target; then either the ownership record whole (the planner reads it) and
-  // any other file as its digest, all in one sha256sum (gathered in "$@": paths stay single
-  // words), or every file as text read by builtins, each line prefixed so no line reads as a
-  // marker ("|" = a line, "/" = a last line without a newline).
-  lines.push("set --");
+  // Files: a link's target; then either every file as text read by builtins, each line
+  // prefixed so no line reads as a marker ("|" = a line, "/" = a last line without a newline);
+  // or the ownership record as text from the grep below (the planner reads it, and compares
+  // it as data) and any other file as its digest, all in one sha256sum (gathered in "$@";
+  // managed paths are single words).
+  lines.push("set --", "lvsdr_texts=");
   for (const file of req.filePaths) {
     const p = quote(assertManagedPath(file));
     const expected = req.linkTargets[file];
@@ -196,10 +195,20 @@ export function renderObserveScript(req: ObserveRequest): string {
       req.readFiles === "with-builtins"
         ? `echo '${marker} file text '${p}; while :; do lvsdr_l=; if IFS= read -r lvsdr_l; then printf '|%s\\n' "$lvsdr_l"; else [ -z "$lvsdr_l" ] || printf '/%s\\n' "$lvsdr_l"; break; fi; done < ${p}`
         : file === hostPaths.ownership
-          ? `echo '${marker} file present '${p}; base64 < ${p}`
+          ? `echo '${marker} file read '${p}; lvsdr_texts="$lvsdr_texts "${p}`
           : `set -- "$@" ${p}`;
     lines.push(`if [ -L ${p} ]; then echo '${marker} file link '${p}; ${link}; elif [ -f ${p} ]; then ${present}; else echo '${marker} file absent '${p}; fi`);
   }
+  // Every interface's ARP and reverse-path settings (so settings owned on an interface no longer
+  // in the spec are seen too), the spec's keys, and the files gathered above, as `path:line`
+  // lines from one grep (/dev/null makes even a single file print its path; no path here holds
+  // a colon); a key that does not exist says so.
+  const keyPaths = req.sysctlKeys.map((key) => ({ key: assertSysctlKey(key), path: quote(`/proc/sys/${key}`) }));
+  lines.push(
+    `echo '${marker} section read'`,
+    `grep -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter${keyPaths.map((k) => ` ${k.path}`).join("")} $lvsdr_texts || :`,
+    ...keyPaths.map((k) => `[ -e ${k.path} ] || printf '%s\\n' ${quote(`${k.key}!absent`)}`),
+  );
   lines.push(`if [ "$#" -gt 0 ]; then echo '${marker} section file-digests'; sha256sum "$@"; fi`);
   // Last, so that answers to the probes sent by the ip batch had the rest of the script to arrive.
   if (probe) lines.push(...arpProbeFinish());

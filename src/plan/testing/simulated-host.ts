@@ -27,7 +27,7 @@ export function blankHost(host: string, options: { role: "director" | "real-serv
       { interface: nic, address: options.address, prefix: options.prefix ?? 24 },
     ],
     interfaces: ["lo", nic],
-    tools: ["ip", "flock", "sha256sum", "base64", "sysctl", ...(options.role === "director" ? ["ipvsadm", "modprobe"] : [])],
+    tools: ["ip", "flock", "grep", "sysctl", ...(options.role === "director" ? ["ipvsadm", "modprobe", "sha256sum"] : [])],
     ipvs: options.role === "director" ? { status: "not-loaded", fingerprint: null, listing: null, services: [], destinations: [] } : { status: "not-observed", fingerprint: null, listing: null, services: [], destinations: [] },
     sysctls,
     files: {},
