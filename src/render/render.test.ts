@@ -202,18 +202,59 @@ describe("scripts", () => {
     }
   });
 
-  it("announce a new address in the background without holding the host lock", () => {
+  it("announce a new address in the background, after the last step, without holding the host lock", () => {
     const dir = mkdtempSync(join(tmpdir(), "lvsdr-lock-"));
     try {
-      const lock = join(dir, "lock");
-      const add = renderStepCommand({ op: "add-address", address: { interface: "eth0", address: "198.51.100.5", prefix: 32 } });
-      expect(add).toContain("arping -q -U -c 1 -I eth0 198.51.100.5");
+      const plan = {
+        host: "director",
+        wave: "directors" as const,
+        steps: [
+          { op: "add-address" as const, address: { interface: "eth0", address: "198.51.100.5", prefix: 32 } },
+          { op: "write-file" as const, file: { path: "/etc/lvs-dr/restore.sh", mode: 0o644, content: "#!/bin/sh\n" } },
+        ],
+        expectedIpvsFingerprint: null,
+        expectedIpvsListing: null,
+      };
+      const script = renderApplyScript(plan).split("/run/lvs-dr").join(dir).split("/etc/lvs-dr").join(dir);
+      expect(script.indexOf("arping -q -U -c 1 -I eth0 198.51.100.5")).toBeGreaterThan(script.indexOf("restore.sh"));
       // ip and arping stand in as functions: arping takes its second, as the real one does.
-      const script = `ip() { :; }\narping() { sleep 1; }\nexec 9>>${lock}\nflock 9\n${add}\n`;
       for (const shell of ["sh", "bash"]) {
-        execFileSync(shell, [], { input: script });
+        execFileSync(shell, [], { input: `ip() { :; }\narping() { sleep 1; }\n${script}` });
         // The script is gone, arping still runs: the lock must be free (-n: fail, not wait).
-        expect(() => execFileSync("flock", ["-n", lock, "true"])).not.toThrow();
+        expect(() => execFileSync("flock", ["-n", join(dir, "lock"), "true"])).not.toThrow();
+        rmSync(join(dir, "restore.sh"));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("write a new file in place and replace an existing one by rename, the ownership record always by rename", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-write-"));
+    try {
+      const file = { path: "/etc/lvs-dr/restore.sh", mode: 0o644, content: "#!/bin/sh\nset -eu\n" };
+      const record = { version: 1 as const, cluster: "lab", host: "h", addresses: [], services: [], destinations: [], sysctls: {}, files: [] };
+      const write = renderStepCommand({ op: "write-file", file });
+      const own = renderStepCommand({ op: "record-ownership", record });
+      const local = (script: string) => script.split("/etc/lvs-dr").join(dir).split("/var/lib/lvs-dr").join(dir);
+      // mv stands in as a function that logs its calls, then renames.
+      const run = (shell: string, script: string) => execFileSync(shell, [], { input: `set -eu\nmv() { echo mv >> ${dir}/calls; command mv "$@"; }\n${local(script)}` });
+      const calls = () => (existsSync(join(dir, "calls")) ? readFileSync(join(dir, "calls"), "utf8").split("\n").filter(Boolean).length : 0);
+      for (const shell of ["sh", "bash"]) {
+        rmSync(join(dir, "restore.sh"), { force: true });
+        rmSync(join(dir, "calls"), { force: true });
+        run(shell, write);
+        expect(readFileSync(join(dir, "restore.sh"), "utf8")).toBe(file.content);
+        expect(calls()).toBe(0);
+        writeFileSync(join(dir, "restore.sh"), "old\n");
+        run(shell, write);
+        expect(readFileSync(join(dir, "restore.sh"), "utf8")).toBe(file.content);
+        expect(calls()).toBe(1);
+        rmSync(join(dir, "ownership.json"), { force: true });
+        run(shell, own);
+        expect(JSON.parse(readFileSync(join(dir, "ownership.json"), "utf8"))).toEqual(record);
+        expect(calls()).toBe(2);
+        expect(existsSync(join(dir, "restore.sh.lvsdr-new")) || existsSync(join(dir, "ownership.json.lvsdr-new"))).toBe(false);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,7 @@
  * Output lines starting with `@@lvsdr` are markers the parse layer reads.
  */
 import type { HostWavePlan, Step } from "../model/steps";
-import type { DestinationState } from "../model/host-state";
+import type { DestinationState, InterfaceAddress, RenderedFile } from "../model/host-state";
 import { hostPort } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { describeStep } from "./describe";
@@ -289,15 +289,7 @@ function stepCommand(step: Step): string {
       return `printf '%s\\n' ${quote(assertSysctlValue(step.sysctl.value))} > ${quote(`/proc/sys/${assertSysctlKey(step.sysctl.key)}`)}`;
     case "add-address": {
       const a = step.address;
-      const cidr = quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`);
-      const dev = quote(assertInterface(a.interface));
-      // Tell neighbours at once (gratuitous ARP), in the background: nothing waits on it. Not
-      // even the host lock: without `9>&-` arping would hold it for the second it runs.
-      const announce =
-        a.interface !== "lo" && !a.address.includes(":")
-          ? `\n(command -v arping >/dev/null 2>&1 && arping -q -U -c 1 -I ${dev} ${quote(a.address)}) </dev/null >/dev/null 2>&1 9>&- &`
-          : "";
-      return `ip addr replace ${cidr} dev ${dev}${announce}`;
+      return `ip addr replace ${quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`)} dev ${quote(assertInterface(a.interface))}`;
     }
     case "remove-address": {
       const a = step.address;
@@ -305,21 +297,14 @@ function stepCommand(step: Step): string {
       const dev = quote(assertInterface(a.interface));
       return `if ip -o addr show dev ${dev} to ${cidr} 2>/dev/null | grep -q .; then ip addr del ${cidr} dev ${dev}; fi`;
     }
-    case "write-file": {
-      // The directory exists: the apply script creates every parent directory up front.
-      const f = step.file;
-      const path = quote(assertManagedPath(f.path));
-      if ("linkTarget" in f) return `ln -sfn ${quote(assertManagedPath(f.linkTarget))} ${path}`;
-      const tmp = quote(`${f.path}.lvsdr-new`);
-      // printf is a shell builtin: no process per file; the rename makes the write atomic.
-      const chmod = f.mode === 0o644 ? "" : ` && chmod ${f.mode.toString(8)} ${tmp}`;
-      return `printf '%s' ${quote(f.content)} > ${tmp}${chmod} && mv -f ${tmp} ${path}`;
-    }
+    case "write-file":
+      return writeFileCommand(step.file, "when-replacing");
     case "remove-file":
       return `rm -f ${quote(assertManagedPath(step.path))}`;
     case "record-ownership":
       return step.record
-        ? stepCommand({ op: "write-file", file: renderOwnershipFile(step.record) })
+        ? // A half-written record would stop every later run: it always replaces atomically.
+          writeFileCommand(renderOwnershipFile(step.record), "always")
         : // Nothing managed here any more: the record goes, and the tool's directories if empty.
           `rm -f ${quote(hostPaths.ownership)}\nrmdir /var/lib/lvs-dr /etc/lvs-dr 2>/dev/null || :`;
     case "wait-drained":
@@ -337,6 +322,38 @@ function stepCommand(step: Step): string {
       throw new Error(`unknown step ${JSON.stringify(never)}`);
     }
   }
+}
+
+/**
+ * A file's content is written by `printf`, a builtin (no process per file), to a temporary
+ * name, and renamed over the old file so that nothing ever reads half of it. A file that does
+ * not exist yet is written in place, saving the `mv` (a process start: 40-80 ms on a slow
+ * host): nothing reads it before the steps after it run (the unit's link, the ownership
+ * record), and a run cut short is seen and rewritten by the next one.
+ * The directory exists: the apply script creates every parent directory up front.
+ */
+function writeFileCommand(f: RenderedFile, rename: "always" | "when-replacing"): string {
+  const path = quote(assertManagedPath(f.path));
+  if ("linkTarget" in f) return `ln -sfn ${quote(assertManagedPath(f.linkTarget))} ${path}`;
+  const tmp = quote(`${f.path}.lvsdr-new`);
+  const chmod = (target: string) => (f.mode === 0o644 ? "" : ` && chmod ${f.mode.toString(8)} ${target}`);
+  if (rename === "always") return `printf '%s' ${quote(f.content)} > ${tmp}${chmod(tmp)} && mv -f ${tmp} ${path}`;
+  return [
+    `lvsdr_to=${tmp}; [ -e ${path} ] || [ -L ${path} ] || lvsdr_to=${path}`,
+    `printf '%s' ${quote(f.content)} > "$lvsdr_to"${chmod('"$lvsdr_to"')}`,
+    `[ "$lvsdr_to" = ${path} ] || mv -f ${tmp} ${path}`,
+  ].join("\n");
+}
+
+/**
+ * Tells neighbours about an address the script added (gratuitous ARP), in the background and
+ * after the last step: nothing waits on it, and on a host with one slow CPU it does not hold up
+ * the steps. Not even the host lock waits: without `9>&-` arping would hold it for the second
+ * it runs.
+ */
+function announceCommand(a: InterfaceAddress): string | null {
+  if (a.interface === "lo" || a.address.includes(":")) return null;
+  return `(command -v arping >/dev/null 2>&1 && arping -q -U -c 1 -I ${quote(assertInterface(a.interface))} ${quote(assertAddress(a.address))}) </dev/null >/dev/null 2>&1 9>&- &`;
 }
 
 function ipvsRestoreLine(step: Step): string {
@@ -478,6 +495,10 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
     }
     lines.push(`echo ${quote(`${marker} step ${i + 1}/${steps.length} ${describeStep(step)}`)}`, stepCommand(step));
     i++;
+  }
+  for (const step of steps) {
+    const announce = step.op === "add-address" ? announceCommand(step.address) : null;
+    if (announce) lines.push(announce);
   }
   lines.push(`echo '${marker} done'`);
   return lines.join("\n") + "\n";
