@@ -26,8 +26,16 @@ export function labSpec(n: number, weight = 1): Cluster {
   return parsed.cluster;
 }
 
-/** Seconds that `fn` took. */
+/**
+ * A pause before every measurement (BENCH_SETTLE_MS, default 1000), so that what the one before
+ * left running on the hosts is not counted against it: sessions still closing, and after an
+ * apply the director's background gratuitous ARP, on an emulated CPU the next run shares.
+ */
+const settleMs = Number(process.env.BENCH_SETTLE_MS ?? 1000);
+
+/** Seconds that `fn` took, timed once the lab has settled. */
 export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  await new Promise((r) => setTimeout(r, settleMs));
   const start = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - start) / 1e9;

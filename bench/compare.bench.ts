@@ -4,7 +4,8 @@
  * bench/results/latest.json, latest.md (tables with ratios) and chart.svg (time against N).
  * BENCH_N (default 1,10,50,100,200), BENCH_RUNS (3), BENCH_CONCURRENCY (32),
  * BENCH_PEERS (tool,per-command,ansible), BENCH_PEER_RUNS (= BENCH_RUNS: rounds the peers run in),
- * BENCH_TABLE (100,1000,10000), BENCH_PER_ENTRY_MAX (1000), BENCH_OUT (latest).
+ * BENCH_TABLE (100,1000,10000), BENCH_PER_ENTRY_MAX (1000), BENCH_OUT (latest), BENCH_SETTLE_MS
+ * (1000: the pause before each measurement, see `timed`).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
