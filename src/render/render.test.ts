@@ -265,12 +265,15 @@ describe("scripts", () => {
     const dir = mkdtempSync(join(tmpdir(), "lvsdr-guard-"));
     try {
       const listed = readFileSync(join(__dirname, "../../test/fixtures/director/ipvsadm-S-n.txt"), "utf8");
-      writeFileSync(join(dir, "ip_vs"), "");
+      // The kernel's listing of a table, as captured: its three header lines alone when empty.
+      const kernelListing = readFileSync(join(__dirname, "../../test/fixtures/director/proc-net-ip_vs.txt"), "utf8");
+      const kernelHeader = kernelListing.split("\n").slice(0, 3).join("\n") + "\n";
       const run = (expected: string, onHost: string): number => {
         const plan = { host: "director", wave: "directors" as const, steps: [], expectedIpvsFingerprint: textSha256(expected), expectedIpvsListing: expected };
-        // The host's table stands in as a function; the host's paths move into the test directory.
+        // The host's table stands in as a function and a file; the host's paths move into the test directory.
         const script = renderApplyScript(plan).split("/proc/net/ip_vs").join(join(dir, "ip_vs")).split("/run/lvs-dr").join(dir);
         writeFileSync(join(dir, "table"), onHost);
+        writeFileSync(join(dir, "ip_vs"), onHost === "" ? kernelHeader : kernelListing);
         const withTable = `ipvsadm() { cat ${join(dir, "table")}; }\n${script}`;
         const codes = ["sh", "bash"].map((shell) => spawnSync(shell, [], { input: withTable }).status);
         expect(codes[0]).toBe(codes[1]);
@@ -283,6 +286,8 @@ describe("scripts", () => {
       }
       expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(big), expectedIpvsListing: big })).toContain("sha256sum");
       expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(listed), expectedIpvsListing: listed })).not.toContain("sha256sum");
+      // An empty table is checked in the kernel's listing, by grep: no ipvsadm.
+      expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(""), expectedIpvsListing: "" })).not.toContain("ipvsadm");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
