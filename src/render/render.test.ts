@@ -188,6 +188,44 @@ describe("scripts", () => {
     }
   });
 
+  it("wait for no answer from a RIP the IPVS table already serves, in dash and in bash", () => {
+    // .10 has a complete neighbour entry in the captured /proc/net/arp, .99 an incomplete one;
+    // .99 is a destination of the table the director lists, so it is neither judged nor waited for.
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-served-"));
+    try {
+      writeFileSync(join(dir, "arp"), readFileSync(join(__dirname, "../../test/fixtures/director/proc-net-arp.txt")));
+      writeFileSync(join(dir, "ip_vs"), readFileSync(join(__dirname, "../../test/fixtures/director/proc-net-ip_vs.txt")));
+      const listing = (rip: string) =>
+        [
+          "-A -t 198.51.100.5:80 -s rr",
+          `-a -t 198.51.100.5:80 -r ${rip}:80 -g -w 1`,
+          "IP Virtual Server version 1.2.1 (size=4096)",
+          "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn ",
+          "  -> RemoteAddress:Port",
+          "TCP  198.51.100.5:80 rr",
+          `  -> ${`${rip}:80`.padEnd(28)} 0          0          0          0         `,
+        ].join("\n") + "\n";
+      const script = renderObserveScript({
+        sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, readFiles: "with-tools", linkTargets: {},
+        arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.99"] },
+      }).split("/proc/net/arp").join(join(dir, "arp")).split("/proc/net/ip_vs").join(join(dir, "ip_vs"));
+      for (const shell of ["sh", "bash"]) {
+        for (const [served, replies, sleeps] of [["198.51.100.99", { "198.51.100.10": true }, 0], ["198.51.100.11", { "198.51.100.10": true, "198.51.100.99": false }, 20]] as const) {
+          writeFileSync(join(dir, "table"), listing(served));
+          rmSync(join(dir, "sleeps"), { force: true });
+          // ip, ipvsadm and sleep stand in as functions: the table is the one above, and sleeping is counted.
+          const stubs = `ip() { echo '[]'; }\nipvsadm() { cat ${join(dir, "table")}; }\nsleep() { echo >> ${join(dir, "sleeps")}; }\n`;
+          const state = parseObservation("director", execFileSync(shell, [], { input: stubs + script, encoding: "utf8" }));
+          expect(state.arpReplies).toEqual(replies);
+          expect(state.ipvs.destinations.map((d) => d.address)).toEqual([served]);
+          expect(existsSync(join(dir, "sleeps")) ? readFileSync(join(dir, "sleeps"), "utf8").length : 0).toBe(sleeps);
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("read multi-digit sysctls whole, in dash and in bash", () => {
     // dash's and busybox's `read` return only the first character of a /proc/sys value such as
     // 60: values come through grep instead.

@@ -172,10 +172,12 @@ export function renderObserveScript(req: ObserveRequest): string {
       `  echo '${marker} ipvs loaded'`,
       // Both listings from one process (-R runs each line as a command): the rules form, then
       // the thresholds listing, which has what the rules form leaves out (thresholds, counters).
-      "  ipvsadm -R <<'LVSDR_IPVS'",
+      // With ARP probes, also kept: the RIPs it serves need no answer (see arpProbeFinish).
+      ...(probe ? ["  lvsdr_ipvs=$(ipvsadm -R <<'LVSDR_IPVS'"] : ["  ipvsadm -R <<'LVSDR_IPVS'"]),
       "-S -n",
       "-L -n --exact --thresholds",
       "LVSDR_IPVS",
+      ...(probe ? [")", `  printf '%s\\n' "$lvsdr_ipvs"`] : []),
       "fi",
     );
   }
@@ -222,7 +224,8 @@ export function renderObserveScript(req: ObserveRequest): string {
  * resolved neighbour entry has answered; the others are asked to resolve by the kernel itself
  * (`ip neigh replace ... nud none use`, a line of the ip batch: no datagram is sent, no process
  * started per RIP), and the neighbour table then says who answered. Prints
- * `@@lvsdr arp <rip> ok|fail` per target, and leaves `$lvsdr_probe` as the batch's lines.
+ * `@@lvsdr arp <rip> ok|fail` per target (but see arpProbeFinish), and leaves `$lvsdr_probe` as
+ * the batch's lines.
  */
 function arpProbeStart(iface: string, targets: string[]): string[] {
   // A validated name needs no quotes, which lets it also stand inside the batch lines below.
@@ -240,6 +243,7 @@ function arpProbeStart(iface: string, targets: string[]): string[] {
     "lvsdr_neighbours",
     "lvsdr_todo=",
     "lvsdr_probe=",
+    "lvsdr_ipvs=",
     `for t in ${list}; do`,
     `  case "$lvsdr_ok" in *" $t "*) echo "${marker} arp $t ok" ;; *) lvsdr_todo="$lvsdr_todo $t"`,
     // A newline inside the quotes: one batch line per RIP.
@@ -248,8 +252,16 @@ function arpProbeStart(iface: string, targets: string[]): string[] {
   ];
 }
 
+/**
+ * Waits for the answers, and prints a verdict for every RIP that had no neighbour entry. A RIP
+ * the IPVS table already serves (in `$lvsdr_ipvs`, the `ipvsadm -Sn` text, when the observe
+ * script listed it) gets none and is not waited for: only RIPs about to be added count for
+ * preflight, and a served one that is down must not cost the 2 s wait (removing it, say).
+ */
 function arpProbeFinish(): string[] {
   return [
+    "lvsdr_asked=$lvsdr_todo lvsdr_todo=",
+    `for t in $lvsdr_asked; do case "$lvsdr_ipvs" in *" -r $t:"* | *" -r [$t]:"*) ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac; done`,
     'if [ -n "$lvsdr_todo" ]; then',
     // Answers usually arrive within milliseconds: look every 0.1 s, give up after 2 s.
     "  for lvsdr_try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do",
