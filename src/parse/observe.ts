@@ -162,7 +162,9 @@ function splitReadLines(body: string): { sysctls: string[]; files: Map<string, s
     const colon = line.indexOf(":");
     if (!line.startsWith("/") || colon < 0) throw new ParseError("observation", `unexpected line "${line}" among the values read`);
     const path = line.slice(0, colon);
-    files.set(path, [...(files.get(path) ?? []), line.slice(colon + 1)]);
+    const lines = files.get(path) ?? [];
+    if (lines.length === 0) files.set(path, lines);
+    lines.push(line.slice(colon + 1));
   }
   return { sysctls, files };
 }

@@ -145,9 +145,11 @@ export const observedTools = ["ip", "ipvsadm", "flock", "grep", "sha256sum", "mo
 
 /**
  * The observe script. Hosts can be slow to start a process (the lab's director is an emulated
- * CPU, where each costs 40-80 ms), so it starts at most four: one `ip -batch` for addresses,
- * routes and neighbour probes; one `ipvsadm` for both listings of the IPVS table; one `grep`
- * for every /proc/sys value and the ownership record; one `sha256sum` for the other files.
+ * CPU, where each costs 40-120 ms), so it reads through as few as it can: one `ip -batch` for
+ * addresses, routes and neighbour probes; one `ipvsadm` for both listings of the IPVS table; one
+ * `grep` for every /proc/sys value and the ownership record; one `sha256sum` for the other files
+ * (`readlink` only for a link that is not the expected one, `sleep` only while ARP answers are
+ * awaited).
  */
 export function renderObserveScript(req: ObserveRequest): string {
   const lines = ["set -u", PATH, `echo '${marker} observe 3'`];
