@@ -117,11 +117,10 @@ export interface RouteLookup {
 }
 
 /**
- * A file as observed: a symbolic link's target, or a regular file's SHA-256 (hex), with its
- * text only where the planner reads it (the ownership record). Digests keep the observation
- * small and cost one process for every file on a host.
+ * A file as observed: a symbolic link's target, or a regular file's text and its SHA-256 (hex),
+ * which drift compares with the desired file's.
  */
-export type ObservedFile = { isLink: true; target: string } | { isLink: false; sha256: string; content?: string };
+export type ObservedFile = { isLink: true; target: string } | { isLink: false; sha256: string; content: string };
 
 /** The SHA-256 (hex) of a text as a host stores it (UTF-8), to compare with an observed file. */
 export function textSha256(text: string): string {

@@ -23,8 +23,6 @@ export function observeRequest(host: DesiredHostState, options: { preflight?: bo
     tools: preflight,
     routeTargets: director && preflight ? host.onLinkPeers : [],
     ipvs: director,
-    // A real server's files are a few lines each; a director's can be 10,000.
-    readFiles: director ? "with-tools" : "with-builtins",
     linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit },
     ...(director && preflight ? { arpProbe: { interface: host.interface, targets: host.onLinkPeers } } : {}),
   };

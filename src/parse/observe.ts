@@ -12,7 +12,7 @@ import { parseSysctlFiles } from "./sysctl";
 
 const marker = "@@lvsdr";
 /** The observe script's output format this parser reads (render/scripts.ts writes it). */
-const observeVersion = "3";
+const observeVersion = "4";
 
 interface Block {
   header: string[];
@@ -33,10 +33,13 @@ function splitBlocks(text: string): Block[] {
   return blocks;
 }
 
-export function parseObservation(host: string, text: string): ObservedHostState {
+export function parseObservation(host: string, output: string): ObservedHostState {
+  const first = splitBlocks(output.slice(0, output.indexOf("\n") + 1))[0];
+  if (first?.header[0] !== "observe") throw new ParseError(`observation of ${host}`, "the output does not start with the observe marker");
+  if (first.header[1] !== observeVersion) throw new ParseError(`observation of ${host}`, `the output is of observe script version ${first.header[1]}, not ${observeVersion}`);
+  // The read section is records, not lines: cut it out before the lines are split into blocks.
+  const { text, records } = cutReadRecords(output);
   const blocks = splitBlocks(text);
-  if (blocks[0]?.header[0] !== "observe") throw new ParseError(`observation of ${host}`, "the output does not start with the observe marker");
-  if (blocks[0].header[1] !== observeVersion) throw new ParseError(`observation of ${host}`, `the output is of observe script version ${blocks[0].header[1]}, not ${observeVersion}`);
   if (blocks[blocks.length - 1]?.header[0] !== "end") throw new ParseError(`observation of ${host}`, "the output was cut short (no end marker)");
 
   const state: ObservedHostState = {
@@ -52,7 +55,7 @@ export function parseObservation(host: string, text: string): ObservedHostState 
     arpReplies: {},
   };
   let ipvsText = "";
-  let readText = "";
+  const absentKeys: string[] = [];
   const readByGrep: string[] = [];
   for (const block of blocks) {
     const [kind, arg, path] = block.header;
@@ -72,11 +75,8 @@ export function parseObservation(host: string, text: string): ObservedHostState 
           state.routes = parseRouteBatch(routes.join("\n"));
           break;
         }
-        case "read":
-          readText = body;
-          break;
-        case "file-digests":
-          Object.assign(state.files, parseFileDigests(block.body));
+        case "sysctl-absent":
+          absentKeys.push(...block.body.filter((l) => l.trim() !== ""));
           break;
       }
     } else if (kind === "ipvs") {
@@ -91,13 +91,12 @@ export function parseObservation(host: string, text: string): ObservedHostState 
     }
   }
 
-  const read = splitReadLines(readText);
-  state.sysctls = parseSysctlFiles(read.sysctls.join("\n"));
+  const read = readRecords(records, new Set(readByGrep));
+  state.sysctls = parseSysctlFiles([...read.sysctls, ...absentKeys.map((k) => `${k}!absent`)].join("\n"));
   for (const path of readByGrep) {
-    // grep ends every line with a newline, so a missing last one is not seen: the only file
-    // read this way is the ownership record, which the planner compares as data.
-    const text = (read.files.get(path) ?? []).map((l) => `${l}\n`).join("");
-    state.files[path] = { isLink: false, sha256: textSha256(text), content: text };
+    // An empty file is no record at all.
+    const content = read.files.get(path) ?? "";
+    state.files[path] = { isLink: false, sha256: textSha256(content), content };
   }
 
   if (state.ipvs.status === "loaded") {
@@ -126,12 +125,6 @@ export function parseObservation(host: string, text: string): ObservedHostState 
 function decodeFile(kind: string | undefined, body: string[]): ObservedFile | null {
   if (kind === "absent") return null;
   if (kind === "link") return { isLink: true, target: (body[0] ?? "").trim() };
-  if (kind === "text") {
-    const content = body.map((l) => (l.startsWith("|") ? `${l.slice(1)}\n` : l.startsWith("/") ? l.slice(1) : null));
-    if (content.some((l) => l === null)) throw new ParseError("observation", "a file's text line has no | or / prefix");
-    const text = content.join("");
-    return { isLink: false, sha256: textSha256(text), content: text };
-  }
   throw new ParseError("observation", `unknown file state ${kind}`);
 }
 
@@ -148,37 +141,42 @@ function splitIpvsListings(body: string): { rulesText: string; thresholdsText: s
 }
 
 /**
- * The read section: grep's `path:line` lines (no path read holds a colon), /proc/sys values
- * apart from the lines of files, and `<key>!absent` lines for sysctl keys that do not exist.
+ * The read section, `grep -z` output: a record per file (per NUL-separated part of one), each
+ * `path:content` and a NUL. It starts after its marker line and ends where a marker line starts
+ * instead of a record; the rest of the output goes on in lines.
  */
-function splitReadLines(body: string): { sysctls: string[]; files: Map<string, string[]> } {
-  const sysctls: string[] = [];
-  const files = new Map<string, string[]>();
-  for (const line of body.split("\n")) {
-    if (line.startsWith("/proc/sys/") || line.endsWith("!absent") || line.trim() === "") {
-      sysctls.push(line);
-      continue;
-    }
-    const colon = line.indexOf(":");
-    if (!line.startsWith("/") || colon < 0) throw new ParseError("observation", `unexpected line "${line}" among the values read`);
-    const path = line.slice(0, colon);
-    const lines = files.get(path) ?? [];
-    if (lines.length === 0) files.set(path, lines);
-    lines.push(line.slice(colon + 1));
+function cutReadRecords(output: string): { text: string; records: string[] } {
+  const head = `\n${marker} section read\n`;
+  const start = output.indexOf(head);
+  if (start < 0) return { text: output, records: [] };
+  let at = start + head.length;
+  const records: string[] = [];
+  while (at < output.length && !output.startsWith(`${marker} `, at)) {
+    const end = output.indexOf("\0", at);
+    if (end < 0) throw new ParseError("observation", "the values read end without their NUL");
+    records.push(output.slice(at, end));
+    at = end + 1;
   }
-  return { sysctls, files };
+  return { text: output.slice(0, start + 1) + output.slice(at), records };
 }
 
-/** `sha256sum` lines: `<64 hex>  <path>`. */
-function parseFileDigests(body: string[]): Record<string, ObservedFile> {
-  const files: Record<string, ObservedFile> = {};
-  for (const line of body) {
-    if (line.trim() === "") continue;
-    const m = /^([0-9a-f]{64}) [ *](\/\S+)$/.exec(line);
-    if (!m) throw new ParseError("observation", `unexpected sha256sum line "${line}"`);
-    files[m[2]!] = { isLink: false, sha256: m[1]! };
+/**
+ * Records into /proc/sys values (as the `path:value` lines parseSysctlFiles reads) and file
+ * contents. Only /proc/sys paths and the files the output announced are accepted; the parts of a
+ * file holding NUL bytes are joined again.
+ */
+function readRecords(records: string[], announced: Set<string>): { sysctls: string[]; files: Map<string, string> } {
+  const sysctls: string[] = [];
+  const files = new Map<string, string>();
+  for (const record of records) {
+    const colon = record.indexOf(":");
+    const path = colon < 0 ? "" : record.slice(0, colon);
+    const content = record.slice(colon + 1);
+    if (path.startsWith("/proc/sys/")) sysctls.push(`${path}:${content.replace(/\n+$/, "").replace(/\n/g, " ")}`);
+    else if (announced.has(path)) files.set(path, files.has(path) ? `${files.get(path)}\0${content}` : content);
+    else throw new ParseError("observation", `unexpected record "${record.slice(0, 80)}" among the values read`);
   }
-  return files;
+  return { sysctls, files };
 }
 
 /** The ARP probe script's output: per RIP, whether it answered. */

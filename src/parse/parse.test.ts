@@ -111,12 +111,11 @@ describe("the observe script's output", () => {
     expect(state.ipvs.destinations.map((d) => `${d.address} ${d.weight}`)).toEqual(["198.51.100.10 1", "198.51.100.11 1", "198.51.100.12 1"]);
     expect(state.addresses).toContainEqual({ interface: "eth0", address: "198.51.100.5", prefix: 32 });
     expect(state.files[hostPaths.systemdUnitLink]).toEqual({ isLink: true, target: hostPaths.systemdUnit });
-    // Files come back as digests, but for the ownership record, which the planner reads whole.
-    // The rules file the tool wrote is what `ipvsadm -Sn` prints for the same table.
+    // Files come back whole. The rules file the tool wrote is what `ipvsadm -Sn` prints for the same table.
     const rules = state.files[hostPaths.ipvsRules];
     const listed = /@@lvsdr ipvs loaded\n([\s\S]*?)IP Virtual Server version/.exec(fixture("observe", "director-managed.txt"))?.[1];
     expect(listed).toContain("-A -t 198.51.100.5:80 -s rr\n");
-    expect(rules).toEqual({ isLink: false, sha256: textSha256(listed ?? "") });
+    expect(rules).toEqual({ isLink: false, sha256: textSha256(listed ?? ""), content: listed });
     expect(state.files[hostPaths.ownership]).toMatchObject({ isLink: false, content: expect.stringContaining('"cluster": "lab"') });
   });
 

@@ -11,7 +11,7 @@ export interface PreflightProblem {
   message: string;
 }
 
-// grep reads every sysctl; a director's files come back as digests, and its IPVS table too when large.
+// grep reads every sysctl and file; a director's apply checks a large IPVS table by its digest.
 const toolsEverywhere = ["ip", "flock", "grep"];
 const toolsOnDirectors = ["ipvsadm", "modprobe", "sha256sum"];
 

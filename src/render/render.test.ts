@@ -109,7 +109,7 @@ describe("scripts", () => {
     expect(scripts.length).toBeGreaterThan(5);
     for (const script of scripts) syntaxOk(script);
     syntaxOk(renderArpProbeScript("eth0", ["198.51.100.10", "198.51.100.11"]));
-    const bare: ObserveRequest = { sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, readFiles: "with-tools", linkTargets: {} };
+    const bare: ObserveRequest = { sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, linkTargets: {} };
     const withProbe = renderObserveScript({ ...bare, tools: true, routeTargets: ["198.51.100.10"], arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.11"] } });
     syntaxOk(withProbe);
     expect(withProbe).toContain("for t in 198.51.100.10 198.51.100.11; do");
@@ -123,21 +123,21 @@ describe("scripts", () => {
     expect(withProbe).toContain("section tools");
     execFileSync("bash", ["-n"], { input: renderArpProbeScript("eth0", ["198.51.100.10"]) });
     for (const host of desired.hosts) {
-      for (const readFiles of ["with-tools", "with-builtins"] as const) {
-        const filePaths = Object.values(hostPaths).filter((p) => p.includes("."));
-        syntaxOk(renderObserveScript({ sysctlKeys: host.sysctls.map((s) => s.key), filePaths, tools: true, routeTargets: host.onLinkPeers, ipvs: host.role === "director", readFiles, linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit } }));
-      }
+      const filePaths = Object.values(hostPaths).filter((p) => p.includes("."));
+      syntaxOk(renderObserveScript({ sysctlKeys: host.sysctls.map((s) => s.key), filePaths, tools: true, routeTargets: host.onLinkPeers, ipvs: host.role === "director", linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit } }));
     }
   });
 
-  it("read files exactly, by builtins or by digest, in dash and in bash", () => {
+  it("read files exactly, whatever their lines look like, in dash and in bash", () => {
     const dir = mkdtempSync(join(tmpdir(), "lvsdr-observe-"));
     try {
       const texts: Record<string, string> = {
-        "/etc/lvs-dr/a.conf": "  leading spaces\\and a backslash\n@@lvsdr end\n\ttab\n\n",
+        // Lines that look like markers and records: grep prints them at the start of a line.
+        "/etc/lvs-dr/a.conf": "  leading spaces\\and a backslash\n@@lvsdr end\n\ttab\n/proc/sys/net/x:1\n\n",
         "/etc/lvs-dr/no-newline.conf": "last line without newline",
         "/etc/lvs-dr/empty.conf": "",
-        // Service keys hold colons; grep's `path:line` splits at the first one.
+        "/etc/lvs-dr/nul.conf": "before\0after\n",
+        // Service keys hold colons; a record splits at the path's colon, the first.
         [hostPaths.ownership]: (renderOwnershipFile({ version: 1, cluster: "lab", host: "h", addresses: [], services: ["tcp:198.51.100.5:80"], destinations: [], sysctls: {}, files: [] }) as { content: string }).content,
       };
       const local = (p: string) => join(dir, p.replace(/\//g, "_"));
@@ -146,21 +146,21 @@ describe("scripts", () => {
       symlinkSync(local("/etc/lvs-dr/empty.conf"), local("/etc/lvs-dr/other-link"));
       const filePaths = [...Object.keys(texts), "/etc/lvs-dr/link", "/etc/lvs-dr/other-link", "/etc/lvs-dr/absent.conf"];
       const linkTargets = { "/etc/lvs-dr/link": "/etc/lvs-dr/a.conf", "/etc/lvs-dr/other-link": "/etc/lvs-dr/a.conf" };
-      for (const readFiles of ["with-builtins", "with-tools"] as const) {
-        let script = renderObserveScript({ sysctlKeys: [], filePaths, tools: false, routeTargets: [], ipvs: false, readFiles, linkTargets });
-        // The managed paths, moved into the temporary directory (longest first: one is a prefix of none here).
-        for (const p of [...filePaths, ...Object.values(linkTargets)].sort((a, b) => b.length - a.length)) script = script.split(p).join(local(p));
-        for (const shell of ["sh", "bash"]) {
-          let out = execFileSync(shell, [], { input: script, encoding: "utf8" });
-          for (const p of [...filePaths, ...Object.values(linkTargets)]) out = out.split(local(p)).join(p);
-          const state = parseObservation("h", out);
-          for (const [p, text] of Object.entries(texts)) expect(state.files[p]).toMatchObject({ isLink: false, sha256: textSha256(text) });
-          // The ownership record comes back whole, whichever way files are read: the planner reads it.
-          expect(state.files[hostPaths.ownership]).toMatchObject({ content: texts[hostPaths.ownership] });
-          expect(state.files["/etc/lvs-dr/link"]).toEqual({ isLink: true, target: "/etc/lvs-dr/a.conf" });
-          expect(state.files["/etc/lvs-dr/other-link"]).toEqual({ isLink: true, target: "/etc/lvs-dr/empty.conf" });
-          expect(state.files["/etc/lvs-dr/absent.conf"]).toBeNull();
-        }
+      let script = renderObserveScript({ sysctlKeys: ["net/ipv4/conf/lo/arp_ignore"], filePaths, tools: false, routeTargets: [], ipvs: false, linkTargets });
+      // The managed paths, moved into the temporary directory (longest first: one is a prefix of none here).
+      for (const p of [...filePaths, ...Object.values(linkTargets)].sort((a, b) => b.length - a.length)) script = script.split(p).join(local(p));
+      for (const shell of ["sh", "bash"]) {
+        let out = execFileSync(shell, [], { input: script, encoding: "utf8" });
+        for (const p of [...filePaths, ...Object.values(linkTargets)]) out = out.split(local(p)).join(p);
+        const state = parseObservation("h", out);
+        for (const [p, text] of Object.entries(texts)) expect(state.files[p]).toEqual({ isLink: false, sha256: textSha256(text), content: text });
+        expect(state.files["/etc/lvs-dr/link"]).toEqual({ isLink: true, target: "/etc/lvs-dr/a.conf" });
+        expect(state.files["/etc/lvs-dr/other-link"]).toEqual({ isLink: true, target: "/etc/lvs-dr/empty.conf" });
+        expect(state.files["/etc/lvs-dr/absent.conf"]).toBeNull();
+        // The lines of a file are never read as values or markers.
+        expect(state.sysctls["net/x"]).toBeUndefined();
+        expect(state.sysctls["net/ipv4/conf/lo/arp_ignore"]).toMatch(/^\d+$/);
+        expect(state.ownership?.services).toEqual(["tcp:198.51.100.5:80"]);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -206,7 +206,7 @@ describe("scripts", () => {
           `  -> ${`${rip}:80`.padEnd(28)} 0          0          0          0         `,
         ].join("\n") + "\n";
       const script = renderObserveScript({
-        sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, readFiles: "with-tools", linkTargets: {},
+        sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, linkTargets: {},
         arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.99"] },
       }).split("/proc/net/arp").join(join(dir, "arp")).split("/proc/net/ip_vs").join(join(dir, "ip_vs"));
       for (const shell of ["sh", "bash"]) {
@@ -231,7 +231,7 @@ describe("scripts", () => {
     // 60: values come through grep instead.
     const key = "net/ipv4/tcp_fin_timeout";
     const actual = readFileSync(`/proc/sys/${key}`, "utf8").trim();
-    const script = renderObserveScript({ sysctlKeys: [key, "net/ipv4/conf/nosuch0/arp_ignore"], filePaths: [], tools: false, routeTargets: [], ipvs: false, readFiles: "with-builtins", linkTargets: {} });
+    const script = renderObserveScript({ sysctlKeys: [key, "net/ipv4/conf/nosuch0/arp_ignore"], filePaths: [], tools: false, routeTargets: [], ipvs: false, linkTargets: {} });
     for (const shell of ["sh", "bash"]) {
       const state = parseObservation("h", execFileSync(shell, [], { input: script, encoding: "utf8" }));
       expect(state.sysctls[key]).toBe(actual);

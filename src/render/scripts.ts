@@ -127,13 +127,6 @@ export interface ObserveRequest {
   /** Route lookups for the same-broadcast-domain check: only preflight asks. */
   routeTargets: string[];
   ipvs: boolean;
-  /**
-   * How file contents come back: as digests from one `sha256sum`, the ownership record as text
-   * from the `grep` that reads sysctls; or every file as text read by shell builtins, which
-   * starts no process but suits only small files (a real server's; a director's rules file can
-   * hold 10,000 lines).
-   */
-  readFiles: "with-tools" | "with-builtins";
   /** Links whose expected target is known: checked with the `-ef` test, so `readlink` runs only when they differ. */
   linkTargets: Record<string, string>;
   /** A director about to apply: which RIPs answer ARP on its interface, in the same round trip. */
@@ -147,12 +140,11 @@ export const observedTools = ["ip", "ipvsadm", "flock", "grep", "sha256sum", "mo
  * The observe script. Hosts can be slow to start a process (the lab's director is an emulated
  * CPU, where each costs 40-120 ms), so it reads through as few as it can: one `ip -batch` for
  * addresses, routes and neighbour probes; one `ipvsadm` for both listings of the IPVS table; one
- * `grep` for every /proc/sys value and the ownership record; one `sha256sum` for the other files
- * (`readlink` only for a link that is not the expected one, `sleep` only while ARP answers are
- * awaited).
+ * `grep -z` for every /proc/sys value and every file (`readlink` only for a link that is not the
+ * expected one, `sleep` only while ARP answers are awaited).
  */
 export function renderObserveScript(req: ObserveRequest): string {
-  const lines = ["set -u", PATH, `echo '${marker} observe 3'`];
+  const lines = ["set -u", PATH, `echo '${marker} observe 4'`];
   if (req.tools) {
     // The paths found, one per line; no redirection per name (each costs an open on the host).
     lines.push(`echo '${marker} section tools'`, `for t in ${observedTools.join(" ")}; do command -v "$t" || :; done`);
@@ -183,37 +175,30 @@ export function renderObserveScript(req: ObserveRequest): string {
       "fi",
     );
   }
-  // Files: a link's target; then either every file as text read by builtins, each line
-  // prefixed so no line reads as a marker ("|" = a line, "/" = a last line without a newline);
-  // or the ownership record as text from the grep below (the planner reads it, and compares
-  // it as data) and any other file as its digest, all in one sha256sum (gathered in "$@";
-  // managed paths are single words).
-  lines.push("set --", "lvsdr_texts=");
+  // Files: a link's target, or a regular file's path gathered in "$@" (managed paths are single
+  // words) for the grep below.
+  lines.push("set --");
   for (const file of req.filePaths) {
     const p = quote(assertManagedPath(file));
     const expected = req.linkTargets[file];
     const link = expected
       ? `if [ ${p} -ef ${quote(assertManagedPath(expected))} ]; then echo ${quote(expected)}; else readlink ${p}; fi`
       : `readlink ${p}`;
-    const present =
-      req.readFiles === "with-builtins"
-        ? `echo '${marker} file text '${p}; while :; do lvsdr_l=; if IFS= read -r lvsdr_l; then printf '|%s\\n' "$lvsdr_l"; else [ -z "$lvsdr_l" ] || printf '/%s\\n' "$lvsdr_l"; break; fi; done < ${p}`
-        : file === hostPaths.ownership
-          ? `echo '${marker} file read '${p}; lvsdr_texts="$lvsdr_texts "${p}`
-          : `set -- "$@" ${p}`;
-    lines.push(`if [ -L ${p} ]; then echo '${marker} file link '${p}; ${link}; elif [ -f ${p} ]; then ${present}; else echo '${marker} file absent '${p}; fi`);
+    lines.push(`if [ -L ${p} ]; then echo '${marker} file link '${p}; ${link}; elif [ -f ${p} ]; then echo '${marker} file read '${p}; set -- "$@" ${p}; else echo '${marker} file absent '${p}; fi`);
   }
   // Every interface's ARP and reverse-path settings (so settings owned on an interface no longer
-  // in the spec are seen too), the spec's keys, and the files gathered above, as `path:line`
-  // lines from one grep (/dev/null makes even a single file print its path; no path here holds
-  // a colon); a key that does not exist says so.
+  // in the spec are seen too), the spec's keys (one that does not exist says so first), and the
+  // files gathered above, from one grep: with -z a file without NUL bytes is one record, printed
+  // exactly as `path:content` and a NUL (/dev/null makes even a single file print its path; no
+  // path here holds a colon). This section comes last but for the ARP verdicts: the parser reads
+  // it by records, since a file's lines may look like anything, even a marker.
   const keyPaths = req.sysctlKeys.map((key) => ({ key: assertSysctlKey(key), path: quote(`/proc/sys/${key}`) }));
   lines.push(
+    ...(keyPaths.length ? [`echo '${marker} section sysctl-absent'`] : []),
+    ...keyPaths.map((k) => `[ -e ${k.path} ] || printf '%s\\n' ${quote(k.key)}`),
     `echo '${marker} section read'`,
-    `grep -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter${keyPaths.map((k) => ` ${k.path}`).join("")} $lvsdr_texts || :`,
-    ...keyPaths.map((k) => `[ -e ${k.path} ] || printf '%s\\n' ${quote(`${k.key}!absent`)}`),
+    `LC_ALL=C grep -z -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter${keyPaths.map((k) => ` ${k.path}`).join("")} "$@" || :`,
   );
-  lines.push(`if [ "$#" -gt 0 ]; then echo '${marker} section file-digests'; sha256sum "$@"; fi`);
   // Last, so that answers to the probes sent by the ip batch had the rest of the script to arrive.
   if (probe) lines.push(...arpProbeFinish());
   lines.push(`echo '${marker} end'`);

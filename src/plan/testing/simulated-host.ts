@@ -129,7 +129,7 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
         break;
       }
       case "write-file":
-        s.files[step.file.path] = "linkTarget" in step.file ? { isLink: true, target: step.file.linkTarget } : { isLink: false, sha256: textSha256(step.file.content) };
+        s.files[step.file.path] = "linkTarget" in step.file ? { isLink: true, target: step.file.linkTarget } : { isLink: false, sha256: textSha256(step.file.content), content: step.file.content };
         break;
       case "remove-file":
         s.files[step.path] = null;
