@@ -8,7 +8,6 @@ import { hostPaths } from "../model/paths";
 import { parseIpAddr, parseRouteBatch } from "./ip";
 import { ParseError, parseIpvsRules, parseIpvsThresholds } from "./ipvsadm";
 import { parseOwnershipRecord } from "./ownership";
-import { parseSysctlFiles } from "./sysctl";
 
 const marker = "@@lvsdr";
 /** The observe script's output format this parser reads (render/scripts.ts writes it). */
@@ -92,7 +91,7 @@ export function parseObservation(host: string, output: string): ObservedHostStat
   }
 
   const read = readRecords(records, new Set(readByGrep));
-  state.sysctls = parseSysctlFiles([...read.sysctls, ...absentKeys.map((k) => `${k}!absent`)].join("\n"));
+  state.sysctls = { ...read.sysctls, ...Object.fromEntries(absentKeys.map((k) => [k, null])) };
   for (const path of readByGrep) {
     // An empty file is no record at all.
     const content = read.files.get(path) ?? "";
@@ -161,18 +160,18 @@ function cutReadRecords(output: string): { text: string; records: string[] } {
 }
 
 /**
- * Records into /proc/sys values (as the `path:value` lines parseSysctlFiles reads) and file
- * contents. Only /proc/sys paths and the files the output announced are accepted; the parts of a
- * file holding NUL bytes are joined again.
+ * Records into /proc/sys values, by key (`net/ipv4/conf/all/arp_ignore`), and file contents.
+ * Only /proc/sys paths and the files the output announced are accepted; the parts of a file
+ * holding NUL bytes are joined again.
  */
-function readRecords(records: string[], announced: Set<string>): { sysctls: string[]; files: Map<string, string> } {
-  const sysctls: string[] = [];
+function readRecords(records: string[], announced: Set<string>): { sysctls: Record<string, string>; files: Map<string, string> } {
+  const sysctls: Record<string, string> = {};
   const files = new Map<string, string>();
   for (const record of records) {
     const colon = record.indexOf(":");
     const path = colon < 0 ? "" : record.slice(0, colon);
     const content = record.slice(colon + 1);
-    if (path.startsWith("/proc/sys/")) sysctls.push(`${path}:${content.replace(/\n+$/, "").replace(/\n/g, " ")}`);
+    if (path.startsWith("/proc/sys/")) sysctls[path.slice("/proc/sys/".length)] = content.replace(/\n/g, " ").trim();
     else if (announced.has(path)) files.set(path, files.has(path) ? `${files.get(path)}\0${content}` : content);
     else throw new ParseError("observation", `unexpected record "${record.slice(0, 80)}" among the values read`);
   }
