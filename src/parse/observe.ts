@@ -11,7 +11,7 @@ import { parseOwnershipRecord } from "./ownership";
 
 const marker = "@@lvsdr";
 /** The observe script's output format this parser reads (render/scripts.ts writes it). */
-const observeVersion = "4";
+const observeVersion = "5";
 
 interface Block {
   header: string[];
@@ -62,7 +62,7 @@ export function parseObservation(host: string, output: string): ObservedHostStat
     if (kind === "section") {
       switch (arg) {
         case "tools":
-          // `command -v` prints where each tool is: its name is the last part.
+          // The names of the commands found (a path from older scripts: its last part).
           state.tools = block.body.map((l) => l.trim().split("/").pop() ?? "").filter(Boolean);
           break;
         case "ip": {

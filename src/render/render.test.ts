@@ -115,7 +115,8 @@ describe("scripts", () => {
     expect(withProbe).toContain("for t in 198.51.100.10 198.51.100.11; do");
     // The probes ride in the ip batch; the verdicts come last, after everything else was read.
     expect(withProbe).toContain("route get 198.51.100.10\n$lvsdr_probe\nLVSDR_IP\n");
-    expect(withProbe.lastIndexOf("lvsdr_neighbours")).toBeGreaterThan(withProbe.indexOf("section file-digests"));
+    expect(withProbe.indexOf("section read")).toBeGreaterThan(0);
+    expect(withProbe.lastIndexOf("lvsdr_neighbours")).toBeGreaterThan(withProbe.indexOf("section read"));
     expect(renderObserveScript(bare)).not.toContain("lvsdr_neighbours");
     // A drift check asks neither for commands nor for routes: only preflight reads them.
     expect(renderObserveScript(bare)).not.toContain("section tools");
@@ -214,9 +215,13 @@ describe("scripts", () => {
           writeFileSync(join(dir, "table"), listing(served));
           rmSync(join(dir, "sleeps"), { force: true });
           // ip, ipvsadm and sleep stand in as functions: the table is the one above, and sleeping is counted.
-          const stubs = `ip() { echo '[]'; }\nipvsadm() { cat ${join(dir, "table")}; }\nsleep() { echo >> ${join(dir, "sleeps")}; }\n`;
+          const stubs = `ip() { cat > ${join(dir, "batch")}; echo '[]'; }\nipvsadm() { cat ${join(dir, "table")}; }\nsleep() { echo >> ${join(dir, "sleeps")}; }\n`;
           const state = parseObservation("director", execFileSync(shell, [], { input: stubs + script, encoding: "utf8" }));
           expect(state.arpReplies).toEqual(replies);
+          // Only a RIP neither served nor resolved is probed: a resolved entry (.10) is never
+          // touched, since `nud none use` would clear a permanent one.
+          const probed = readFileSync(join(dir, "batch"), "utf8").split("\n").filter((l) => l.startsWith("neigh "));
+          expect(probed).toEqual(served === "198.51.100.99" ? [] : ["neigh replace 198.51.100.99 dev eth0 nud none use"]);
           expect(state.ipvs.destinations.map((d) => d.address)).toEqual([served]);
           expect(existsSync(join(dir, "sleeps")) ? readFileSync(join(dir, "sleeps"), "utf8").length : 0).toBe(sleeps);
         }

@@ -138,35 +138,36 @@ export const observedTools = ["ip", "ipvsadm", "flock", "grep", "sha256sum", "mo
 
 /**
  * The observe script. Hosts can be slow to start a process (the lab's director is an emulated
- * CPU, where each costs 40-120 ms), so it reads through as few as it can: one `ip -batch` for
- * addresses, routes and neighbour probes; one `ipvsadm` for both listings of the IPVS table; one
+ * CPU, where each costs 40-120 ms), so it reads through as few as it can: one `ipvsadm` for both
+ * listings of the IPVS table; one `ip -batch` for addresses, routes and neighbour probes; one
  * `grep -z` for every /proc/sys value and every file (`readlink` only for a link that is not the
- * expected one, `sleep` only while ARP answers are awaited).
+ * expected one, `sleep` only while ARP answers are awaited). What builtins find is gathered and
+ * printed in one write: each write wakes sshd to send a packet, a millisecond or more there.
  */
 export function renderObserveScript(req: ObserveRequest): string {
-  const lines = ["set -u", PATH, `echo '${marker} observe 4'`];
+  const lines = ["set -u", PATH, `echo '${marker} observe 5'`];
   if (req.tools) {
-    // The paths found, one per line; no redirection per name (each costs an open on the host).
-    lines.push(`echo '${marker} section tools'`, `for t in ${observedTools.join(" ")}; do command -v "$t" || :; done`);
+    // The names found, one per line, in one write; one redirection for the loop, not one per name.
+    lines.push(
+      "lvsdr_out=",
+      `for t in ${observedTools.join(" ")}; do command -v "$t" && lvsdr_out="$lvsdr_out$t\n"; done >/dev/null 2>&1`,
+      `printf '%s\\n%s' '${marker} section tools' "$lvsdr_out"`,
+    );
   }
   const probe = req.arpProbe && req.arpProbe.targets.length > 0 ? req.arpProbe : undefined;
-  if (probe) lines.push(...arpProbeStart(probe.interface, probe.targets));
-  // Addresses, then one route lookup per on-link peer: one JSON array per line, the addresses
-  // first. `-force` goes on past an unreachable target, which prints nothing.
-  const batch = ["addr show", ...req.routeTargets.map((t) => `route get ${assertAddress(t)}`)];
-  lines.push(`echo '${marker} section ip'`, `ip -j -force -batch - 2>/dev/null <<LVSDR_IP || :`, ...batch, ...(probe ? ["$lvsdr_probe"] : []), "LVSDR_IP");
+  // Before the ip batch when probing: which RIPs the table already serves decides which to probe.
   if (req.ipvs) {
     lines.push(
-      `echo '${marker} section ipvs'`,
+      "lvsdr_ipvs=",
       "if [ ! -e /proc/net/ip_vs ]; then",
-      `  echo '${marker} ipvs not-loaded'`,
+      `  printf '%s\\n' '${marker} section ipvs' '${marker} ipvs not-loaded'`,
       "elif ! command -v ipvsadm >/dev/null 2>&1; then",
-      `  echo '${marker} ipvs no-ipvsadm'`,
+      `  printf '%s\\n' '${marker} section ipvs' '${marker} ipvs no-ipvsadm'`,
       "else",
-      `  echo '${marker} ipvs loaded'`,
+      `  printf '%s\\n' '${marker} section ipvs' '${marker} ipvs loaded'`,
       // Both listings from one process (-R runs each line as a command): the rules form, then
       // the thresholds listing, which has what the rules form leaves out (thresholds, counters).
-      // With ARP probes, also kept: the RIPs it serves need no answer (see arpProbeFinish).
+      // With ARP probes, also kept: the RIPs it serves need no answer (see arpProbeStart).
       ...(probe ? ["  lvsdr_ipvs=$(ipvsadm -R <<'LVSDR_IPVS'"] : ["  ipvsadm -R <<'LVSDR_IPVS'"]),
       "-S -n",
       "-L -n --exact --thresholds",
@@ -174,17 +175,28 @@ export function renderObserveScript(req: ObserveRequest): string {
       ...(probe ? [")", `  printf '%s\\n' "$lvsdr_ipvs"`] : []),
       "fi",
     );
+  } else if (probe) {
+    lines.push("lvsdr_ipvs=");
   }
-  // Files: a link's target, or a regular file's path gathered in "$@" (managed paths are single
-  // words) for the grep below.
-  lines.push("set --");
+  if (probe) lines.push(...arpProbeStart(probe.interface, probe.targets));
+  // Addresses, then one route lookup per on-link peer: one JSON array per line, the addresses
+  // first. `-force` goes on past an unreachable target, which prints nothing.
+  const batch = ["addr show", ...req.routeTargets.map((t) => `route get ${assertAddress(t)}`)];
+  lines.push(`echo '${marker} section ip'`, `ip -j -force -batch - 2>/dev/null <<LVSDR_IP || :`, ...batch, ...(probe ? ["$lvsdr_probe"] : []), "LVSDR_IP");
+  // Files: a link's target (printed at once: rare), or a regular file's path gathered in
+  // $lvsdr_read (managed paths are single words without glob characters) for the grep below.
+  // The other lines gather in $lvsdr_out.
+  lines.push(
+    "lvsdr_out= lvsdr_read=",
+    "lvsdr_file() {",
+    `  if [ -L "$1" ]; then echo "${marker} file link $1"; if [ -n "\${2-}" ] && [ "$1" -ef "$2" ]; then printf '%s\\n' "$2"; else readlink "$1"; fi`,
+    `  elif [ -f "$1" ]; then lvsdr_out="$lvsdr_out${marker} file read $1\n" lvsdr_read="$lvsdr_read $1"`,
+    `  else lvsdr_out="$lvsdr_out${marker} file absent $1\n"; fi`,
+    "}",
+  );
   for (const file of req.filePaths) {
-    const p = quote(assertManagedPath(file));
     const expected = req.linkTargets[file];
-    const link = expected
-      ? `if [ ${p} -ef ${quote(assertManagedPath(expected))} ]; then echo ${quote(expected)}; else readlink ${p}; fi`
-      : `readlink ${p}`;
-    lines.push(`if [ -L ${p} ]; then echo '${marker} file link '${p}; ${link}; elif [ -f ${p} ]; then echo '${marker} file read '${p}; set -- "$@" ${p}; else echo '${marker} file absent '${p}; fi`);
+    lines.push(`lvsdr_file ${quote(assertManagedPath(file))}${expected ? ` ${quote(assertManagedPath(expected))}` : ""}`);
   }
   // Every interface's ARP and reverse-path settings (so settings owned on an interface no longer
   // in the spec are seen too), the spec's keys (one that does not exist says so first), and the
@@ -192,12 +204,15 @@ export function renderObserveScript(req: ObserveRequest): string {
   // exactly as `path:content` and a NUL (/dev/null makes even a single file print its path; no
   // path here holds a colon). This section comes last but for the ARP verdicts: the parser reads
   // it by records, since a file's lines may look like anything, even a marker.
+  const globs = ["arp_ignore", "arp_announce", "rp_filter"];
   const keyPaths = req.sysctlKeys.map((key) => ({ key: assertSysctlKey(key), path: quote(`/proc/sys/${key}`) }));
+  // A key the globs read already is not read twice.
+  const extraPaths = keyPaths.filter((k) => !/^net\/ipv4\/conf\/[^/]+\/(arp_ignore|arp_announce|rp_filter)$/.test(k.key));
   lines.push(
-    ...(keyPaths.length ? [`echo '${marker} section sysctl-absent'`] : []),
-    ...keyPaths.map((k) => `[ -e ${k.path} ] || printf '%s\\n' ${quote(k.key)}`),
-    `echo '${marker} section read'`,
-    `LC_ALL=C grep -z -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter${keyPaths.map((k) => ` ${k.path}`).join("")} "$@" || :`,
+    ...(keyPaths.length ? [`lvsdr_out="$lvsdr_out${marker} section sysctl-absent\n"`] : []),
+    ...keyPaths.map((k) => `[ -e ${k.path} ] || lvsdr_out="\${lvsdr_out}${k.key}\n"`),
+    `printf '%s%s\\n' "$lvsdr_out" '${marker} section read'`,
+    `LC_ALL=C grep -z -s '' /dev/null ${globs.map((g) => `/proc/sys/net/ipv4/conf/*/${g}`).join(" ")}${extraPaths.map((k) => ` ${k.path}`).join("")} $lvsdr_read || :`,
   );
   // Last, so that answers to the probes sent by the ip batch had the rest of the script to arrive.
   if (probe) lines.push(...arpProbeFinish());
@@ -207,12 +222,14 @@ export function renderObserveScript(req: ObserveRequest): string {
 
 /**
  * The live half of the same-broadcast-domain check, for real servers a director is about to
- * register: which RIPs answer ARP (or neighbour discovery) on its interface. A RIP with a
- * resolved neighbour entry has answered; the others are asked to resolve by the kernel itself
- * (`ip neigh replace ... nud none use`, a line of the ip batch: no datagram is sent, no process
- * started per RIP), and the neighbour table then says who answered. Prints
- * `@@lvsdr arp <rip> ok|fail` per target (but see arpProbeFinish), and leaves `$lvsdr_probe` as
- * the batch's lines.
+ * register: which RIPs answer ARP (or neighbour discovery) on its interface. Only RIPs the
+ * IPVS table does not serve yet (`$lvsdr_ipvs`, the `ipvsadm -Sn` text, or empty) are asked:
+ * a served one proves itself with every packet, and one that is down must not cost a wait
+ * (removing it, say). Of those, a RIP with a resolved neighbour entry has answered; the others
+ * are asked to resolve by the kernel itself (`ip neigh replace ... nud none use`, a line of the
+ * ip batch: no datagram is sent by the script, no process started per RIP). Only a RIP without a
+ * complete entry gets that line: on a permanent entry it would clear the entry. Leaves the RIPs
+ * to judge in `$lvsdr_todo` and the batch's lines in `$lvsdr_probe`.
  */
 function arpProbeStart(iface: string, targets: string[]): string[] {
   // A validated name needs no quotes, which lets it also stand inside the batch lines below.
@@ -220,37 +237,27 @@ function arpProbeStart(iface: string, targets: string[]): string[] {
   const list = targets.map((t) => assertAddress(t)).join(" ");
   const v6 = targets.some((t) => t.includes(":"));
   return [
-    // Resolved neighbours on the interface, as " a b c ": IPv4 from /proc/net/arp (flag 0x2 =
-    // complete) with builtins; IPv6 from `ip -6 neigh`, only when there are IPv6 RIPs.
+    // Resolved neighbours on the interface, as " a b c ": IPv4 from /proc/net/arp (flags 0x2 =
+    // complete, 0x6 = permanent) with builtins; IPv6 from `ip -6 neigh`, only when there are IPv6 RIPs.
     "lvsdr_neighbours() {",
     "  lvsdr_ok=' '",
-    `  while read -r a _ f _ _ d; do case "$f" in 0x*) if [ "$d" = ${dev} ] && [ $(( $f & 2 )) -ne 0 ]; then lvsdr_ok="$lvsdr_ok$a "; fi ;; esac; done < /proc/net/arp`,
+    `  while read -r a _ f _ _ d; do case "$f $d" in '0x2 '${dev} | '0x6 '${dev}) lvsdr_ok="$lvsdr_ok$a " ;; esac; done < /proc/net/arp`,
     ...(v6 ? [`  lvsdr_ok="$lvsdr_ok$(ip -6 neigh show dev ${dev} 2>/dev/null | while read -r a l _; do [ "$l" = lladdr ] && printf '%s ' "$a"; done) "`] : []),
     "}",
-    "lvsdr_neighbours",
-    "lvsdr_todo=",
-    "lvsdr_probe=",
-    "lvsdr_ipvs=",
-    `for t in ${list}; do`,
-    `  case "$lvsdr_ok" in *" $t "*) echo "${marker} arp $t ok" ;; *) lvsdr_todo="$lvsdr_todo $t"`,
+    "lvsdr_todo= lvsdr_probe=",
+    `for t in ${list}; do case "$lvsdr_ipvs" in *" -r $t:"* | *" -r [$t]:"*) ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac; done`,
+    'if [ -n "$lvsdr_todo" ]; then',
+    "  lvsdr_neighbours",
     // A newline inside the quotes: one batch line per RIP.
-    `     lvsdr_probe="$lvsdr_probe\nneigh replace $t dev ${dev} nud none use" ;; esac`,
-    "done",
+    `  for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_probe="$lvsdr_probe\nneigh replace $t dev ${dev} nud none use" ;; esac; done`,
+    "fi",
   ];
 }
 
-/**
- * Waits for the answers, and prints a verdict for every RIP that had no neighbour entry. A RIP
- * the IPVS table already serves (in `$lvsdr_ipvs`, the `ipvsadm -Sn` text, when the observe
- * script listed it) gets none and is not waited for: only RIPs about to be added count for
- * preflight, and a served one that is down must not cost the 2 s wait (removing it, say).
- */
+/** Waits for the answers (every 0.1 s, at most 2 s), and prints a verdict for every RIP in `$lvsdr_todo`, in one write. */
 function arpProbeFinish(): string[] {
   return [
-    "lvsdr_asked=$lvsdr_todo lvsdr_todo=",
-    `for t in $lvsdr_asked; do case "$lvsdr_ipvs" in *" -r $t:"* | *" -r [$t]:"*) ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac; done`,
     'if [ -n "$lvsdr_todo" ]; then',
-    // Answers usually arrive within milliseconds: look every 0.1 s, give up after 2 s.
     "  for lvsdr_try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do",
     "    lvsdr_neighbours",
     "    lvsdr_pending=",
@@ -258,17 +265,20 @@ function arpProbeFinish(): string[] {
     '    [ -z "$lvsdr_pending" ] && break',
     "    sleep 0.1 2>/dev/null || sleep 1",
     "  done",
-    `  for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) echo "${marker} arp $t ok" ;; *) echo "${marker} arp $t fail" ;; esac; done`,
+    "  lvsdr_out=",
+    `  for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) lvsdr_out="$lvsdr_out${marker} arp $t ok\n" ;; *) lvsdr_out="$lvsdr_out${marker} arp $t fail\n" ;; esac; done`,
+    `  printf '%s' "$lvsdr_out"`,
     "fi",
   ];
 }
 
-/** The ARP probes on their own, for a director already observed. */
+/** The ARP probes on their own, for a director already observed: every RIP is judged. */
 export function renderArpProbeScript(iface: string, targets: string[]): string {
   return [
     "set -u",
     PATH,
     `echo '${marker} probe 1'`,
+    "lvsdr_ipvs=",
     ...arpProbeStart(iface, targets),
     'if [ -n "$lvsdr_probe" ]; then',
     "ip -force -batch - >/dev/null 2>&1 <<LVSDR_IP || :",
