@@ -244,8 +244,10 @@ function arpProbeStart(iface: string, targets: string[]): string[] {
     `  while read -r a _ f _ _ d; do case "$f $d" in '0x2 '${dev} | '0x6 '${dev}) lvsdr_ok="$lvsdr_ok$a " ;; esac; done < /proc/net/arp`,
     ...(v6 ? [`  lvsdr_ok="$lvsdr_ok$(ip -6 neigh show dev ${dev} 2>/dev/null | while read -r a l _; do [ "$l" = lladdr ] && printf '%s ' "$a"; done) "`] : []),
     "}",
-    "lvsdr_todo= lvsdr_probe=",
-    `for t in ${list}; do case "$lvsdr_ipvs" in *" -r $t:"* | *" -r [$t]:"*) ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac; done`,
+    // Searched in the rules form only (the thresholds listing after it would double the text
+    // each RIP is looked for in).
+    "lvsdr_todo= lvsdr_probe= lvsdr_rules=${lvsdr_ipvs%%IP Virtual Server version*}",
+    `for t in ${list}; do case "$lvsdr_rules" in *" -r $t:"* | *" -r [$t]:"*) ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac; done`,
     'if [ -n "$lvsdr_todo" ]; then',
     "  lvsdr_neighbours",
     // A newline inside the quotes: one batch line per RIP.
