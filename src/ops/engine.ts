@@ -4,13 +4,14 @@
  * as one locked script. Nothing here decides what to change: that is the plan's job.
  */
 import type { Cluster } from "../config/schema";
-import { desiredClusterState, type DesiredClusterState, type HostTarget } from "../model/desired";
+import { desiredClusterState, releasedHostState, type DesiredClusterState, type HostTarget } from "../model/desired";
 import type { DesiredHostState, ObservedHostState } from "../model/host-state";
 import type { HostWavePlan, Wave } from "../model/steps";
 import { describeStep } from "../render/describe";
 import { holdAnswers, marker, renderApplyScript, travelsInline } from "../render/scripts";
 import { planCluster, type ClusterPlan } from "../plan/cluster-plan";
 import type { HostDrift } from "../plan/drift";
+import { planHost } from "../plan/host-plan";
 import { preflightHost, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool, type Settled } from "../transport/pool";
 import { TransportError, type ConnectOptions, type HostSession, type Transport } from "../transport/types";
@@ -108,12 +109,17 @@ export class ClusterRun {
   /**
    * Observes every host, one round trip each; rejects with every host's failure named. With
    * `preflight`, hosts also report what preflight checks: their commands, and on directors the
-   * routes to their RIPs and which of them answer ARP.
+   * routes to their RIPs and which of them answer ARP. A host for which `release` says that no
+   * later round trip needs it closes its session as soon as it is observed, while slower hosts
+   * still work, rather than with all the others at the end.
    */
-  async observe(options: { preflight?: boolean } = {}): Promise<Map<string, ObservedHostState>> {
+  async observe(
+    options: { preflight?: boolean; release?: (host: DesiredHostState, observed: ObservedHostState) => boolean } = {},
+  ): Promise<Map<string, ObservedHostState>> {
     const results = await runOnHosts(this.desired.hosts, this.concurrency, async (host) => {
       const observed = await observeHost(await this.session(host.host), host, { preflight: options.preflight ?? false });
       this.emit({ host: host.host, kind: "observed" });
+      if (options.release?.(host, observed)) await this.sessions.release(host.host);
       return observed;
     });
     const failed = results.flatMap((r, i) => (r.ok ? [] : [withHost(this.desired.hosts[i]!.host, r.error)]));
@@ -143,13 +149,15 @@ export class ClusterRun {
   }
 
   async drift(): Promise<HostDrift[]> {
-    return planCluster(this.desired, await this.observe()).drift;
+    return planCluster(this.desired, await this.observe({ release: () => true })).drift;
   }
 
   async plan(options: { destroy?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[]; timings: Record<string, number> }> {
     const destroy = options.destroy ?? false;
     const started = Date.now();
-    const observed = await this.observe({ preflight: !destroy });
+    // A host's plan depends on its own observation only: one with nothing to do needs no session.
+    const idle = (host: DesiredHostState, seen: ObservedHostState) => planHost(destroy ? releasedHostState(host) : host, seen).waves.length === 0;
+    const observed = await this.observe({ preflight: !destroy, release: idle });
     const observedAt = Date.now();
     const plan = planCluster(this.desired, observed, { destroy });
     const timings: Record<string, number> = { observe: observedAt - started, plan: Date.now() - observedAt };

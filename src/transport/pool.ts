@@ -94,18 +94,23 @@ export class SessionPool {
     return [...this.sessions.keys()];
   }
 
-  /** Closes every session; close failures are ignored since nothing more will run on them. */
+  /**
+   * Closes one host's session now, so that it does not wait for the slowest host to be closed;
+   * a later `session()` opens a new one. A close failure is ignored: nothing more runs on it.
+   */
+  async release(host: string): Promise<void> {
+    const opening = this.sessions.get(host);
+    if (!opening) return;
+    this.sessions.delete(host);
+    try {
+      await (await opening).close();
+    } catch {
+      /* never opened, or already gone */
+    }
+  }
+
+  /** Closes every session. */
   async closeAll(): Promise<void> {
-    const opening = [...this.sessions.values()];
-    this.sessions.clear();
-    await Promise.all(
-      opening.map(async (p) => {
-        try {
-          await (await p).close();
-        } catch {
-          /* never opened, or already gone */
-        }
-      }),
-    );
+    await Promise.all(this.hosts.map((host) => this.release(host)));
   }
 }

@@ -475,7 +475,7 @@ describe("pool", () => {
     expect(pool.hosts).toEqual([]);
   });
 
-  it("reuses one real SSH connection per host and retries a failed connect later", async () => {
+  it("reuses one real SSH connection per host, opens a new one after release, and retries a failed connect later", async () => {
     const s = await server();
     const pool = new SessionPool(transport);
     const c = conn(s.port, { hostKey: s.fingerprint, privateKey: clientKey.privateKey });
@@ -484,6 +484,12 @@ describe("pool", () => {
     await a!.runScript("true");
     await (await pool.session("web1", c)).runScript("true");
     expect(s.connections).toBe(1);
+    // Released: closed at once, and the next use connects anew.
+    await pool.release("web1");
+    expect(pool.hosts).not.toContain("web1");
+    await expect(a!.runScript("true")).rejects.toThrow(/closed/);
+    await (await pool.session("web1", c)).runScript("true");
+    expect(s.connections).toBe(2);
     const bad = { ...c, hostKey: "SHA256:" + "A".repeat(43) };
     await expect(pool.session("web2", bad)).rejects.toThrow(/host-key/);
     await pool.session("web2", c);
