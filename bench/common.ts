@@ -65,3 +65,26 @@ export async function floor(targets: HostTarget[], concurrency: number): Promise
   });
   if (out.some((o) => !o.ok)) throw new Error("floor: a host failed");
 }
+
+/**
+ * The least an observation of these hosts can cost here, to read the observe figures against:
+ * per host one session, sent through the tool's own transport, that starts only the processes no
+ * observation can do without (`ip` for the addresses; on a director one `ipvsadm` for both
+ * listings of its table; `grep` for the sysctls and the persisted files, some of which may not
+ * exist) and prints what they print: no markers, no file tests, no parsing.
+ */
+export async function leastObservation(targets: HostTarget[], concurrency: number): Promise<void> {
+  const read = "LC_ALL=C grep -z -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /var/lib/lvs-dr/ownership.json || :\n";
+  const ipvs = "ipvsadm -R <<'E'\n-S -n\n-L -n --exact --thresholds\nE\n";
+  const transport = new SshTransport();
+  const out = await runOnHosts(targets, concurrency, async (t) => {
+    const session = await transport.connect(t.name, t.connection, { baseDir: REPO });
+    try {
+      const result = await session.runScript(`ip -j addr show\n${t.role === "director" ? ipvs : ""}${read}`, { killOnHost: false });
+      if (result.code !== 0) throw new Error(`least observation failed on ${t.name}: ${result.stderr}`);
+    } finally {
+      await session.close();
+    }
+  });
+  if (out.some((o) => !o.ok)) throw new Error(`least observation: a host failed: ${out.flatMap((o) => (o.ok ? [] : [String(o.error)])).join("; ")}`);
+}

@@ -19,7 +19,7 @@ import { runOnHosts } from "../src/transport/pool";
 import { SshTransport } from "../src/transport/ssh";
 import { ensureAnsible, runPlaybook } from "./peers/ansible";
 import { runPerCommand } from "./peers/per-command";
-import { floor, labSpec, REPO, timed, withRun as withClusterRun } from "./common";
+import { floor, labSpec, leastObservation, REPO, timed, withRun as withClusterRun } from "./common";
 import { chartSvg, markdownReport, median, type Results } from "./report";
 
 const VIP = LAB_ADDRESSES.vip;
@@ -102,6 +102,7 @@ async function main(): Promise<void> {
         let timings: Record<string, number> = {};
         add("tool: apply from scratch", await timed(() => withRun(cluster, async (run) => (timings = (await run.apply()).timings))));
         for (const [phase, ms] of Object.entries(timings)) ((results.profile[String(n)] ??= {})[phase] ??= []).push(ms / 1000);
+        add("least observation (ip, ipvsadm, grep)", await timed(() => leastObservation(desired.targets, concurrency)));
         add("tool: observe (drift check)", await timed(() => withRun(cluster, (run) => run.drift())));
         add("tool: no-op apply", await timed(() => withRun(cluster, (run) => run.apply())));
         add("tool: change one weight", await timed(() => withRun(labSpec(n, 2), (run) => run.apply())));
