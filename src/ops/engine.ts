@@ -4,14 +4,13 @@
  * as one locked script. Nothing here decides what to change: that is the plan's job.
  */
 import type { Cluster } from "../config/schema";
-import { desiredClusterState, releasedHostState, type DesiredClusterState, type HostTarget } from "../model/desired";
+import { desiredClusterState, type DesiredClusterState, type HostTarget } from "../model/desired";
 import type { DesiredHostState, ObservedHostState } from "../model/host-state";
 import type { HostWavePlan, Wave } from "../model/steps";
 import { describeStep } from "../render/describe";
 import { holdAnswers, marker, renderApplyScript, travelsInline } from "../render/scripts";
-import { planCluster, type ClusterPlan } from "../plan/cluster-plan";
+import { planCluster, planClusterHost, type ClusterPlan } from "../plan/cluster-plan";
 import type { HostDrift } from "../plan/drift";
-import { planHost } from "../plan/host-plan";
 import { preflightHost, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool, type Settled } from "../transport/pool";
 import { TransportError, type ConnectOptions, type HostSession, type Transport } from "../transport/types";
@@ -155,8 +154,8 @@ export class ClusterRun {
   async plan(options: { destroy?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[]; timings: Record<string, number> }> {
     const destroy = options.destroy ?? false;
     const started = Date.now();
-    // A host's plan depends on its own observation only: one with nothing to do needs no session.
-    const idle = (host: DesiredHostState, seen: ObservedHostState) => planHost(destroy ? releasedHostState(host) : host, seen).waves.length === 0;
+    // A host with nothing to do needs no session after its observation.
+    const idle = (host: DesiredHostState, seen: ObservedHostState) => planClusterHost(host, seen, { destroy }).waves.length === 0;
     const observed = await this.observe({ preflight: !destroy, release: idle });
     const observedAt = Date.now();
     const plan = planCluster(this.desired, observed, { destroy });

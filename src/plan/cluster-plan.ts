@@ -5,7 +5,7 @@
  */
 import type { DesiredClusterState } from "../model/desired";
 import { releasedHostState } from "../model/desired";
-import type { ObservedHostState } from "../model/host-state";
+import type { DesiredHostState, ObservedHostState } from "../model/host-state";
 import { waveOrder, type HostWavePlan, type Wave } from "../model/steps";
 import type { HostDrift } from "./drift";
 import { planHost, type HostPlan } from "./host-plan";
@@ -24,11 +24,16 @@ export interface PlanOptions {
   destroy?: boolean;
 }
 
+/** One host's part of the cluster plan: it depends on that host's own observation only. */
+export function planClusterHost(host: DesiredHostState, seen: ObservedHostState, options: PlanOptions = {}): HostPlan {
+  return planHost(options.destroy ? releasedHostState(host) : host, seen);
+}
+
 export function planCluster(desired: DesiredClusterState, observed: ReadonlyMap<string, ObservedHostState>, options: PlanOptions = {}): ClusterPlan {
   const hosts = desired.hosts.map((host) => {
     const seen = observed.get(host.host);
     if (!seen) throw new Error(`no observation of host ${host.host}`);
-    return planHost(options.destroy ? releasedHostState(host) : host, seen);
+    return planClusterHost(host, seen, options);
   });
   const waves = waveOrder.map((wave) => ({
     wave,
