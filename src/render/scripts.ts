@@ -158,7 +158,7 @@ export function renderObserveScript(req: ObserveRequest): string {
   // Before the ip batch when probing: which RIPs the table already serves decides which to probe.
   if (req.ipvs) {
     lines.push(
-      "lvsdr_ipvs=",
+      ...(probe ? ["lvsdr_ipvs="] : []),
       "if [ ! -e /proc/net/ip_vs ]; then",
       `  printf '%s\\n' '${marker} section ipvs' '${marker} ipvs not-loaded'`,
       "elif ! command -v ipvsadm >/dev/null 2>&1; then",
@@ -175,10 +175,8 @@ export function renderObserveScript(req: ObserveRequest): string {
       ...(probe ? [")", `  printf '%s\\n' "$lvsdr_ipvs"`] : []),
       "fi",
     );
-  } else if (probe) {
-    lines.push("lvsdr_ipvs=");
   }
-  if (probe) lines.push(...arpProbeStart(probe.interface, probe.targets));
+  if (probe) lines.push(...arpProbeStart(probe.interface, probe.targets, { servedIn: req.ipvs }));
   // Addresses, then one route lookup per on-link peer: one JSON array per line, the addresses
   // first. `-force` goes on past an unreachable target, which prints nothing.
   const batch = ["addr show", ...req.routeTargets.map((t) => `route get ${assertAddress(t)}`)];
@@ -222,8 +220,9 @@ export function renderObserveScript(req: ObserveRequest): string {
 
 /**
  * The live half of the same-broadcast-domain check, for real servers a director is about to
- * register: which RIPs answer ARP (or neighbour discovery) on its interface. Only RIPs the
- * IPVS table does not serve yet (`$lvsdr_ipvs`, the `ipvsadm -Sn` text, or empty) are asked:
+ * register: which RIPs answer ARP (or neighbour discovery) on its interface. With `servedIn`,
+ * only RIPs the IPVS table does not serve yet (`$lvsdr_ipvs`, the observe script's listing,
+ * empty when no table is loaded) are asked:
  * a served one proves itself with every packet, and one that is down must not cost a wait
  * (removing it, say). Of those, a RIP with a resolved neighbour entry has answered; the others
  * are asked to resolve by the kernel itself (`ip neigh replace ... nud none use`, a line of the
@@ -231,7 +230,7 @@ export function renderObserveScript(req: ObserveRequest): string {
  * complete entry gets that line: on a permanent entry it would clear the entry. Leaves the RIPs
  * to judge in `$lvsdr_todo` and the batch's lines in `$lvsdr_probe`.
  */
-function arpProbeStart(iface: string, targets: string[]): string[] {
+function arpProbeStart(iface: string, targets: string[], options: { servedIn: boolean }): string[] {
   // A validated name needs no quotes, which lets it also stand inside the batch lines below.
   const dev = quote(assertInterface(iface));
   const list = targets.map((t) => assertAddress(t)).join(" ");
@@ -244,10 +243,14 @@ function arpProbeStart(iface: string, targets: string[]): string[] {
     `  while read -r a _ f _ _ d; do case "$f $d" in '0x2 '${dev} | '0x6 '${dev}) lvsdr_ok="$lvsdr_ok$a " ;; esac; done < /proc/net/arp`,
     ...(v6 ? [`  lvsdr_ok="$lvsdr_ok$(ip -6 neigh show dev ${dev} 2>/dev/null | while read -r a l _; do [ "$l" = lladdr ] && printf '%s ' "$a"; done) "`] : []),
     "}",
-    // Searched in the rules form only (the thresholds listing after it would double the text
-    // each RIP is looked for in).
-    "lvsdr_todo= lvsdr_probe= lvsdr_rules=${lvsdr_ipvs%%IP Virtual Server version*}",
-    `for t in ${list}; do case "$lvsdr_rules" in *" -r $t:"* | *" -r [$t]:"*) ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac; done`,
+    ...(options.servedIn
+      ? [
+          // Searched in the rules form only (the thresholds listing after it would double the
+          // text each RIP is looked for in).
+          "lvsdr_todo= lvsdr_probe= lvsdr_rules=${lvsdr_ipvs%%IP Virtual Server version*}",
+          `for t in ${list}; do case "$lvsdr_rules" in *" -r $t:"* | *" -r [$t]:"*) ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac; done`,
+        ]
+      : [`lvsdr_todo=' ${list}' lvsdr_probe=`]),
     'if [ -n "$lvsdr_todo" ]; then',
     "  lvsdr_neighbours",
     // A newline inside the quotes: one batch line per RIP.
@@ -280,8 +283,7 @@ export function renderArpProbeScript(iface: string, targets: string[]): string {
     "set -u",
     PATH,
     `echo '${marker} probe 1'`,
-    "lvsdr_ipvs=",
-    ...arpProbeStart(iface, targets),
+    ...arpProbeStart(iface, targets, { servedIn: false }),
     'if [ -n "$lvsdr_probe" ]; then',
     "ip -force -batch - >/dev/null 2>&1 <<LVSDR_IP || :",
     "$lvsdr_probe",
