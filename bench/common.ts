@@ -7,6 +7,7 @@ import type { DesiredClusterState, HostTarget } from "../src/model/desired";
 import { ClusterRun } from "../src/ops/engine";
 import { runOnHosts } from "../src/transport/pool";
 import { SshTransport, type SshSession } from "../src/transport/ssh";
+import type { ScriptResult } from "../src/transport/types";
 
 export const REPO = resolve(__dirname, "../..");
 
@@ -51,19 +52,26 @@ export async function withRun<T>(cluster: Cluster | DesiredClusterState, fn: (ru
   }
 }
 
-/** The floor: one SSH session per host, same library and concurrency, running exactly `true`. */
-export async function floor(targets: HostTarget[], concurrency: number): Promise<void> {
+/** One new SSH session per host, same library and concurrency, running `work` and closed at once. */
+async function oneSessionPerHost(what: string, targets: HostTarget[], concurrency: number, work: (session: SshSession, target: HostTarget) => Promise<ScriptResult>): Promise<void> {
   const transport = new SshTransport();
   const out = await runOnHosts(targets, concurrency, async (t) => {
-    const session = await transport.connect(t.name, t.connection, { baseDir: REPO });
+    const session = (await transport.connect(t.name, t.connection, { baseDir: REPO })) as SshSession;
     try {
-      // Exactly `true`: no shell reading a script, so the floor is the least a session can cost.
-      if ((await (session as SshSession).runCommand("true")).code !== 0) throw new Error("true failed");
+      const result = await work(session, t);
+      if (result.code !== 0) throw new Error(`${t.name}: exited ${result.code}: ${result.stderr}`);
     } finally {
       await session.close();
     }
   });
-  if (out.some((o) => !o.ok)) throw new Error("floor: a host failed");
+  const failed = out.flatMap((o) => (o.ok ? [] : [String(o.error)]));
+  if (failed.length) throw new Error(`${what}: ${failed.join("; ")}`);
+}
+
+/** The floor: one SSH session per host running exactly `true`. */
+export async function floor(targets: HostTarget[], concurrency: number): Promise<void> {
+  // Exactly `true`: no shell reading a script, so the floor is the least a session can cost.
+  await oneSessionPerHost("floor", targets, concurrency, (session) => session.runCommand("true"));
 }
 
 /**
@@ -76,15 +84,7 @@ export async function floor(targets: HostTarget[], concurrency: number): Promise
 export async function leastObservation(targets: HostTarget[], concurrency: number): Promise<void> {
   const read = "LC_ALL=C grep -z -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /var/lib/lvs-dr/ownership.json || :\n";
   const ipvs = "ipvsadm -R <<'E'\n-S -n\n-L -n --exact --thresholds\nE\n";
-  const transport = new SshTransport();
-  const out = await runOnHosts(targets, concurrency, async (t) => {
-    const session = await transport.connect(t.name, t.connection, { baseDir: REPO });
-    try {
-      const result = await session.runScript(`ip -j addr show\n${t.role === "director" ? ipvs : ""}${read}`, { killOnHost: false });
-      if (result.code !== 0) throw new Error(`least observation failed on ${t.name}: ${result.stderr}`);
-    } finally {
-      await session.close();
-    }
-  });
-  if (out.some((o) => !o.ok)) throw new Error(`least observation: a host failed: ${out.flatMap((o) => (o.ok ? [] : [String(o.error)])).join("; ")}`);
+  await oneSessionPerHost("least observation", targets, concurrency, (session, t) =>
+    session.runScript(`ip -j addr show\n${t.role === "director" ? ipvs : ""}${read}`, { killOnHost: false }),
+  );
 }
