@@ -231,6 +231,37 @@ describe("scripts", () => {
     }
   });
 
+  it("judge RIPs resolved at the first read of the neighbour table from that read, without reading it again, in dash and in bash", () => {
+    // .99 is served, .10 has a complete entry when the script starts. The ip stand-in (which runs
+    // between the first read and the verdicts) then marks .10 incomplete: a second read would
+    // see that and wait 2 s for an answer nobody asked for.
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-once-"));
+    try {
+      const captured = readFileSync(join(__dirname, "../../test/fixtures/director/proc-net-arp.txt"), "utf8");
+      const later = captured.replace(/^(198\.51\.100\.10 +0x1 +)0x2/m, "$10x0");
+      expect(later).not.toBe(captured);
+      writeFileSync(join(dir, "later"), later);
+      const table = "-A -t 198.51.100.5:80 -s rr\n-a -t 198.51.100.5:80 -r 198.51.100.99:80 -g -w 1\nIP Virtual Server version 1.2.1 (size=4096)\n";
+      writeFileSync(join(dir, "table"), table);
+      writeFileSync(join(dir, "ip_vs"), "");
+      const script = renderObserveScript({
+        sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, linkTargets: {},
+        arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.99"] },
+      }).split("/proc/net/arp").join(join(dir, "arp")).split("/proc/net/ip_vs").join(join(dir, "ip_vs"));
+      for (const shell of ["sh", "bash"]) {
+        writeFileSync(join(dir, "arp"), captured);
+        rmSync(join(dir, "sleeps"), { force: true });
+        const stubs = `ip() { cat > ${join(dir, "batch")}; cp ${join(dir, "later")} ${join(dir, "arp")}; echo '[]'; }\nipvsadm() { cat ${join(dir, "table")}; }\nsleep() { echo >> ${join(dir, "sleeps")}; }\n`;
+        const state = parseObservation("director", execFileSync(shell, [], { input: stubs + script, encoding: "utf8" }));
+        expect(state.arpReplies).toEqual({ "198.51.100.10": true });
+        expect(readFileSync(join(dir, "batch"), "utf8")).not.toContain("neigh ");
+        expect(existsSync(join(dir, "sleeps"))).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("read multi-digit sysctls whole, in dash and in bash", () => {
     // dash's and busybox's `read` return only the first character of a /proc/sys value such as
     // 60: values come through grep instead.

@@ -259,17 +259,23 @@ function arpProbeStart(iface: string, targets: string[], options: { servedIn: bo
   ];
 }
 
-/** Waits for the answers (every 0.1 s, at most 2 s), and prints a verdict for every RIP in `$lvsdr_todo`, in one write. */
+/**
+ * Waits for the answers (every 0.1 s, at most 2 s), and prints a verdict for every RIP in
+ * `$lvsdr_todo`, in one write. When none was probed, every one had a resolved entry at the first
+ * read: that read is the verdict, and the table (a line per neighbour) is not read again.
+ */
 function arpProbeFinish(): string[] {
   return [
     'if [ -n "$lvsdr_todo" ]; then',
-    "  for lvsdr_try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do",
-    "    lvsdr_neighbours",
-    "    lvsdr_pending=",
-    '    for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_pending=1 ;; esac; done',
-    '    [ -z "$lvsdr_pending" ] && break',
-    "    sleep 0.1 2>/dev/null || sleep 1",
-    "  done",
+    '  if [ -n "$lvsdr_probe" ]; then',
+    "    for lvsdr_try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do",
+    "      lvsdr_neighbours",
+    "      lvsdr_pending=",
+    '      for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_pending=1 ;; esac; done',
+    '      [ -z "$lvsdr_pending" ] && break',
+    "      sleep 0.1 2>/dev/null || sleep 1",
+    "    done",
+    "  fi",
     "  lvsdr_out=",
     `  for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) lvsdr_out="$lvsdr_out${marker} arp $t ok\n" ;; *) lvsdr_out="$lvsdr_out${marker} arp $t fail\n" ;; esac; done`,
     `  printf '%s' "$lvsdr_out"`,
