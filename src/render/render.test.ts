@@ -360,8 +360,10 @@ describe("scripts", () => {
       }
       expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(big), expectedIpvsListing: big })).toContain("sha256sum");
       expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(listed), expectedIpvsListing: listed })).not.toContain("sha256sum");
-      // An empty table is checked in the kernel's listing, by grep: no ipvsadm.
-      expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(""), expectedIpvsListing: "" })).not.toContain("ipvsadm");
+      // An empty table is checked in the kernel's listing, by builtins: no ipvsadm, no grep.
+      const emptyGuard = renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(""), expectedIpvsListing: "" });
+      expect(emptyGuard).not.toContain("ipvsadm");
+      expect(emptyGuard).not.toContain("grep");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
