@@ -61,6 +61,9 @@ on "$D" "ip -j route get $RSB1_IP" > "$OUT/director/ip-j-route-get-via.txt"
 on "$D" 'ip -j neigh show' > "$OUT/director/ip-j-neigh.txt"
 # .99 holds no host: asked to resolve, it stays incomplete (flags 0x0) beside the answered RIPs (0x2)
 on "$D" "ip neigh replace $SEG_A_NET.99 dev eth0 nud none use; cat /proc/net/arp" > "$OUT/director/proc-net-arp.txt"
+# Every state a new RIP's entry can be in: .97 permanent, .98 just asked (incomplete), .99 asked
+# above and silent since (failed), the others answered.
+on "$D" "sleep 4; ip neigh replace $SEG_A_NET.98 dev eth0 nud none use; ip neigh add $SEG_A_NET.97 lladdr 02:00:c6:33:64:61 dev eth0 nud permanent; ip -j neigh show; ip neigh del $SEG_A_NET.97 dev eth0; ip neigh del $SEG_A_NET.98 dev eth0; ip neigh del $SEG_A_NET.99 dev eth0" > "$OUT/director/ip-j-neigh-states.txt"
 on "$D" 'ip -j link show' > "$OUT/director/ip-j-link.txt"
 on "$D" 'ip -j route show' > "$OUT/director/ip-j-route.txt"
 ip netns exec "$LAB_PREFIX-client" ip -j neigh show > "$OUT/director/client-ip-j-neigh-after-vip.txt"

@@ -116,6 +116,14 @@ export interface RouteLookup {
   source: string | null;
 }
 
+/** An entry of a host's neighbour table (ARP, or IPv6 neighbour discovery). */
+export interface Neighbour {
+  address: string;
+  device: string;
+  /** The kernel holds a link-layer address it trusts (reachable, stale, delay, probe, permanent, noarp). */
+  resolved: boolean;
+}
+
 /**
  * A file as observed: a symbolic link's target, or a regular file's text and its SHA-256 (hex),
  * which drift compares with the desired file's.
@@ -149,6 +157,8 @@ export interface ObservedHostState {
   ownership: OwnershipRecord | null;
   /** Route lookups to a director's RIPs; empty unless observed for preflight. */
   routes: RouteLookup[];
-  /** Live ARP probes from a director, by RIP (true = answered); empty unless asked for. */
+  /** A director's neighbour table; empty unless observed for preflight. */
+  neighbours: Neighbour[];
+  /** Whether the RIPs a director is about to register answer ARP, by RIP (true = answered); empty unless judged. */
   arpReplies: Record<string, boolean>;
 }

@@ -11,10 +11,10 @@ import { describeStep } from "../render/describe";
 import { holdAnswers, marker, renderApplyScript, travelsInline } from "../render/scripts";
 import { planCluster, planClusterHost, type ClusterPlan } from "../plan/cluster-plan";
 import type { HostDrift } from "../plan/drift";
-import { preflightHost, type PreflightProblem } from "../plan/preflight";
+import { preflightHost, ripsToJudge, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool, type Settled } from "../transport/pool";
 import { TransportError, type ConnectOptions, type HostSession, type Transport } from "../transport/types";
-import { observeHost } from "./observe";
+import { observeHost, probeArp } from "./observe";
 
 export type ProgressEvent =
   | { host: string; kind: "connected" | "observed" }
@@ -62,7 +62,7 @@ export interface HostApplyResult {
 export interface ApplyReport {
   plan: ClusterPlan;
   applied: HostApplyResult[];
-  /** Where the time went, in milliseconds: observing (with connecting, and the directors' ARP probes), planning, each wave. */
+  /** Where the time went, in milliseconds: observing (with connecting), planning (with the directors' ARP probes, if any), each wave. */
   timings: Record<string, number>;
 }
 
@@ -127,19 +127,21 @@ export class ClusterRun {
   }
 
   /**
-   * The live ARP half of the same-broadcast-domain check counts for the real servers a director
-   * is about to register; the ones it already serves prove themselves with every packet, and a
-   * served one that is down must not block a change (removing it, say).
+   * The live ARP half of the same-broadcast-domain check (`ripsToJudge` says which RIPs count):
+   * a RIP without a resolved neighbour entry is asked, in one more round trip to its director,
+   * only when there is one.
    */
-  private keepArpRepliesOfNewRealServers(plan: ClusterPlan, observed: Map<string, ObservedHostState>): void {
-    for (const director of this.desired.hosts.filter((h) => h.role === "director")) {
+  private async judgeNewRealServers(plan: ClusterPlan, observed: Map<string, ObservedHostState>): Promise<void> {
+    const directors = this.desired.hosts.filter((h) => h.role === "director");
+    const results = await runOnHosts(directors, this.concurrency, async (director) => {
       const seen = observed.get(director.host)!;
-      const serving = new Set(seen.ipvs.destinations.map((d) => d.address));
-      const adding = new Set(
-        plan.waves.flatMap((w) => w.hosts.filter((h) => h.host === director.host).flatMap((h) => h.steps.flatMap((s) => (s.op === "add-destination" ? [s.destination.address] : [])))),
-      );
-      seen.arpReplies = Object.fromEntries(Object.entries(seen.arpReplies).filter(([rip]) => adding.has(rip) && !serving.has(rip)));
-    }
+      const steps = plan.waves.flatMap((w) => w.hosts.filter((h) => h.host === director.host).flatMap((h) => h.steps));
+      const { answered, ask } = ripsToJudge(director, seen, steps);
+      const replies = ask.length ? await probeArp(await this.session(director.host), director, ask) : {};
+      seen.arpReplies = Object.fromEntries([...answered.map((rip) => [rip, true] as const), ...ask.map((rip) => [rip, replies[rip] === true] as const)]);
+    });
+    const failed = results.flatMap((r, i) => (r.ok ? [] : [withHost(directors[i]!.host, r.error)]));
+    if (failed.length) throw new Error(`could not probe ARP from every director:\n  ${failed.join("\n  ")}`);
   }
 
   /** Preflight on every host, from an observation made with `preflight`. */
@@ -159,10 +161,10 @@ export class ClusterRun {
     const observed = await this.observe({ preflight: !destroy, release: idle });
     const observedAt = Date.now();
     const plan = planCluster(this.desired, observed, { destroy });
-    const timings: Record<string, number> = { observe: observedAt - started, plan: Date.now() - observedAt };
-    if (destroy) return { plan, observed, problems: [], timings };
-    this.keepArpRepliesOfNewRealServers(plan, observed);
-    return { plan, observed, problems: this.preflight(observed), timings };
+    const timings: Record<string, number> = { observe: observedAt - started };
+    if (!destroy) await this.judgeNewRealServers(plan, observed);
+    timings.plan = Date.now() - observedAt;
+    return { plan, observed, problems: destroy ? [] : this.preflight(observed), timings };
   }
 
   /**

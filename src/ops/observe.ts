@@ -10,9 +10,9 @@ export const observedFiles = [hostPaths.sysctlConf, hostPaths.ipvsRules, hostPat
 
 /**
  * What to read on a host. With `preflight`, also what only preflight checks: which commands
- * the host has, and on a director the route to each RIP and whether it answers ARP (only RIPs
- * without a neighbour entry send anything). The live half of the same-broadcast-domain check
- * rides on the observe round trip instead of costing one of its own; a drift check skips it.
+ * the host has, and on a director the route to each RIP and its neighbour table. The live half
+ * of the same-broadcast-domain check rides on the observe round trip; only a new RIP without a
+ * resolved neighbour entry costs one more (`probeArp`). A drift check reads none of it.
  */
 export function observeRequest(host: DesiredHostState, options: { preflight?: boolean } = {}): ObserveRequest {
   const director = host.role === "director";
@@ -24,7 +24,7 @@ export function observeRequest(host: DesiredHostState, options: { preflight?: bo
     routeTargets: director && preflight ? host.onLinkPeers : [],
     ipvs: director,
     linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit },
-    ...(director && preflight ? { arpProbe: { interface: host.interface, targets: host.onLinkPeers } } : {}),
+    neighbours: director && preflight,
   };
 }
 
@@ -37,7 +37,7 @@ export async function observeHost(session: HostSession, host: DesiredHostState, 
   return parseObservation(host.host, result.stdout);
 }
 
-/** Asks a director whether each RIP answers ARP on its interface. */
+/** Asks a director whether each RIP answers ARP on its interface; only RIPs without a resolved entry are sent a request. */
 export async function probeArp(session: HostSession, host: DesiredHostState, rips: string[]): Promise<Record<string, boolean>> {
   const result = await session.runScript(renderArpProbeScript(host.interface, rips), { timeoutMs: 60_000, killOnHost: false });
   if (result.code !== 0) throw new TransportError(host.host, "run", `the ARP probe script exited ${result.code}: ${result.stderr.trim()}`);

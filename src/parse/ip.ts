@@ -1,7 +1,7 @@
-/** Parsers for iproute2's JSON output (`ip -j addr show`, `ip -j route get`). */
+/** Parsers for iproute2's JSON output (`ip -j addr show`, `ip -j neigh show`, `ip -j route get`). */
 import { z } from "zod";
 import { canonicalAddress } from "../config/ip";
-import type { InterfaceAddress, RouteLookup } from "../model/host-state";
+import type { InterfaceAddress, Neighbour, RouteLookup } from "../model/host-state";
 import { ParseError, parseJsonAs } from "./ipvsadm";
 
 const addrInfo = z.object({ family: z.string(), local: z.string().optional(), prefixlen: z.number().optional() }).loose();
@@ -25,6 +25,19 @@ export function parseIpAddr(text: string): { addresses: InterfaceAddress[]; inte
     }
   }
   return { addresses, interfaces };
+}
+
+const neighbourEntry = z.object({ dst: z.string(), dev: z.string(), lladdr: z.string().optional(), state: z.array(z.string()).default([]) }).loose();
+/** The kernel's NUD_VALID states: a link-layer address it uses without asking again first. */
+const resolvedStates = new Set(["REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"]);
+
+/** `ip -j neigh show`: every entry, with whether it is resolved (INCOMPLETE and FAILED are not). */
+export function parseNeighbours(text: string): Neighbour[] {
+  return parseJsonAs("ip -j neigh show", text, z.array(neighbourEntry)).map((n) => ({
+    address: canonicalAddress(n.dst),
+    device: n.dev,
+    resolved: n.state.some((s) => resolvedStates.has(s)),
+  }));
 }
 
 const routeEntry = z.object({ dst: z.string(), dev: z.string().optional(), gateway: z.string().optional(), prefsrc: z.string().optional() }).loose();

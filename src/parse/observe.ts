@@ -5,13 +5,13 @@
 import { textSha256, type ObservedFile, type ObservedHostState } from "../model/host-state";
 import { destinationKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
-import { parseIpAddr, parseRouteBatch } from "./ip";
+import { parseIpAddr, parseNeighbours, parseRouteBatch } from "./ip";
 import { ParseError, parseIpvsRules, parseIpvsThresholds } from "./ipvsadm";
 import { parseOwnershipRecord } from "./ownership";
 
 const marker = "@@lvsdr";
 /** The observe script's output format this parser reads (render/scripts.ts writes it). */
-const observeVersion = "5";
+const observeVersion = "6";
 
 interface Block {
   header: string[];
@@ -51,6 +51,7 @@ export function parseObservation(host: string, output: string): ObservedHostStat
     files: {},
     ownership: null,
     routes: [],
+    neighbours: [],
     arpReplies: {},
   };
   let ipvsText = "";
@@ -66,12 +67,14 @@ export function parseObservation(host: string, output: string): ObservedHostStat
           state.tools = block.body.map((l) => l.trim().split("/").pop() ?? "").filter(Boolean);
           break;
         case "ip": {
-          // One `ip -j -batch` run: the addresses' JSON line first, then one line per route found.
-          const [addr = "", ...routes] = block.body.filter((l) => l.trim() !== "");
-          const parsed = parseIpAddr(addr);
+          // One `ip -j -batch` run: the addresses' JSON line first, the neighbour table's next
+          // when the header says "neigh", then one line per route found.
+          const lines = block.body.filter((l) => l.trim() !== "");
+          const parsed = parseIpAddr(lines.shift() ?? "");
           state.addresses = parsed.addresses;
           state.interfaces = parsed.interfaces.map((i) => i.name);
-          state.routes = parseRouteBatch(routes.join("\n"));
+          if (path === "neigh") state.neighbours = parseNeighbours(lines.shift() ?? "");
+          state.routes = parseRouteBatch(lines.join("\n"));
           break;
         }
         case "sysctl-absent":
@@ -85,8 +88,6 @@ export function parseObservation(host: string, output: string): ObservedHostStat
     } else if (kind === "file" && path) {
       if (arg === "read") readByGrep.push(path);
       else state.files[path] = decodeFile(arg, block.body);
-    } else if (kind === "arp" && arg) {
-      state.arpReplies[arg] = path === "ok";
     }
   }
 

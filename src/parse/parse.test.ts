@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { textSha256 } from "../model/host-state";
 import { hostPaths } from "../model/paths";
-import { parseIpAddr, parseRouteGet } from "./ip";
+import { parseIpAddr, parseNeighbours, parseRouteGet } from "./ip";
 import { parseIpvsRules, parseIpvsThresholds, ParseError } from "./ipvsadm";
 import { parseObservation } from "./observe";
 import { parseOwnershipRecord } from "./ownership";
@@ -68,6 +68,21 @@ describe("iproute2 JSON", () => {
     expect(parseRouteGet("203.0.113.10", fixture("director", "ip-j-route-get-via.txt"))).toEqual({ destination: "203.0.113.10", device: "eth0", gateway: "198.51.100.1", source: "198.51.100.2" });
     expect(parseRouteGet("203.0.113.99", "RTNETLINK answers: Network is unreachable\n")).toEqual({ destination: "203.0.113.99", device: null, gateway: null, source: null });
   });
+
+  it("tells resolved neighbours (reachable, stale, permanent) from unresolved ones (incomplete, failed)", () => {
+    const resolved = (file: string) => Object.fromEntries(parseNeighbours(fixture("director", file)).map((n) => [`${n.device}/${n.address}`, n.resolved]));
+    expect(resolved("ip-j-neigh.txt")).toEqual({ "eth0/198.51.100.254": true, "eth0/198.51.100.10": true, "eth0/198.51.100.11": true, "eth0/198.51.100.240": true });
+    expect(resolved("ip-j-neigh-states.txt")).toEqual({
+      "eth0/198.51.100.97": true,
+      "eth0/198.51.100.98": false,
+      "eth0/198.51.100.99": false,
+      "eth0/198.51.100.10": true,
+      "eth0/198.51.100.11": true,
+      "eth0/198.51.100.12": true,
+      "eth0/198.51.100.254": true,
+    });
+    expect(() => parseNeighbours("RTNETLINK answers: Operation not permitted")).toThrow(/ip -j neigh show/);
+  });
 });
 
 describe("sysctl", () => {
@@ -96,6 +111,8 @@ describe("the observe script's output", () => {
     expect(state.routes.find((r) => r.destination === "203.0.113.10")?.gateway).toBe("198.51.100.1");
     expect(state.routes).toHaveLength(4);
     expect(state.routes.filter((r) => r.gateway === null).map((r) => r.destination)).toEqual(["198.51.100.10", "198.51.100.11", "198.51.100.12"]);
+    // Its neighbour table, captured before any RIP was talked to: only the router.
+    expect(state.neighbours).toEqual([{ address: "198.51.100.254", device: "eth0", resolved: true }]);
   });
 
   it("turns a real server's observation into structured state", () => {

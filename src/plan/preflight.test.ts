@@ -2,9 +2,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCluster } from "../config/load";
 import { desiredClusterState } from "../model/desired";
+import { parseNeighbours } from "../parse/ip";
 import { parseObservation } from "../parse/observe";
 import { labLikeSpec } from "../testing/specs";
-import { preflightHost } from "./preflight";
+import { planClusterHost } from "./cluster-plan";
+import { preflightHost, ripsToJudge } from "./preflight";
 import { blankHost } from "./testing/simulated-host";
 
 const parsed = parseCluster(labLikeSpec());
@@ -70,5 +72,24 @@ describe("preflight", () => {
     const host = blankHost("rs1", { role: "real-server", address: "198.51.100.10" });
     host.ownership = { version: 1, cluster: "other", host: "rs1", addresses: [], services: [], destinations: [], sysctls: {}, files: [] };
     expect(preflightHost(rs1, host)).toContainEqual(expect.objectContaining({ check: "ownership" }));
+  });
+
+  it("judges by ARP only the RIPs a director is about to register and does not serve yet, and asks only those without a resolved neighbour entry", () => {
+    const host = blankHost("director", { role: "director", address: "198.51.100.2" });
+    // The director's neighbour table as captured in the lab: .10 and .11 reachable, no .12.
+    host.neighbours = parseNeighbours(readFileSync(join(__dirname, "../../test/fixtures/director/ip-j-neigh.txt"), "utf8"));
+    const steps = planClusterHost(director, host).waves.flatMap((w) => w.steps);
+    expect(steps.filter((s) => s.op === "add-destination")).toHaveLength(3);
+    expect(ripsToJudge(director, host, steps)).toEqual({ answered: ["198.51.100.10", "198.51.100.11"], ask: ["198.51.100.12"] });
+    // An entry on another interface, or one that never resolved, is no answer.
+    host.neighbours = host.neighbours.map((n) => (n.address === "198.51.100.10" ? { ...n, device: "eth1" } : n.address === "198.51.100.11" ? { ...n, resolved: false } : n));
+    expect(ripsToJudge(director, host, steps)).toEqual({ answered: [], ask: ["198.51.100.10", "198.51.100.11", "198.51.100.12"] });
+    // A served RIP is not judged, even while its destination is added to another service.
+    const served = steps.find((s) => s.op === "add-destination" && s.destination.address === "198.51.100.12")!;
+    if (served.op !== "add-destination") throw new Error("step");
+    host.ipvs.destinations = [{ ...served.destination, service: "tcp:198.51.100.9:80", activeConnections: 0, inactiveConnections: 0 }];
+    expect(ripsToJudge(director, host, steps).ask).toEqual(["198.51.100.10", "198.51.100.11"]);
+    // Nothing to add, nothing to judge.
+    expect(ripsToJudge(director, host, [])).toEqual({ answered: [], ask: [] });
   });
 });

@@ -4,6 +4,7 @@
  * host has a problem, so a failed preflight changes nothing anywhere.
  */
 import type { DesiredHostState, ObservedHostState } from "../model/host-state";
+import type { Step } from "../model/steps";
 
 export interface PreflightProblem {
   host: string;
@@ -56,4 +57,17 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
     }
   }
   return problems;
+}
+
+/**
+ * Which RIPs the live ARP check judges on a director about to apply `steps`: the ones it is about
+ * to register and does not serve yet (a served one proves itself with every packet, and one that
+ * is down must not block a change, removing it say). Of those, a RIP with a resolved entry in the
+ * neighbour table observed has `answered`; the rest must be asked.
+ */
+export function ripsToJudge(desired: DesiredHostState, observed: ObservedHostState, steps: readonly Step[]): { answered: string[]; ask: string[] } {
+  const serving = new Set(observed.ipvs.destinations.map((d) => d.address));
+  const resolved = new Set(observed.neighbours.filter((n) => n.resolved && n.device === desired.interface).map((n) => n.address));
+  const judged = [...new Set(steps.flatMap((s) => (s.op === "add-destination" ? [s.destination.address] : [])))].filter((rip) => !serving.has(rip));
+  return { answered: judged.filter((rip) => resolved.has(rip)), ask: judged.filter((rip) => !resolved.has(rip)) };
 }

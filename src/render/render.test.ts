@@ -110,18 +110,17 @@ describe("scripts", () => {
     for (const script of scripts) syntaxOk(script);
     syntaxOk(renderArpProbeScript("eth0", ["198.51.100.10", "198.51.100.11"]));
     const bare: ObserveRequest = { sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, linkTargets: {} };
-    const withProbe = renderObserveScript({ ...bare, tools: true, routeTargets: ["198.51.100.10"], arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.11"] } });
-    syntaxOk(withProbe);
-    expect(withProbe).toContain("for t in 198.51.100.10 198.51.100.11; do");
-    // The probes ride in the ip batch; the verdicts come last, after everything else was read.
-    expect(withProbe).toContain("route get 198.51.100.10\n$lvsdr_probe\nLVSDR_IP\n");
-    expect(withProbe.indexOf("section read")).toBeGreaterThan(0);
-    expect(withProbe.lastIndexOf("lvsdr_neighbours")).toBeGreaterThan(withProbe.indexOf("section read"));
-    expect(renderObserveScript(bare)).not.toContain("lvsdr_neighbours");
-    // A drift check asks neither for commands nor for routes: only preflight reads them.
+    const forPreflight = renderObserveScript({ ...bare, tools: true, routeTargets: ["198.51.100.10"], neighbours: true });
+    syntaxOk(forPreflight);
+    // The neighbour table rides in the ip batch, after the addresses, and the header says so;
+    // nothing is probed and nothing waited for in an observation.
+    expect(forPreflight).toContain("section ip neigh'\nip -j -force -batch - 2>/dev/null <<'LVSDR_IP' || :\naddr show\nneigh show\nroute get 198.51.100.10\nLVSDR_IP\n");
+    expect(forPreflight).not.toMatch(/neigh replace|sleep|\/proc\/net\/arp/);
+    // A drift check asks neither for commands nor for routes nor for neighbours: only preflight reads them.
     expect(renderObserveScript(bare)).not.toContain("section tools");
     expect(renderObserveScript(bare)).not.toContain("route get");
-    expect(withProbe).toContain("section tools");
+    expect(renderObserveScript(bare)).not.toContain("neigh");
+    expect(forPreflight).toContain("section tools");
     execFileSync("bash", ["-n"], { input: renderArpProbeScript("eth0", ["198.51.100.10"]) });
     for (const host of desired.hosts) {
       const filePaths = Object.values(hostPaths).filter((p) => p.includes("."));
@@ -189,73 +188,28 @@ describe("scripts", () => {
     }
   });
 
-  it("wait for no answer from a RIP the IPVS table already serves, in dash and in bash", () => {
-    // .10 has a complete neighbour entry in the captured /proc/net/arp, .99 an incomplete one;
-    // .99 is a destination of the table the director lists, so it is neither judged nor waited for.
-    const dir = mkdtempSync(join(tmpdir(), "lvsdr-served-"));
+  it("probe only the RIPs still without a resolved neighbour entry, and wait only when one was probed, in dash and in bash", () => {
+    // The director's /proc/net/arp as captured in the lab: .10 complete (0x2), .99 incomplete (0x0).
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-probe-"));
     try {
       writeFileSync(join(dir, "arp"), readFileSync(join(__dirname, "../../test/fixtures/director/proc-net-arp.txt")));
-      writeFileSync(join(dir, "ip_vs"), readFileSync(join(__dirname, "../../test/fixtures/director/proc-net-ip_vs.txt")));
-      const listing = (rip: string) =>
-        [
-          "-A -t 198.51.100.5:80 -s rr",
-          `-a -t 198.51.100.5:80 -r ${rip}:80 -g -w 1`,
-          "IP Virtual Server version 1.2.1 (size=4096)",
-          "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn ",
-          "  -> RemoteAddress:Port",
-          "TCP  198.51.100.5:80 rr",
-          `  -> ${`${rip}:80`.padEnd(28)} 0          0          0          0         `,
-        ].join("\n") + "\n";
-      const script = renderObserveScript({
-        sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, linkTargets: {},
-        arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.99"] },
-      }).split("/proc/net/arp").join(join(dir, "arp")).split("/proc/net/ip_vs").join(join(dir, "ip_vs"));
+      // ip and sleep stand in as functions: what the batch was sent, and how often it slept.
+      const stubs = `ip() { cat >> ${join(dir, "batch")}; }\nsleep() { echo >> ${join(dir, "sleeps")}; }\n`;
       for (const shell of ["sh", "bash"]) {
-        for (const [served, replies, sleeps] of [["198.51.100.99", { "198.51.100.10": true }, 0], ["198.51.100.11", { "198.51.100.10": true, "198.51.100.99": false }, 20]] as const) {
-          writeFileSync(join(dir, "table"), listing(served));
+        for (const [rips, probed, sleeps] of [
+          [["198.51.100.10"], [], 0],
+          [["198.51.100.10", "198.51.100.99"], ["neigh replace 198.51.100.99 dev eth0 nud none use"], 20],
+        ] as const) {
+          rmSync(join(dir, "batch"), { force: true });
           rmSync(join(dir, "sleeps"), { force: true });
-          // ip, ipvsadm and sleep stand in as functions: the table is the one above, and sleeping is counted.
-          const stubs = `ip() { cat > ${join(dir, "batch")}; echo '[]'; }\nipvsadm() { cat ${join(dir, "table")}; }\nsleep() { echo >> ${join(dir, "sleeps")}; }\n`;
-          const state = parseObservation("director", execFileSync(shell, [], { input: stubs + script, encoding: "utf8" }));
-          expect(state.arpReplies).toEqual(replies);
-          // Only a RIP neither served nor resolved is probed: a resolved entry (.10) is never
-          // touched, since `nud none use` would clear a permanent one.
-          const probed = readFileSync(join(dir, "batch"), "utf8").split("\n").filter((l) => l.startsWith("neigh "));
-          expect(probed).toEqual(served === "198.51.100.99" ? [] : ["neigh replace 198.51.100.99 dev eth0 nud none use"]);
-          expect(state.ipvs.destinations.map((d) => d.address)).toEqual([served]);
+          const script = renderArpProbeScript("eth0", [...rips]).split("/proc/net/arp").join(join(dir, "arp"));
+          const out = execFileSync(shell, [], { input: stubs + script, encoding: "utf8" });
+          expect(parseArpProbes("director", out)).toEqual(Object.fromEntries(rips.map((r) => [r, r === "198.51.100.10"])));
+          // A resolved entry (.10) is never touched: `nud none use` would clear a permanent one.
+          const sent = existsSync(join(dir, "batch")) ? readFileSync(join(dir, "batch"), "utf8").split("\n").filter((l) => l.startsWith("neigh ")) : [];
+          expect(sent).toEqual([...probed]);
           expect(existsSync(join(dir, "sleeps")) ? readFileSync(join(dir, "sleeps"), "utf8").length : 0).toBe(sleeps);
         }
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it("judge RIPs resolved at the first read of the neighbour table from that read, without reading it again, in dash and in bash", () => {
-    // .99 is served, .10 has a complete entry when the script starts. The ip stand-in (which runs
-    // between the first read and the verdicts) then marks .10 incomplete: a second read would
-    // see that and wait 2 s for an answer nobody asked for.
-    const dir = mkdtempSync(join(tmpdir(), "lvsdr-once-"));
-    try {
-      const captured = readFileSync(join(__dirname, "../../test/fixtures/director/proc-net-arp.txt"), "utf8");
-      const later = captured.replace(/^(198\.51\.100\.10 +0x1 +)0x2/m, "$10x0");
-      expect(later).not.toBe(captured);
-      writeFileSync(join(dir, "later"), later);
-      const table = "-A -t 198.51.100.5:80 -s rr\n-a -t 198.51.100.5:80 -r 198.51.100.99:80 -g -w 1\nIP Virtual Server version 1.2.1 (size=4096)\n";
-      writeFileSync(join(dir, "table"), table);
-      writeFileSync(join(dir, "ip_vs"), "");
-      const script = renderObserveScript({
-        sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: true, linkTargets: {},
-        arpProbe: { interface: "eth0", targets: ["198.51.100.10", "198.51.100.99"] },
-      }).split("/proc/net/arp").join(join(dir, "arp")).split("/proc/net/ip_vs").join(join(dir, "ip_vs"));
-      for (const shell of ["sh", "bash"]) {
-        writeFileSync(join(dir, "arp"), captured);
-        rmSync(join(dir, "sleeps"), { force: true });
-        const stubs = `ip() { cat > ${join(dir, "batch")}; cp ${join(dir, "later")} ${join(dir, "arp")}; echo '[]'; }\nipvsadm() { cat ${join(dir, "table")}; }\nsleep() { echo >> ${join(dir, "sleeps")}; }\n`;
-        const state = parseObservation("director", execFileSync(shell, [], { input: stubs + script, encoding: "utf8" }));
-        expect(state.arpReplies).toEqual({ "198.51.100.10": true });
-        expect(readFileSync(join(dir, "batch"), "utf8")).not.toContain("neigh ");
-        expect(existsSync(join(dir, "sleeps"))).toBe(false);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -129,8 +129,11 @@ export interface ObserveRequest {
   ipvs: boolean;
   /** Links whose expected target is known: checked with the `-ef` test, so `readlink` runs only when they differ. */
   linkTargets: Record<string, string>;
-  /** A director about to apply: which RIPs answer ARP on its interface, in the same round trip. */
-  arpProbe?: { interface: string; targets: string[] };
+  /**
+   * A director about to apply: its neighbour table, from the same `ip -batch`. Which RIPs have a
+   * resolved entry decides, once the plan says which RIPs are new, whether any must be asked.
+   */
+  neighbours?: boolean;
 }
 
 /** The commands the tool runs on hosts, as the observe script looks them up. */
@@ -139,13 +142,14 @@ export const observedTools = ["ip", "ipvsadm", "flock", "grep", "sha256sum", "mo
 /**
  * The observe script. Hosts can be slow to start a process (the lab's director is an emulated
  * CPU, where each costs 40-120 ms), so it reads through as few as it can: one `ipvsadm` for both
- * listings of the IPVS table; one `ip -batch` for addresses, routes and neighbour probes; one
+ * listings of the IPVS table; one `ip -batch` for addresses, routes and the neighbour table; one
  * `grep -z` for every /proc/sys value and every file (`readlink` only for a link that is not the
- * expected one, `sleep` only while ARP answers are awaited). What builtins find is gathered and
- * printed in one write: each write wakes sshd to send a packet, a millisecond or more there.
+ * expected one). What builtins find is gathered and printed in one write: each write wakes sshd
+ * to send a packet, a millisecond or more there. Nothing is decided on the host: what the
+ * output means is the parser's and the planner's business.
  */
 export function renderObserveScript(req: ObserveRequest): string {
-  const lines = ["set -u", PATH, `echo '${marker} observe 5'`];
+  const lines = ["set -u", PATH, `echo '${marker} observe 6'`];
   if (req.tools) {
     // The names found, one per line, in one write; one redirection for the loop, not one per name.
     lines.push(
@@ -154,11 +158,8 @@ export function renderObserveScript(req: ObserveRequest): string {
       `printf '%s\\n%s' '${marker} section tools' "$lvsdr_out"`,
     );
   }
-  const probe = req.arpProbe && req.arpProbe.targets.length > 0 ? req.arpProbe : undefined;
-  // Before the ip batch when probing: which RIPs the table already serves decides which to probe.
   if (req.ipvs) {
     lines.push(
-      ...(probe ? ["lvsdr_ipvs="] : []),
       "if [ ! -e /proc/net/ip_vs ]; then",
       `  printf '%s\\n' '${marker} section ipvs' '${marker} ipvs not-loaded'`,
       "elif ! command -v ipvsadm >/dev/null 2>&1; then",
@@ -167,20 +168,18 @@ export function renderObserveScript(req: ObserveRequest): string {
       `  printf '%s\\n' '${marker} section ipvs' '${marker} ipvs loaded'`,
       // Both listings from one process (-R runs each line as a command): the rules form, then
       // the thresholds listing, which has what the rules form leaves out (thresholds, counters).
-      // With ARP probes, also kept: the RIPs it serves need no answer (see arpProbeStart).
-      ...(probe ? ["  lvsdr_ipvs=$(ipvsadm -R <<'LVSDR_IPVS'"] : ["  ipvsadm -R <<'LVSDR_IPVS'"]),
+      "  ipvsadm -R <<'LVSDR_IPVS'",
       "-S -n",
       "-L -n --exact --thresholds",
       "LVSDR_IPVS",
-      ...(probe ? [")", `  printf '%s\\n' "$lvsdr_ipvs"`] : []),
       "fi",
     );
   }
-  if (probe) lines.push(...arpProbeStart(probe.interface, probe.targets, { servedIn: req.ipvs }));
-  // Addresses, then one route lookup per on-link peer: one JSON array per line, the addresses
-  // first. `-force` goes on past an unreachable target, which prints nothing.
-  const batch = ["addr show", ...req.routeTargets.map((t) => `route get ${assertAddress(t)}`)];
-  lines.push(`echo '${marker} section ip'`, `ip -j -force -batch - 2>/dev/null <<LVSDR_IP || :`, ...batch, ...(probe ? ["$lvsdr_probe"] : []), "LVSDR_IP");
+  // Addresses, the neighbour table when asked (the section's header says so), then one route
+  // lookup per on-link peer: one JSON array per line. `-force` goes on past an unreachable
+  // target, which prints nothing.
+  const batch = ["addr show", ...(req.neighbours ? ["neigh show"] : []), ...req.routeTargets.map((t) => `route get ${assertAddress(t)}`)];
+  lines.push(`echo '${marker} section ip${req.neighbours ? " neigh" : ""}'`, `ip -j -force -batch - 2>/dev/null <<'LVSDR_IP' || :`, ...batch, "LVSDR_IP");
   // Files: a link's target (printed at once: rare), or a regular file's path gathered in
   // $lvsdr_read (managed paths are single words without glob characters) for the grep below.
   // The other lines gather in $lvsdr_out.
@@ -200,8 +199,8 @@ export function renderObserveScript(req: ObserveRequest): string {
   // in the spec are seen too), the spec's keys (one that does not exist says so first), and the
   // files gathered above, from one grep: with -z a file without NUL bytes is one record, printed
   // exactly as `path:content` and a NUL (/dev/null makes even a single file print its path; no
-  // path here holds a colon). This section comes last but for the ARP verdicts: the parser reads
-  // it by records, since a file's lines may look like anything, even a marker.
+  // path here holds a colon). This section comes last: the parser reads it by records, since a
+  // file's lines may look like anything, even a marker.
   const globs = ["arp_ignore", "arp_announce", "rp_filter"];
   const keyPaths = req.sysctlKeys.map((key) => ({ key: assertSysctlKey(key), path: quote(`/proc/sys/${key}`) }));
   // A key the globs read already is not read twice.
@@ -212,30 +211,27 @@ export function renderObserveScript(req: ObserveRequest): string {
     `printf '%s%s\\n' "$lvsdr_out" '${marker} section read'`,
     `LC_ALL=C grep -z -s '' /dev/null ${globs.map((g) => `/proc/sys/net/ipv4/conf/*/${g}`).join(" ")}${extraPaths.map((k) => ` ${k.path}`).join("")} $lvsdr_read || :`,
   );
-  // Last, so that answers to the probes sent by the ip batch had the rest of the script to arrive.
-  if (probe) lines.push(...arpProbeFinish());
   lines.push(`echo '${marker} end'`);
   return lines.join("\n") + "\n";
 }
 
 /**
- * The live half of the same-broadcast-domain check, for real servers a director is about to
- * register: which RIPs answer ARP (or neighbour discovery) on its interface. With `servedIn`,
- * only RIPs the IPVS table does not serve yet (`$lvsdr_ipvs`, the observe script's listing,
- * empty when no table is loaded) are asked:
- * a served one proves itself with every packet, and one that is down must not cost a wait
- * (removing it, say). Of those, a RIP with a resolved neighbour entry has answered; the others
- * are asked to resolve by the kernel itself (`ip neigh replace ... nud none use`, a line of the
- * ip batch: no datagram is sent by the script, no process started per RIP). Only a RIP without a
- * complete entry gets that line: on a permanent entry it would clear the entry. Leaves the RIPs
- * to judge in `$lvsdr_todo` and the batch's lines in `$lvsdr_probe`.
+ * The live half of the same-broadcast-domain check, for the RIPs a director is about to register
+ * that had no resolved neighbour entry when it was observed: asks the kernel itself to resolve
+ * them (`ip neigh replace ... nud none use` in one `ip -batch`: no datagram sent by the script,
+ * no process started per RIP), waits for the answers (every 0.1 s, at most 2 s), and prints a
+ * verdict for every RIP in one write. An entry resolved in the meantime is not asked again: on a
+ * permanent entry that line would clear it.
  */
-function arpProbeStart(iface: string, targets: string[], options: { servedIn: boolean }): string[] {
+export function renderArpProbeScript(iface: string, targets: string[]): string {
   // A validated name needs no quotes, which lets it also stand inside the batch lines below.
   const dev = quote(assertInterface(iface));
   const list = targets.map((t) => assertAddress(t)).join(" ");
   const v6 = targets.some((t) => t.includes(":"));
   return [
+    "set -u",
+    PATH,
+    `echo '${marker} probe 1'`,
     // Resolved neighbours on the interface, as " a b c ": IPv4 from /proc/net/arp (flags 0x2 =
     // complete, 0x6 = permanent) with builtins; IPv6 from `ip -6 neigh`, only when there are IPv6 RIPs.
     "lvsdr_neighbours() {",
@@ -243,59 +239,24 @@ function arpProbeStart(iface: string, targets: string[], options: { servedIn: bo
     `  while read -r a _ f _ _ d; do case "$f $d" in '0x2 '${dev} | '0x6 '${dev}) lvsdr_ok="$lvsdr_ok$a " ;; esac; done < /proc/net/arp`,
     ...(v6 ? [`  lvsdr_ok="$lvsdr_ok$(ip -6 neigh show dev ${dev} 2>/dev/null | while read -r a l _; do [ "$l" = lladdr ] && printf '%s ' "$a"; done) "`] : []),
     "}",
-    ...(options.servedIn
-      ? [
-          // Searched in the rules form only (the thresholds listing after it would double the
-          // text each RIP is looked for in).
-          "lvsdr_todo= lvsdr_probe= lvsdr_rules=${lvsdr_ipvs%%IP Virtual Server version*}",
-          `for t in ${list}; do case "$lvsdr_rules" in *" -r $t:"* | *" -r [$t]:"*) ;; *) lvsdr_todo="$lvsdr_todo $t" ;; esac; done`,
-        ]
-      : [`lvsdr_todo=' ${list}' lvsdr_probe=`]),
-    'if [ -n "$lvsdr_todo" ]; then',
-    "  lvsdr_neighbours",
+    "lvsdr_neighbours",
     // A newline inside the quotes: one batch line per RIP.
-    `  for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_probe="$lvsdr_probe\nneigh replace $t dev ${dev} nud none use" ;; esac; done`,
-    "fi",
-  ];
-}
-
-/**
- * Waits for the answers (every 0.1 s, at most 2 s), and prints a verdict for every RIP in
- * `$lvsdr_todo`, in one write. When none was probed, every one had a resolved entry at the first
- * read: that read is the verdict, and the table (a line per neighbour) is not read again.
- */
-function arpProbeFinish(): string[] {
-  return [
-    'if [ -n "$lvsdr_todo" ]; then',
-    '  if [ -n "$lvsdr_probe" ]; then',
-    "    for lvsdr_try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do",
-    "      lvsdr_neighbours",
-    "      lvsdr_pending=",
-    '      for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_pending=1 ;; esac; done',
-    '      [ -z "$lvsdr_pending" ] && break',
-    "      sleep 0.1 2>/dev/null || sleep 1",
-    "    done",
-    "  fi",
-    "  lvsdr_out=",
-    `  for t in $lvsdr_todo; do case "$lvsdr_ok" in *" $t "*) lvsdr_out="$lvsdr_out${marker} arp $t ok\n" ;; *) lvsdr_out="$lvsdr_out${marker} arp $t fail\n" ;; esac; done`,
-    `  printf '%s' "$lvsdr_out"`,
-    "fi",
-  ];
-}
-
-/** The ARP probes on their own, for a director already observed: every RIP is judged. */
-export function renderArpProbeScript(iface: string, targets: string[]): string {
-  return [
-    "set -u",
-    PATH,
-    `echo '${marker} probe 1'`,
-    ...arpProbeStart(iface, targets, { servedIn: false }),
+    `lvsdr_probe=; for t in ${list}; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_probe="$lvsdr_probe\nneigh replace $t dev ${dev} nud none use" ;; esac; done`,
     'if [ -n "$lvsdr_probe" ]; then',
-    "ip -force -batch - >/dev/null 2>&1 <<LVSDR_IP || :",
+    "  ip -force -batch - >/dev/null 2>&1 <<LVSDR_IP || :",
     "$lvsdr_probe",
     "LVSDR_IP",
+    "  for lvsdr_try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do",
+    "    lvsdr_neighbours",
+    "    lvsdr_pending=",
+    `    for t in ${list}; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_pending=1 ;; esac; done`,
+    '    [ -z "$lvsdr_pending" ] && break',
+    "    sleep 0.1 2>/dev/null || sleep 1",
+    "  done",
     "fi",
-    ...arpProbeFinish(),
+    "lvsdr_out=",
+    `for t in ${list}; do case "$lvsdr_ok" in *" $t "*) lvsdr_out="$lvsdr_out${marker} arp $t ok\n" ;; *) lvsdr_out="$lvsdr_out${marker} arp $t fail\n" ;; esac; done`,
+    `printf '%s' "$lvsdr_out"`,
     `echo '${marker} end'`,
   ].join("\n") + "\n";
 }

@@ -33,6 +33,7 @@ export function blankHost(host: string, options: { role: "director" | "real-serv
     files: {},
     ownership: null,
     routes: [],
+    neighbours: [],
     arpReplies: {},
   };
 }
