@@ -125,7 +125,9 @@ describeLab("host operations on real hosts", (lab) => {
     } finally {
       await session.close();
     }
-    // Before an apply the same probes ride on the director's observe round trip; a drift check sends nothing.
+    // Before an apply: the director's observation lists its neighbour table, and the RIPs with no
+    // resolved entry there (after the flush, all three) are probed in one more round trip. A drift
+    // check sends nothing.
     await labExec("director", "ip neigh flush dev eth0");
     const { observed, problems } = await withRun(labCluster(), (run) => run.plan());
     expect(observed.get("director")!.arpReplies).toEqual({ "198.51.100.10": true, "198.51.100.11": true, "198.51.100.12": true });
