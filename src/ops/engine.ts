@@ -9,7 +9,8 @@ import type { DesiredHostState, ObservedHostState } from "../model/host-state";
 import type { HostWavePlan, Wave } from "../model/steps";
 import { describeStep } from "../render/describe";
 import { holdAnswers, marker, renderApplyScript, travelsInline } from "../render/scripts";
-import { planCluster, planClusterHost, type ClusterPlan } from "../plan/cluster-plan";
+import { clusterPlanOf, planCluster, planClusterHost, type ClusterPlan } from "../plan/cluster-plan";
+import type { HostPlan } from "../plan/host-plan";
 import type { HostDrift } from "../plan/drift";
 import { preflightHost, ripsToJudge, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool, type Settled } from "../transport/pool";
@@ -156,11 +157,17 @@ export class ClusterRun {
   async plan(options: { destroy?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[]; timings: Record<string, number> }> {
     const destroy = options.destroy ?? false;
     const started = Date.now();
-    // A host with nothing to do needs no session after its observation.
-    const idle = (host: DesiredHostState, seen: ObservedHostState) => planClusterHost(host, seen, { destroy }).waves.length === 0;
+    // Each host is planned as soon as it is observed (its plan depends on its own observation
+    // only); a host with nothing to do needs no session after that.
+    const hostPlans = new Map<string, HostPlan>();
+    const idle = (host: DesiredHostState, seen: ObservedHostState) => {
+      const planned = planClusterHost(host, seen, { destroy });
+      hostPlans.set(host.host, planned);
+      return planned.waves.length === 0;
+    };
     const observed = await this.observe({ preflight: !destroy, release: idle });
     const observedAt = Date.now();
-    const plan = planCluster(this.desired, observed, { destroy });
+    const plan = clusterPlanOf(this.desired, this.desired.hosts.map((h) => hostPlans.get(h.host)!));
     const timings: Record<string, number> = { observe: observedAt - started };
     if (!destroy) await this.judgeNewRealServers(plan, observed);
     timings.plan = Date.now() - observedAt;

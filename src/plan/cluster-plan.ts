@@ -30,11 +30,18 @@ export function planClusterHost(host: DesiredHostState, seen: ObservedHostState,
 }
 
 export function planCluster(desired: DesiredClusterState, observed: ReadonlyMap<string, ObservedHostState>, options: PlanOptions = {}): ClusterPlan {
-  const hosts = desired.hosts.map((host) => {
-    const seen = observed.get(host.host);
-    if (!seen) throw new Error(`no observation of host ${host.host}`);
-    return planClusterHost(host, seen, options);
-  });
+  return clusterPlanOf(
+    desired,
+    desired.hosts.map((host) => {
+      const seen = observed.get(host.host);
+      if (!seen) throw new Error(`no observation of host ${host.host}`);
+      return planClusterHost(host, seen, options);
+    }),
+  );
+}
+
+/** The cluster plan from its hosts' plans (`planClusterHost`, one per host, in the spec's order). */
+export function clusterPlanOf(desired: DesiredClusterState, hosts: HostPlan[]): ClusterPlan {
   const waves = waveOrder.map((wave) => ({
     wave,
     hosts: hosts.flatMap((h) => h.waves.filter((w) => w.wave === wave)),
