@@ -204,7 +204,8 @@ export function renderObserveScript(req: ObserveRequest): string {
   const globs = ["arp_ignore", "arp_announce", "rp_filter"];
   const keyPaths = req.sysctlKeys.map((key) => ({ key: assertSysctlKey(key), path: quote(`/proc/sys/${key}`) }));
   // A key the globs read already is not read twice.
-  const extraPaths = keyPaths.filter((k) => !/^net\/ipv4\/conf\/[^/]+\/(arp_ignore|arp_announce|rp_filter)$/.test(k.key));
+  const globbed = new RegExp(`^net/ipv4/conf/[^/]+/(${globs.join("|")})$`);
+  const extraPaths = keyPaths.filter((k) => !globbed.test(k.key));
   lines.push(
     ...(keyPaths.length ? [`lvsdr_out="$lvsdr_out${marker} section sysctl-absent\n"`] : []),
     ...keyPaths.map((k) => `[ -e ${k.path} ] || lvsdr_out="\${lvsdr_out}${k.key}\n"`),
