@@ -4,7 +4,9 @@ import { LAB_ADDRESSES } from "../lab";
 import { parseCluster } from "../src/config/load";
 import type { Cluster, ClusterInput } from "../src/config/schema";
 import type { DesiredClusterState, HostTarget } from "../src/model/desired";
+import { hostPaths } from "../src/model/paths";
 import { ClusterRun } from "../src/ops/engine";
+import { observedFiles } from "../src/ops/observe";
 import { runOnHosts } from "../src/transport/pool";
 import { SshTransport, type SshSession } from "../src/transport/ssh";
 import type { ScriptResult } from "../src/transport/types";
@@ -82,7 +84,9 @@ export async function floor(targets: HostTarget[], concurrency: number): Promise
  * exist) and prints what they print: no markers, no file tests, no parsing.
  */
 export async function leastObservation(targets: HostTarget[], concurrency: number): Promise<void> {
-  const read = "LC_ALL=C grep -z -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /var/lib/lvs-dr/ownership.json || :\n";
+  // The files the tool observes, but for the unit's link, which it does not read either.
+  const files = observedFiles.filter((f) => f !== hostPaths.systemdUnitLink).join(" ");
+  const read = `LC_ALL=C grep -z -s '' /dev/null /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter ${files} || :\n`;
   const ipvs = "ipvsadm -R <<'E'\n-S -n\n-L -n --exact --thresholds\nE\n";
   await oneSessionPerHost("least observation", targets, concurrency, (session, t) =>
     session.runScript(`ip -j addr show\n${t.role === "director" ? ipvs : ""}${read}`, { killOnHost: false }),
