@@ -81,8 +81,13 @@ function hostDeadline(seconds: number): string {
   return [
     "lvsdr_main=$$",
     "(",
-    `  trap 'kill "$lvsdr_sleep" 2>/dev/null; exit 0' TERM`,
+    // Stopped (TERM) as soon as the script ends, which can be before the sleep's pid is known:
+    // the trap then only notes it. The sleep gets KILL: a TERM that reaches it between fork and
+    // exec is caught by the shell's handler and lost, leaving the sleep behind.
+    "  lvsdr_sleep= lvsdr_stop=",
+    `  trap 'if [ -n "$lvsdr_sleep" ]; then kill -s KILL "$lvsdr_sleep" 2>/dev/null; exit 0; fi; lvsdr_stop=1' TERM`,
     `  sleep ${assertUint(seconds)} & lvsdr_sleep=$!`,
+    '  if [ -n "$lvsdr_stop" ]; then kill -s KILL "$lvsdr_sleep" 2>/dev/null; exit 0; fi',
     '  wait "$lvsdr_sleep" || exit 0',
     // This watchdog's own pid (a builtin's redirection is opened by the shell itself), so that
     // it kills every other process of the tree before it ends.
