@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Takes the lab down: stops the processes the lab started (recorded PIDs, then whatever still runs
-# inside the lab's own lvslab-* namespaces, by PID), deletes the namespaces, the runner link and route,
-# and the per-run state. Leaves the lab key and .cache/lab alone.
+# inside the lab's own lvslab-* namespaces, by PID: every qemu runs inside lvslab-net), deletes the
+# namespaces, the runner link and its routes, and the per-run state (the VMs' overlay disks with it).
+# Leaves the lab key and .cache/lab alone.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LAB_CMD=lab:down lab_require_root
@@ -40,8 +41,9 @@ if ((${#pids[@]})); then
   done
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true; done
 fi
-ip link del "$LAB_ROOT_LINK" 2>/dev/null || true   # also removes the segment-B route
+ip link del "$LAB_ROOT_LINK" 2>/dev/null || true   # also removes the runner's /32 routes
 for ns in $(lab_namespaces); do ip netns del "$ns"; done
 rm -rf "$LAB_STATE/hosts" "$LAB_STATE/pids" "$LAB_STATE/hosts.json" "$LAB_STATE/known_hosts" \
-  "$LAB_STATE/hosts.list" "$LAB_STATE/state.env" "$LAB_STATE/pid-starttimes"
+  "$LAB_STATE/hosts.list" "$LAB_STATE/state.env" "$LAB_STATE/pid-starttimes" "$LAB_STATE/vms.list" \
+  "$LAB_STATE/runner-routes.batch"
 lab_log "down"

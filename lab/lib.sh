@@ -16,6 +16,11 @@ SEG_B_NET="203.0.113";  SEG_B_CIDR="203.0.113.0/24"
 ROUTER_A_IP="$SEG_A_NET.1"; ROUTER_B_IP="$SEG_B_NET.1"
 DIRECTOR_IP="$SEG_A_NET.2"
 DIRECTOR_MAC="52:54:00:c6:33:02"
+DIRECTOR2_IP="$SEG_A_NET.220"        # LAB_DIRECTORS=2
+DIRECTOR2_MAC="52:54:00:c6:33:dc"
+RSVM1_IP="$SEG_A_NET.230"            # the real server that boots systemd (a VM)
+RSVM1_MAC="52:54:00:c6:33:e6"
+MAX_DIRECTORS=2
 VIP="$SEG_A_NET.5"
 CLIENT_IP="$SEG_A_NET.240"
 RUNNER_IP="$SEG_A_NET.254"
@@ -24,13 +29,31 @@ SUDO_HOST="rs3"; SUDO_USER_NAME="lvsops"
 MAX_REAL_SERVERS=200
 
 # Packages the lab needs on the machine (Debian 12).
-LAB_PACKAGES=(qemu-system-x86 ipvsadm openssh-server openssh-client busybox-static arping kmod cpio
-  iputils-ping curl iproute2 util-linux procps sudo bash gzip)
+LAB_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs ipvsadm openssh-server openssh-client busybox-static
+  arping kmod cpio iputils-ping curl iproute2 util-linux procps sudo bash gzip)
+
+# Packages of the VMs' Debian 12 image (lab/vm/build-image.sh): what a real director has, plus
+# busybox for a real server's HTTP service.
+VM_PACKAGES=(systemd-sysv udev ifupdown openssh-server iproute2 ipvsadm keepalived kmod util-linux procps arping busybox)
 
 lab_die() { echo "lab: $*" >&2; exit 1; }
 lab_log() { echo "lab: $*" >&2; }
 
 lab_kernel_version() { cat "$LAB_CACHE/kernel/VERSION" 2>/dev/null; }
+
+# The lab's VMs for LAB_DIRECTORS=N: "name ip mac role" lines, directors first.
+lab_vms() {
+  local n=${1:-1}
+  echo "director $DIRECTOR_IP $DIRECTOR_MAC director"
+  ((n < 2)) || echo "director2 $DIRECTOR2_IP $DIRECTOR2_MAC director"
+  echo "rsvm1 $RSVM1_IP $RSVM1_MAC real-server"
+}
+lab_directors_arg() { # validates LAB_DIRECTORS, prints it
+  local n=${LAB_DIRECTORS:-1}
+  [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 && "$n" -le $MAX_DIRECTORS ]] \
+    || lab_die "LAB_DIRECTORS must be 1 or 2 (got '$n'): the lab has room for two directors on segment A"
+  echo "$n"
+}
 
 # A locally administered MAC per segment-A/B address: 02:00:<4 octets of the IP in hex>.
 lab_mac_for_ip() {

@@ -2,8 +2,8 @@
 # Installs and builds everything the lab needs, idempotently, cached under .cache/lab/:
 #   - Debian packages (apt-get update only when something is missing)
 #   - the Debian cloud kernel (has IPVS) extracted from its .deb, with modules.dep
-#   - the director's initramfs: busybox-static + IPVS modules + real ipvsadm, iproute2 ip, sshd, kmod, flock
-# Usage: lab/prereqs.sh [--force]   (--force rebuilds the initramfs)
+#   - the VMs' Debian 12 image with systemd (lab/vm/build-image.sh)
+# Usage: lab/prereqs.sh [--force]   (--force rebuilds the VM image)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -56,99 +56,6 @@ if [[ ! -s "$KDIR/VERSION" || ! -f "$KDIR/root/boot/vmlinuz-$(cat "$KDIR/VERSION
 fi
 KVER=$(cat "$KDIR/VERSION")
 
-# ---- director initramfs --------------------------------------------------------------------------
-INITRD="$LAB_CACHE/director-initramfs.cpio.gz"
-STAMP_INPUTS="$(cat "$LAB_DIR/prereqs.sh" "$LAB_DIR/director/init" | sha256sum | cut -c1-16)-$KVER"
-if [[ $FORCE -eq 0 && -s "$INITRD" && "$(cat "$INITRD.stamp" 2>/dev/null)" == "$STAMP_INPUTS" ]]; then
-  exit 0
-fi
-lab_log "building the director initramfs"
-R="$LAB_CACHE/initramfs-root"
-rm -rf "$R"; mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,usr/lib/openssh,etc/ssh,root,proc,sys,dev,run,tmp,var/lib,var/log,lib64,lib/x86_64-linux-gnu}
-ln -s /run "$R/var/run"
-# busybox provides the small tools; real binaries below replace some of its applets.
-cp /bin/busybox "$R/bin/busybox"
-for a in $(/bin/busybox --list); do
-  [[ "$a" == busybox ]] && continue
-  ln -sf /bin/busybox "$R/bin/$a"
-done
-
-copy_bin() { # copy a binary and every library ldd names, keeping paths
-  local src=$1 dst=${2:-$1} lib
-  mkdir -p "$R$(dirname "$dst")"
-  rm -f "$R$dst"; cp -L "$src" "$R$dst"
-  for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*' | sort -u); do
-    [[ -e "$R$lib" ]] && continue
-    mkdir -p "$R$(dirname "$lib")"; cp -L "$lib" "$R$lib"
-  done
-}
-copy_bin /bin/bash /bin/bash
-copy_bin /usr/bin/ip /bin/ip                 # iproute2, with -j (JSON)
-copy_bin /usr/bin/ip /sbin/ip
-copy_bin /usr/sbin/ipvsadm /sbin/ipvsadm
-cp /usr/sbin/ipvsadm-save "$R/sbin/ipvsadm-save"; cp /usr/sbin/ipvsadm-restore "$R/sbin/ipvsadm-restore"
-copy_bin /usr/sbin/sshd /usr/sbin/sshd
-copy_bin /usr/lib/openssh/sftp-server /usr/lib/openssh/sftp-server
-copy_bin /usr/bin/kmod /bin/kmod
-for t in modprobe insmod rmmod lsmod depmod modinfo; do ln -sf /bin/kmod "$R/sbin/$t"; rm -f "$R/bin/$t"; done
-copy_bin /usr/bin/flock /bin/flock
-copy_bin /usr/sbin/arping /usr/sbin/arping; rm -f "$R/bin/arping"   # iputils arping, not busybox's
-copy_bin /usr/sbin/sysctl /sbin/sysctl; rm -f "$R/bin/sysctl"
-for t in sbin/ip sbin/ipvsadm sbin/ipvsadm-save sbin/ipvsadm-restore sbin/sysctl sbin/modprobe bin/flock; do
-  ln -sf "/$t" "$R/usr/$t"
-done
-ln -sf /bin/bash "$R/usr/bin/bash"
-# Debian's busybox-static runs its own applets first inside busybox sh (so `ip` would be busybox's
-# ip, without -j): make /bin/sh bash, so every command name resolves through PATH to the real binary.
-ln -sf bash "$R/bin/sh"
-ln -sf /bin/sh "$R/usr/bin/sh"
-
-# modules: NIC + every IPVS scheduler and their dependencies
-MODS="virtio_pci virtio_net ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh nf_conntrack dummy"
-KR="$KDIR/root/lib/modules/$KVER"
-for m in $MODS; do
-  modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
-done | sort -u | while read -r ko; do
-  rel="${ko#"$KR"/}"
-  mkdir -p "$R/lib/modules/$KVER/$(dirname "$rel")"
-  cp "$ko" "$R/lib/modules/$KVER/$rel"
-done
-cp "$KR"/modules.order "$KR"/modules.builtin* "$R/lib/modules/$KVER/" 2>/dev/null || true
-depmod -b "$R" "$KVER"
-
-# users: root (key only) and the privilege-separation user
-cat > "$R/etc/passwd" <<'P'
-root:x:0:0:root:/root:/bin/sh
-sshd:x:100:65534:sshd privsep:/run/sshd:/usr/sbin/nologin
-nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
-P
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
-printf 'root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n' > "$R/etc/shadow"
-chmod 600 "$R/etc/shadow"
-printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n' > "$R/etc/nsswitch.conf"
-printf '127.0.0.1 localhost\n%s director\n' "$DIRECTOR_IP" > "$R/etc/hosts"
-echo director > "$R/etc/hostname"
-cat > "$R/etc/ssh/sshd_config" <<'S'
-Port 22
-ListenAddress 0.0.0.0
-HostKey /etc/ssh/ssh_host_ed25519_key
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-AuthorizedKeysFile /etc/ssh/authorized_keys/%u
-PidFile /run/sshd.pid
-UseDNS no
-MaxStartups 100:30:200
-MaxSessions 100
-Subsystem sftp /usr/lib/openssh/sftp-server
-SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-S
-mkdir -p "$R/etc/sysctl.d" "$R/etc/systemd/system" "$R/etc/modules-load.d"
-install -m 0755 "$LAB_DIR/director/init" "$R/init"
-(cd "$R" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$INITRD.tmp"
-mv "$INITRD.tmp" "$INITRD"
-echo "$STAMP_INPUTS" > "$INITRD.stamp"
-lab_log "initramfs ready: $INITRD ($(du -h "$INITRD" | cut -f1))"
+# ---- the VMs' Debian image (directors and rsvm1) ------------------------------------------------
+FORCE_ARG=(); ((FORCE)) && FORCE_ARG=(--force)
+"$LAB_DIR/vm/build-image.sh" "${FORCE_ARG[@]}"

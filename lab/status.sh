@@ -13,8 +13,13 @@ source "$LAB_STATE/state.env"
 bad=0
 alive() { local f=$1; [[ -s "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null; }
 tcp() { timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
-if alive "$LAB_STATE/pids/director.qemu.pid" && tcp "$DIRECTOR_IP" 22; then st=ok; else st=FAIL; bad=1; fi
-say "$(printf '%-10s %-12s %-15s %s' director director "$DIRECTOR_IP" "$st (qemu pid $(cat "$LAB_STATE/pids/director.qemu.pid" 2>/dev/null))")"
+while read -r name ip _ role; do
+  st=ok
+  alive "$LAB_STATE/pids/$name.qemu.pid" || st="FAIL(qemu dead)"
+  [[ "$st" != ok ]] || tcp "$ip" 22 || st="FAIL(no tcp/22)"
+  [[ "$st" == ok ]] || bad=1
+  say "$(printf '%-10s %-12s %-15s %s' "$name" "$role" "$ip" "$st (VM, qemu pid $(cat "$LAB_STATE/pids/$name.qemu.pid" 2>/dev/null))")"
+done < "$LAB_STATE/vms.list"
 while read -r name role ip _; do
   st=ok
   alive "$LAB_STATE/pids/$name.sshd.pid" || st="FAIL(sshd dead)"
@@ -23,5 +28,5 @@ while read -r name role ip _; do
   [[ "$st" == ok ]] || bad=1
   say "$(printf '%-10s %-12s %-15s %s' "$name" "$role" "$ip" "$st")"
 done < "$LAB_STATE/hosts.list"
-say "lab: $( ((bad)) && echo DEGRADED || echo up) ($REAL_SERVERS real servers, up in ${UP_SECONDS}s at $UP_AT); hosts: $LAB_STATE/hosts.json"
+say "lab: $( ((bad)) && echo DEGRADED || echo up) ($DIRECTORS director(s), $REAL_SERVERS real servers, up in ${UP_SECONDS}s at $UP_AT); hosts: $LAB_STATE/hosts.json"
 exit $bad

@@ -7,26 +7,23 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N="${LAB_REAL_SERVERS:-3}"
 [[ "$N" =~ ^[0-9]+$ && "$N" -ge 1 && "$N" -le $MAX_REAL_SERVERS ]] || lab_die "LAB_REAL_SERVERS must be 1..$MAX_REAL_SERVERS (got '$N')"
 ((N >= 3)) || lab_die "LAB_REAL_SERVERS must be at least 3 (rs3 carries the sudo user)"
+NDIR=$(lab_directors_arg)
 lab_require_root
 lab_require_tun
 lab_require_qemu
-KVER=$(lab_kernel_version)
-BASE_INITRD="$LAB_CACHE/director-initramfs.cpio.gz"
-[[ -n "$KVER" && -s "$BASE_INITRD" ]] || lab_die "prerequisites missing: run 'sudo npm run lab:prereqs' first"
-KERNEL="$LAB_CACHE/kernel/root/boot/vmlinuz-$KVER"
+VM="$LAB_CACHE/vm"
+[[ -s "$VM/STAMP" && -s "$VM/root.raw" && -s "$VM/initramfs.gz" && -s "$VM/vmlinuz" ]] \
+  || lab_die "the VM image is missing: run 'sudo npm run lab:prereqs' first (or 'npm run lab:up' through the TypeScript API, which does)"
 
-case "$LAB_STATE/" in
-  /tmp/* | /run/* | /etc/* | /var/lib/* | /root/*)
-    lab_die "the lab state directory $LAB_STATE must not be under /tmp, /run, /etc, /var/lib or /root (each host gets a private view of those)" ;;
-esac
 mkdir -p "$LAB_STATE"
 exec 9>"$LAB_STATE/.lock"
 flock -w 120 9 || lab_die "another lab:up/down is running"
 
 # ---- idempotence ----------------------------------------------------------------------------------
 if [[ -f "$LAB_STATE/state.env" ]]; then
-  if [[ "$(grep -c "^REAL_SERVERS=$N\$" "$LAB_STATE/state.env")" == 1 ]] && LAB_QUIET=1 "$LAB_DIR/status.sh" >/dev/null 2>&1; then
-    lab_log "already up ($N real servers); nothing to do"
+  if grep -qx "REAL_SERVERS=$N" "$LAB_STATE/state.env" && grep -qx "DIRECTORS=$NDIR" "$LAB_STATE/state.env" \
+    && grep -qx "IMAGE=$(cat "$VM/STAMP")" "$LAB_STATE/state.env" && LAB_QUIET=1 "$LAB_DIR/status.sh" >/dev/null 2>&1; then
+    lab_log "already up ($NDIR director(s), $N real servers); nothing to do"
     exit 0
   fi
   lab_log "a previous lab is present but differs or is degraded: taking it down first"
@@ -45,37 +42,64 @@ if [[ ! -f "$KEY" ]]; then
 fi
 chmod 600 "$KEY"
 LABPUB=$(cat "$KEY.pub")
+lab_vms "$NDIR" > "$LAB_STATE/vms.list"
 
 # ---- segment bridges, router, runner link --------------------------------------------------------
 ip netns add "$LAB_NET_NS"
 ip -n "$LAB_NET_NS" link set lo up
 ip -n "$LAB_NET_NS" link add br0 type bridge
 ip -n "$LAB_NET_NS" link add br1 type bridge
+# VRRP and IPv6 neighbour discovery are multicast: the bridge floods it instead of snooping.
+ip -n "$LAB_NET_NS" link set br0 type bridge mcast_snooping 0
 ip -n "$LAB_NET_NS" link set br0 up
 ip -n "$LAB_NET_NS" link set br1 up
 
-# ---- director VM (boots while the namespaces are made) ------------------------------------------
-D="$LAB_STATE/hosts/director"
-mkdir -p "$D/extra/etc/ssh/authorized_keys"
-ssh-keygen -q -t ed25519 -N '' -C "director@lvslab" -f "$D/ssh_host_ed25519_key"
-cp "$D/ssh_host_ed25519_key" "$D/ssh_host_ed25519_key.pub" "$D/extra/etc/ssh/"
-echo "$LABPUB" > "$D/extra/etc/ssh/authorized_keys/root"
-printf 'LAB_HOSTNAME=director\nLAB_DIP=%s\nLAB_GW=%s\n' "$DIRECTOR_IP" "$ROUTER_A_IP" > "$D/extra/etc/lab.env"
-(cd "$D/extra" && find . -print0 | cpio --null -o -H newc --quiet -R 0:0 | gzip -1) > "$D/extra.cpio.gz"
-cat "$BASE_INITRD" "$D/extra.cpio.gz" > "$D/initrd.cpio.gz"
-rm -rf "$D/extra"
-ip -n "$LAB_NET_NS" tuntap add dev tap0 mode tap
-ip -n "$LAB_NET_NS" link set tap0 master br0 up
-: > "$D/serial.log"
-ip netns exec "$LAB_NET_NS" qemu-system-x86_64 -name lvslab-director -accel tcg -cpu "${LAB_QEMU_CPU:-max}" -smp 1 -m 512 \
-  -nodefaults -no-user-config -display none -no-reboot \
-  -kernel "$KERNEL" -initrd "$D/initrd.cpio.gz" \
-  -append "console=ttyS0 panic=-1 loglevel=4 quiet" \
-  -serial "file:$D/serial.log" \
-  -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
-  -device "virtio-net-pci,netdev=n0,mac=$DIRECTOR_MAC,romfile=" \
-  -daemonize -pidfile "$LAB_STATE/pids/director.qemu.pid" 9>&- \
-  || lab_die "qemu failed to start (see $D/serial.log)"
+# ---- the VMs: Debian 12 with systemd (boot while the namespaces are made) ------------------------
+# Each boots from its own copy-on-write overlay of the cached image (every lab:up starts clean; a
+# reboot inside one lab:up keeps what the tool wrote) and gets its identity from a cpio appended to
+# the initramfs: hostname, machine id, host key, the lab key, its address.
+start_vm() { # name ip mac role
+  local name=$1 ip=$2 mac=$3 role=$4 D="$LAB_STATE/hosts/$1" I
+  I="$D/identity/lab/root"
+  mkdir -p "$I/etc/ssh" "$I/root/.ssh" "$I/etc/network"
+  ssh-keygen -q -t ed25519 -N '' -C "$name@lvslab" -f "$D/ssh_host_ed25519_key"
+  cp "$D/ssh_host_ed25519_key" "$D/ssh_host_ed25519_key.pub" "$I/etc/ssh/"
+  echo "$LABPUB" > "$I/root/.ssh/authorized_keys"
+  chmod 700 "$I/root/.ssh" "$I/root"; chmod 600 "$I/root/.ssh/authorized_keys"
+  echo "$name" > "$I/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n%s\t%s\n' "$ip" "$name" > "$I/etc/hosts"
+  od -An -tx1 -N16 /dev/urandom | tr -d ' \n' > "$I/etc/machine-id"; echo >> "$I/etc/machine-id"
+  printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n  address %s/24\n  gateway %s\n' \
+    "$ip" "$ROUTER_A_IP" > "$I/etc/network/interfaces"
+  if [[ "$role" == real-server ]]; then
+    mkdir -p "$I/var/www/lvslab" "$I/etc/systemd/system/multi-user.target.wants"
+    echo "$name" > "$I/var/www/lvslab/index.html"
+    ln -s /etc/systemd/system/lvslab-httpd.service "$I/etc/systemd/system/multi-user.target.wants/lvslab-httpd.service"
+  fi
+  (cd "$D/identity" && find . -print0 | cpio --null -o -H newc --quiet -R 0:0 | gzip -1) > "$D/identity.cpio.gz"
+  cat "$VM/initramfs.gz" "$D/identity.cpio.gz" > "$D/initrd.gz"
+  rm -rf "$D/identity"
+  qemu-img create -q -f qcow2 -b "$VM/root.raw" -F raw "$D/disk.qcow2"
+  ip -n "$LAB_NET_NS" tuntap add dev "t-$name" mode tap
+  ip -n "$LAB_NET_NS" link set "t-$name" master br0 up
+  : > "$D/serial.log"
+  # No -no-reboot: a `reboot` in the guest restarts it, as on a real host; QMP gives a hard reset.
+  ip netns exec "$LAB_NET_NS" qemu-system-x86_64 -name "lvslab-$name" -accel tcg -cpu "${LAB_QEMU_CPU:-max}" -smp 1 -m 512 \
+    -nodefaults -no-user-config -display none \
+    -kernel "$VM/vmlinuz" -initrd "$D/initrd.gz" \
+    -append "console=ttyS0 root=/dev/vda net.ifnames=0 panic=-1 quiet loglevel=3 systemd.show_status=0 mitigations=off" \
+    -drive "file=$D/disk.qcow2,if=virtio,cache=unsafe,discard=unmap" \
+    -serial "file:$D/serial.log" \
+    -netdev "tap,id=n0,ifname=t-$name,script=no,downscript=no" \
+    -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=" \
+    -qmp "unix:$D/qmp.sock,server=on,wait=off" \
+    -daemonize -pidfile "$LAB_STATE/pids/$name.qemu.pid" 9>&- \
+    || lab_die "qemu failed to start $name (see $D/serial.log)"
+}
+while read -r name ip mac role; do
+  mkdir -p "$LAB_STATE/hosts/$name"
+  start_vm "$name" "$ip" "$mac" "$role"
+done < "$LAB_STATE/vms.list"
 
 # ---- namespace hosts -----------------------------------------------------------------------------
 # name role ip prefix gateway bridge
@@ -98,14 +122,14 @@ setup_host() { # name role ip prefix gw bridge
   cat > "$S/sshd_config" <<CFG
 Port 22
 ListenAddress 0.0.0.0
-HostKey $S/ssh_host_ed25519_key
+HostKey /run/lvslab/ssh_host_ed25519_key
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-AuthorizedKeysFile $S/authorized_keys/%u
+AuthorizedKeysFile /run/lvslab/authorized_keys/%u
 PidFile /run/sshd.pid
 UseDNS no
 MaxStartups 100:30:200
@@ -133,16 +157,25 @@ CFG
 export -f setup_host lab_mac_for_ip
 export LAB_STATE LAB_PREFIX LAB_NET_NS LAB_DIR LABPUB SUDO_HOST SUDO_USER_NAME ROUTER_B_IP
 
-# runner's way in (root namespace): .254 on segment A, and segment B via the router
+# The runner's way in (root namespace): .254 on segment A as a /32, and a /32 route to each host the
+# lab made, nothing wider: the machine may reach real services through addresses in these ranges.
 ip link add "$LAB_ROOT_LINK" address "$(lab_mac_for_ip "$RUNNER_IP")" type veth peer name runner netns "$LAB_NET_NS"
 ip -n "$LAB_NET_NS" link set runner master br0 up
-ip addr add "$RUNNER_IP/24" dev "$LAB_ROOT_LINK"
+ip addr add "$RUNNER_IP/32" dev "$LAB_ROOT_LINK"
 ip link set "$LAB_ROOT_LINK" up
 
 # parallel: a few workers, each a stream of hosts
 JOBS=4
 printf '%s\n' "${HOSTS[@]}" | xargs -P "$JOBS" -L 1 bash -c 'setup_host "$@"' _ 9>&-
-ip route replace "$SEG_B_CIDR" via "$ROUTER_A_IP" dev "$LAB_ROOT_LINK"
+{
+  while read -r _ ip _; do echo "route replace $ip/32 dev $LAB_ROOT_LINK src $RUNNER_IP"; done < "$LAB_STATE/vms.list"
+  for h in "${HOSTS[@]}"; do
+    read -r name _ ip _ _ br <<<"$h"
+    if [[ "$br" == br0 ]]; then echo "route replace $ip/32 dev $LAB_ROOT_LINK src $RUNNER_IP"
+    else echo "route replace $ip/32 via $ROUTER_A_IP dev $LAB_ROOT_LINK src $RUNNER_IP"; fi
+  done
+} > "$LAB_STATE/runner-routes.batch"
+ip -batch "$LAB_STATE/runner-routes.batch"
 
 # ---- wait for every sshd -------------------------------------------------------------------------
 wait_tcp() { # ip port timeout-seconds
@@ -164,7 +197,9 @@ for h in "${HOSTS[@]}"; do
   read -r name _ ip _ <<<"$h"
   wait_tcp "$ip" 22 20 || lab_die "sshd on $name ($ip) is not answering (see $LAB_STATE/hosts/$name/host.log)"
 done
-wait_tcp "$DIRECTOR_IP" 22 90 || lab_die "director VM sshd not answering on $DIRECTOR_IP:22 (serial log: $D/serial.log)"
+while read -r name ip _; do
+  wait_tcp "$ip" 22 120 || lab_die "the $name VM's sshd is not answering on $ip:22 (serial log: $LAB_STATE/hosts/$name/serial.log)"
+done < "$LAB_STATE/vms.list"
 
 # remember when each recorded process started, so lab:down never kills a reused PID
 for f in "$LAB_STATE"/pids/*.pid; do
@@ -175,7 +210,7 @@ done > "$LAB_STATE/pid-starttimes"
 "$LAB_DIR/write-hosts.sh" "$N"
 
 # ---- prove every default host answers real SSH with the pinned key -------------------------------
-check=("$DIRECTOR_IP")
+check=(); while read -r _ ip _; do check+=("$ip"); done < "$LAB_STATE/vms.list"
 for h in "${HOSTS[@]}"; do read -r name _ ip _ <<<"$h"; [[ "$name" =~ ^rs[0-9]+$ && ${name#rs} -gt 3 ]] || check+=("$ip"); done
 for ip in "${check[@]}"; do
   ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$LAB_STATE/known_hosts" \
@@ -185,5 +220,5 @@ fail=0; for _j in "${check[@]}"; do wait -n || fail=1; done
 ((fail == 0)) || lab_die "SSH with the pinned key failed on at least one host"
 
 T1=$(date +%s.%N)
-printf 'REAL_SERVERS=%s\nUP_AT=%s\nUP_SECONDS=%s\n' "$N" "$(date -u +%FT%TZ)" "$(echo "$T1 - $T0" | bc 2>/dev/null || awk "BEGIN{print $T1-$T0}")" > "$LAB_STATE/state.env"
-lab_log "up: director + $N real servers + rsb1 + client + router; hosts in $LAB_STATE/hosts.json"
+printf 'REAL_SERVERS=%s\nDIRECTORS=%s\nIMAGE=%s\nUP_AT=%s\nUP_SECONDS=%s\n' "$N" "$NDIR" "$(cat "$VM/STAMP")" "$(date -u +%FT%TZ)" "$(echo "$T1 - $T0" | bc 2>/dev/null || awk "BEGIN{print $T1-$T0}")" > "$LAB_STATE/state.env"
+lab_log "up: $(awk '{printf "%s%s", (NR > 1 ? " + " : ""), $1}' "$LAB_STATE/vms.list") (VMs) + $N real servers + rsb1 + client + router; hosts in $LAB_STATE/hosts.json"

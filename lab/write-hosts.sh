@@ -25,7 +25,13 @@ host_json() { # name role ip prefix gw iface mac ns segment
 }
 
 entries+=("$(host_json router router "$ROUTER_A_IP" 24 - eth0 "$(lab_mac_for_ip "$ROUTER_A_IP")" "$LAB_PREFIX-router" A)")
-entries+=("$(host_json director director "$DIRECTOR_IP" 24 "$ROUTER_A_IP" eth0 "$DIRECTOR_MAC" - A)")
+vms=()
+while read -r name ip mac role; do
+  entries+=("$(host_json "$name" "$role" "$ip" 24 "$ROUTER_A_IP" eth0 "$mac" - A)")
+  d="$LAB_STATE/hosts/$name"
+  vms+=("$(printf '    "%s": {"role": "%s", "mac": "%s", "serialLogPath": "%s", "qmpSocket": "%s", "qemuPidFile": "%s", "diskPath": "%s"}' \
+    "$name" "$role" "$mac" "$d/serial.log" "$d/qmp.sock" "$LAB_STATE/pids/$name.qemu.pid" "$d/disk.qcow2")")
+done < "$LAB_STATE/vms.list"
 for ((i = 1; i <= N; i++)); do
   ip="$SEG_A_NET.$((9 + i))"
   entries+=("$(host_json "rs$i" real-server "$ip" 24 "$ROUTER_A_IP" eth0 "$(lab_mac_for_ip "$ip")" "$LAB_PREFIX-rs$i" A)")
@@ -37,9 +43,14 @@ entries+=("$(host_json client client "$CLIENT_IP" 24 "$ROUTER_A_IP" eth0 "$(lab_
   printf '{\n  "version": 1,\n  "createdAt": "%s",\n  "realServers": %s,\n' "$(date -u +%FT%TZ)" "$N"
   printf '  "privateKeyPath": "%s",\n  "publicKeyPath": "%s.pub",\n  "knownHostsPath": "%s",\n' "$KEY" "$KEY" "$KH"
   printf '  "vip": "%s",\n  "vipRange": {"first": "%s.3", "last": "%s.9"},\n' "$VIP" "$SEG_A_NET" "$SEG_A_NET"
-  printf '  "runner": {"address": "%s", "prefix": 24, "interface": "%s", "routes": ["%s via %s"]},\n' "$RUNNER_IP" "$LAB_ROOT_LINK" "$SEG_B_CIDR" "$ROUTER_A_IP"
+  printf '  "runner": {"address": "%s", "prefix": 32, "interface": "%s", "routes": [%s]},\n' "$RUNNER_IP" "$LAB_ROOT_LINK" \
+    "$(awk '{printf "%s\"%s\"", (NR > 1 ? ", " : ""), substr($0, 15)}' "$LAB_STATE/runner-routes.batch")"
   printf '  "director": {"serialLogPath": "%s", "kernelVersion": "%s", "mac": "%s", "qemuPidFile": "%s"},\n' \
     "$LAB_STATE/hosts/director/serial.log" "$(lab_kernel_version)" "$DIRECTOR_MAC" "$LAB_STATE/pids/director.qemu.pid"
+  printf '  "directors": %s,\n' "$(awk '$4 == "director"' "$LAB_STATE/vms.list" | wc -l)"
+  printf '  "vms": {\n'
+  (IFS=$'\n'; echo "${vms[*]}" | sed '$!s/$/,/')
+  printf '  },\n'
   printf '  "segments": [\n'
   printf '    {"name": "A", "cidr": "%s", "prefix": 24, "gateway": "%s", "bridge": "br0", "namespace": "%s"},\n' "$SEG_A_CIDR" "$ROUTER_A_IP" "$LAB_NET_NS"
   printf '    {"name": "B", "cidr": "%s", "prefix": 24, "gateway": "%s", "bridge": "br1", "namespace": "%s"}\n  ],\n' "$SEG_B_CIDR" "$ROUTER_B_IP" "$LAB_NET_NS"
