@@ -289,6 +289,23 @@ describe("scripts", () => {
     }
   });
 
+  it("flush to disk after changing a file the host restores at boot, and only then", () => {
+    const scripts = [...plan.waves, ...removal.waves].flatMap((w) => w.hosts).map((h) => ({ h, lines: renderApplyScript(h).split("\n") }));
+    let withFiles = 0;
+    for (const { h, lines } of scripts) {
+      const touchesFiles = h.steps.some((s) => s.op === "write-file" || s.op === "remove-file" || s.op === "record-ownership");
+      expect(lines.includes("sync")).toBe(touchesFiles);
+      if (!touchesFiles) continue;
+      withFiles++;
+      // after the last step, before the run reports done
+      const lastStep = lines.map((l, i) => (l.includes("@@lvsdr step") ? i : -1)).reduce((a, b) => Math.max(a, b), -1);
+      expect(lines.indexOf("sync")).toBeGreaterThan(lastStep);
+      expect(lines.indexOf("sync")).toBeLessThan(lines.findIndex((l) => l.includes("@@lvsdr done")));
+    }
+    expect(withFiles).toBeGreaterThan(0);
+    expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: null, expectedIpvsListing: null }).split("\n")).not.toContain("sync");
+  });
+
   it("refuse to apply when the IPVS table is not the one observed, by its text or by its fingerprint", () => {
     const dir = mkdtempSync(join(tmpdir(), "lvsdr-guard-"));
     try {

@@ -490,6 +490,9 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
     lines.push(`echo ${quote(`${marker} step ${i + 1}/${steps.length} ${describeStep(step)}`)}`, stepCommand(step));
     i++;
   }
+  // What a host restores at boot must be on disk before the run says done: a power cut or a hard
+  // reset seconds after an apply would otherwise boot without files the kernel had not written yet.
+  if (steps.some((s) => s.op === "write-file" || s.op === "remove-file" || s.op === "record-ownership")) lines.push("sync");
   for (const step of steps) {
     const announce = step.op === "add-address" ? announceCommand(step.address) : null;
     if (announce) lines.push(announce);
