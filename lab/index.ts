@@ -5,6 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 
 export type LabRole = "director" | "real-server" | "client" | "router";
@@ -36,7 +37,7 @@ export interface LabHost {
   prefix: number;
   gateway: string | null;
   mac: string;
-  /** network namespace of a namespace host; null for the director VM */
+  /** network namespace of a namespace host; null for a VM (directors, rsvm1) */
   namespace: string | null;
   sudoUser?: LabSudoUser;
 }
@@ -50,10 +51,25 @@ export interface LabSegment {
   namespace: string;
 }
 
+/** A qemu VM of the lab (Debian 12 with systemd): the directors and rsvm1. */
+export interface LabVm {
+  role: "director" | "real-server";
+  mac: string;
+  serialLogPath: string;
+  /** QMP socket: a hard reset goes through it */
+  qmpSocket: string;
+  qemuPidFile: string;
+  /** the VM's copy-on-write overlay of the cached image, for this lab:up only */
+  diskPath: string;
+}
+
 export interface LabHosts {
   version: 1;
   createdAt: string;
   realServers: number;
+  /** how many directors (LAB_DIRECTORS) */
+  directors: number;
+  vms: Record<string, LabVm>;
   privateKeyPath: string;
   publicKeyPath: string;
   knownHostsPath: string;
@@ -72,6 +88,10 @@ export const LAB_ADDRESSES = {
   routerA: "198.51.100.1",
   routerB: "203.0.113.1",
   director: "198.51.100.2",
+  /** the second director (LAB_DIRECTORS=2) */
+  director2: "198.51.100.220",
+  /** the real server that is a VM booting systemd */
+  rsvm1: "198.51.100.230",
   vip: "198.51.100.5",
   client: "198.51.100.240",
   runner: "198.51.100.254",
@@ -157,15 +177,16 @@ export function labCannotRunReason(): string | null {
   return null;
 }
 
-/** Installs Debian packages, the IPVS kernel and builds the director initramfs (cached, idempotent). */
+/** Installs Debian packages, the IPVS kernel and builds the VMs' Debian image (cached, idempotent). */
 export async function ensurePrerequisites(): Promise<void> {
   await scriptOrThrow("prereqs.sh");
 }
 
 /** Brings the lab up (idempotent) and returns its hosts. */
-export async function labUp(opts: { realServers?: number } = {}): Promise<LabHosts> {
+export async function labUp(opts: { realServers?: number; directors?: number } = {}): Promise<LabHosts> {
   const env: NodeJS.ProcessEnv = {};
   if (opts.realServers !== undefined) env.LAB_REAL_SERVERS = String(opts.realServers);
+  env.LAB_DIRECTORS = String(opts.directors ?? 1);
   await scriptOrThrow("up.sh", [], env);
   return loadLabHosts();
 }
@@ -275,5 +296,78 @@ export function pidAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The VM behind a lab host (a director or rsvm1); throws for a namespace host. */
+export function labVm(name: string, hosts: LabHosts = loadLabHosts()): LabVm {
+  const vm = hosts.vms[name];
+  if (!vm) throw new Error(`lab: ${name} is not a VM (the VMs: ${Object.keys(hosts.vms).join(", ")})`);
+  return vm;
+}
+
+/** The kernel's id of the current boot: it changes with every boot, so a reboot can be told from a slow answer. */
+export async function labBootId(name: string): Promise<string> {
+  return (await labExecOk(name, "cat /proc/sys/kernel/random/boot_id", { timeoutMs: 20_000 })).trim();
+}
+
+/** A real reboot from inside the guest (`systemctl reboot`): services stop, file systems unmount. */
+export async function labVmReboot(name: string): Promise<void> {
+  labVm(name);
+  // The session ends with the guest's network: its exit status says nothing.
+  await labExec(name, "systemctl reboot", { timeoutMs: 20_000 });
+}
+
+/** A hard reset of the VM (QMP system_reset): the power button, nothing in the guest gets to run. */
+export async function labVmReset(name: string): Promise<void> {
+  await qmp(labVm(name).qmpSocket, "system_reset");
+}
+
+/** Sends one QMP command and resolves once qemu answered it. */
+function qmp(socket: string, command: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const conn = net.connect(socket);
+    let buffer = "";
+    let sent = false;
+    const timer = setTimeout(() => fail(new Error(`lab: no answer from qemu on ${socket}`)), 10_000);
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      conn.destroy();
+      reject(e);
+    };
+    conn.on("error", fail);
+    conn.on("data", (d: Buffer) => {
+      buffer += d.toString();
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const msg = JSON.parse(buffer.slice(0, nl)) as { QMP?: unknown; return?: unknown; error?: { desc: string } };
+        buffer = buffer.slice(nl + 1);
+        if (msg.error) return fail(new Error(`lab: qemu refused ${command}: ${msg.error.desc}`));
+        if (msg.QMP) conn.write(JSON.stringify({ execute: "qmp_capabilities" }) + "\n");
+        else if (msg.return !== undefined && !sent) {
+          sent = true;
+          conn.write(JSON.stringify({ execute: command }) + "\n");
+        } else if (msg.return !== undefined) {
+          clearTimeout(timer);
+          conn.end();
+          resolve();
+        }
+      }
+    });
+  });
+}
+
+/**
+ * Waits until the host answers SSH from a boot other than `previousBootId`, and returns the new
+ * boot's id and how long it took.
+ */
+export async function labWaitForNewBoot(name: string, previousBootId: string, timeoutMs = 180_000): Promise<{ bootId: string; ms: number }> {
+  const start = Date.now();
+  for (;;) {
+    const r = await labExec(name, "cat /proc/sys/kernel/random/boot_id", { timeoutMs: 5_000 });
+    const id = r.stdout.trim();
+    if (r.code === 0 && id !== "" && id !== previousBootId) return { bootId: id, ms: Date.now() - start };
+    if (Date.now() - start > timeoutMs) throw new Error(`lab: ${name} did not come back from its reboot within ${timeoutMs / 1000} s (serial log: ${labVm(name).serialLogPath})`);
+    await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -10,10 +10,12 @@ N="${LAB_REAL_SERVERS:-3}"
 NDIR=$(lab_directors_arg)
 lab_require_root
 lab_require_tun
+# First use is this one command: install and build what is missing (a no-op in ~0.2 s when cached).
+[[ -n "${LAB_SKIP_PREREQS:-}" ]] || "$LAB_DIR/prereqs.sh"
 lab_require_qemu
 VM="$LAB_CACHE/vm"
 [[ -s "$VM/STAMP" && -s "$VM/root.raw" && -s "$VM/initramfs.gz" && -s "$VM/vmlinuz" ]] \
-  || lab_die "the VM image is missing: run 'sudo npm run lab:prereqs' first (or 'npm run lab:up' through the TypeScript API, which does)"
+  || lab_die "the VM image is missing: run 'sudo npm run lab:prereqs'"
 
 mkdir -p "$LAB_STATE"
 exec 9>"$LAB_STATE/.lock"
@@ -32,6 +34,10 @@ elif ip netns list | grep -q "^$LAB_PREFIX-" || ip link show "$LAB_ROOT_LINK" >/
   lab_log "leftovers of a lab found: cleaning first"
   LAB_LOCKED=1 "$LAB_DIR/down.sh"
 fi
+
+# The lab's addresses must be free on this machine: its /32 routes would shadow the machine's own.
+taken=$(ip -o -4 addr show | awk '{split($4, a, "/"); print $2, a[1]}' | grep -E " (${SEG_A_NET//./\\.}|${SEG_B_NET//./\\.})\." || true)
+[[ -z "$taken" ]] || lab_die "this machine already has addresses in the lab's ranges ($SEG_A_CIDR, $SEG_B_CIDR): $taken"
 
 T0=$(date +%s.%N)
 rm -rf "$LAB_STATE/hosts" "$LAB_STATE/pids"

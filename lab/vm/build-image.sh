@@ -15,11 +15,14 @@ KROOT="$LAB_CACHE/kernel/root"
 [[ -n "$KVER" && -f "$KROOT/boot/vmlinuz-$KVER" ]] || lab_die "the kernel is missing: run 'npm run lab:prereqs'"
 OUT="$LAB_CACHE/vm"
 stamp=$( (cat "$LAB_DIR/vm/build-image.sh" "$LAB_DIR/vm/customize.sh" "$LAB_DIR/vm/init"; echo "$KVER ${VM_PACKAGES[*]}") | sha256sum | cut -c1-16)
-if [[ $FORCE -eq 0 && "$(cat "$OUT/STAMP" 2>/dev/null)" == "$stamp" && -s "$OUT/root.raw" && -s "$OUT/initramfs.gz" && -s "$OUT/vmlinuz" ]]; then
-  exit 0
-fi
+image_ok() { [[ "$(cat "$OUT/STAMP" 2>/dev/null)" == "$stamp" && -s "$OUT/root.raw" && -s "$OUT/initramfs.gz" && -s "$OUT/vmlinuz" ]]; }
+[[ $FORCE -eq 0 ]] && image_ok && exit 0
 
 mkdir -p "$LAB_CACHE"
+# One build at a time; one that waited finds the image another just built.
+exec 8>"$LAB_CACHE/.vm-build.lock"
+flock -w 900 8 || lab_die "another image build holds $LAB_CACHE/.vm-build.lock"
+[[ $FORCE -eq 0 ]] && image_ok && exit 0
 need_mb=2500
 have_mb=$(df --output=avail -BM "$LAB_CACHE" | tail -1 | tr -dc 0-9)
 ((have_mb >= need_mb)) || lab_die "building the VM image needs ${need_mb} MB free in $LAB_CACHE (have ${have_mb} MB): free some space, or set LAB_CACHE to a larger file system"

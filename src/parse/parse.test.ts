@@ -109,8 +109,8 @@ describe("the observe script's output", () => {
     expect(state.files[hostPaths.ownership]).toBeNull();
     expect(state.ownership).toBeNull();
     expect(state.routes.find((r) => r.destination === "203.0.113.10")?.gateway).toBe("198.51.100.1");
-    expect(state.routes).toHaveLength(4);
-    expect(state.routes.filter((r) => r.gateway === null).map((r) => r.destination)).toEqual(["198.51.100.10", "198.51.100.11", "198.51.100.12"]);
+    expect(state.routes).toHaveLength(5);
+    expect(state.routes.filter((r) => r.gateway === null).map((r) => r.destination)).toEqual(["198.51.100.10", "198.51.100.11", "198.51.100.12", "198.51.100.230"]);
     // Its neighbour table, captured before any RIP was talked to: only the router.
     expect(state.neighbours).toEqual([{ address: "198.51.100.254", device: "eth0", resolved: true }]);
   });
@@ -125,7 +125,7 @@ describe("the observe script's output", () => {
     const state = parseObservation("director", fixture("observe", "director-managed.txt"));
     expect(state.ownership?.cluster).toBe("lab");
     expect(state.ipvs.services.map((s) => s.address)).toEqual(["198.51.100.5"]);
-    expect(state.ipvs.destinations.map((d) => `${d.address} ${d.weight}`)).toEqual(["198.51.100.10 1", "198.51.100.11 1", "198.51.100.12 1"]);
+    expect(state.ipvs.destinations.map((d) => `${d.address} ${d.weight}`)).toEqual(["198.51.100.10 1", "198.51.100.11 1", "198.51.100.12 1", "198.51.100.230 1"]);
     expect(state.addresses).toContainEqual({ interface: "eth0", address: "198.51.100.5", prefix: 32 });
     expect(state.files[hostPaths.systemdUnitLink]).toEqual({ isLink: true, target: hostPaths.systemdUnit });
     // Files come back whole. The rules file the tool wrote is what `ipvsadm -Sn` prints for the same table.
@@ -149,7 +149,7 @@ describe("the observe script's output", () => {
 
   it("reads both IPVS listings from the one ipvsadm run, and refuses a run that printed only one", () => {
     const text = fixture("observe", "director-managed.txt");
-    const withThresholds = text.replace("  -> 198.51.100.11:80             0          0          0          0", "  -> 198.51.100.11:80             500        100        7          3");
+    const withThresholds = text.replace("  -> 198.51.100.11:80             0          0          0          3", "  -> 198.51.100.11:80             500        100        7          3");
     const destination = parseObservation("director", withThresholds).ipvs.destinations.find((d) => d.address === "198.51.100.11");
     expect(destination).toMatchObject({ weight: 1, upperThreshold: 500, lowerThreshold: 100, activeConnections: 7, inactiveConnections: 3 });
     const rulesOnly = text.replace(/IP Virtual Server version[\s\S]*?(?=@@lvsdr file)/, "");

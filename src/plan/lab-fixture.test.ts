@@ -27,7 +27,7 @@ describe("plans from real observations", () => {
   it("plans the whole setup on fresh hosts", () => {
     const director = planHost(host("director"), parseObservation("director", fixture("director.txt")));
     expect(director.waves[0]?.steps.map((s) => s.op)).toEqual([
-      "add-service", "add-destination", "add-destination", "add-destination", "add-address",
+      "add-service", "add-destination", "add-destination", "add-destination", "add-destination", "add-address",
       "write-file", "write-file", "write-file", "write-file", "record-ownership",
     ]);
     const rs1 = planHost(host("rs1"), parseObservation("rs1", fixture("real-server.txt")));

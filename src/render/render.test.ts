@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -304,6 +304,42 @@ describe("scripts", () => {
     }
     expect(withFiles).toBeGreaterThan(0);
     expect(renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: null, expectedIpvsListing: null }).split("\n")).not.toContain("sync");
+  });
+
+  it("tell a running systemd when the unit changed: reload after an apply, stop and reload after a destroy, in dash and in bash", () => {
+    const scriptOf = (h: (typeof plan.waves)[number]["hosts"][number]) => renderApplyScript(h).split("\n");
+    const reloadLine = (lines: string[]) => lines.find((l) => l.includes("daemon-reload"));
+    const applyRs = plan.waves[0]!.hosts[0]!;
+    const destroyRs = removal.waves.flatMap((w) => w.hosts).find((h) => h.host === applyRs.host)!;
+    expect(reloadLine(scriptOf(applyRs))).toBeDefined();
+    expect(reloadLine(scriptOf(destroyRs))).toBeDefined();
+    // no unit step, no systemctl
+    expect(renderApplyScript({ host: "d", wave: "directors", steps: [{ op: "set-sysctl", sysctl: { key: "net/ipv4/conf/all/arp_ignore", value: "1" }, from: "0" }], expectedIpvsFingerprint: null, expectedIpvsListing: null })).not.toContain("systemctl");
+    // before sync, so the reload sees the files as they will be after it
+    const lines = scriptOf(applyRs);
+    expect(lines.findIndex((l) => l.includes("daemon-reload"))).toBeLessThan(lines.indexOf("sync"));
+
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-systemd-"));
+    try {
+      const run = (shell: string, line: string, opts: { systemd: boolean; unitExists: boolean }) => {
+        rmSync(join(dir, "calls"), { force: true });
+        rmSync(join(dir, "systemd"), { recursive: true, force: true });
+        rmSync(join(dir, "unit"), { force: true });
+        if (opts.systemd) mkdirSync(join(dir, "systemd"));
+        if (opts.unitExists) writeFileSync(join(dir, "unit"), "");
+        const local = line.split("/run/systemd/system").join(join(dir, "systemd")).split(hostPaths.systemdUnit).join(join(dir, "unit"));
+        execFileSync(shell, [], { input: `set -eu\nsystemctl() { echo "systemctl $*" >> ${dir}/calls; }\n${local}\n` });
+        return existsSync(join(dir, "calls")) ? readFileSync(join(dir, "calls"), "utf8").trim().split("\n") : [];
+      };
+      const line = reloadLine(lines)!;
+      for (const shell of ["sh", "bash"]) {
+        expect(run(shell, line, { systemd: true, unitExists: true })).toEqual(["systemctl daemon-reload"]);
+        expect(run(shell, line, { systemd: true, unitExists: false })).toEqual(["systemctl stop lvs-dr.service", "systemctl daemon-reload"]);
+        expect(run(shell, line, { systemd: false, unitExists: false })).toEqual([]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuse to apply when the IPVS table is not the one observed, by its text or by its fingerprint", () => {

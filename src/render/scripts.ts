@@ -332,6 +332,23 @@ function writeFileCommand(f: RenderedFile, rename: "always" | "when-replacing"):
 }
 
 /**
+ * After the unit or its link changed, a running systemd reloads so that it sees the host as it
+ * will boot: the unit known and enabled after an apply, gone after a destroy. A removed unit that
+ * ran at this boot is stopped first, or systemd keeps it loaded and active without its file. It
+ * is never started here: the steps did what its boot script would do, and `ipvsadm -R` would
+ * refuse entries that exist. A host without systemd, or one whose systemd cannot be reached,
+ * keeps what the steps did; the files are what the next boot reads.
+ */
+function systemdReloadCommand(steps: readonly Step[]): string | null {
+  const unitFiles: string[] = [hostPaths.systemdUnit, hostPaths.systemdUnitLink];
+  const touched = steps.some((s) => (s.op === "write-file" && unitFiles.includes(s.file.path)) || (s.op === "remove-file" && unitFiles.includes(s.path)));
+  if (!touched) return null;
+  const unit = quote(assertManagedPath(hostPaths.systemdUnit));
+  const name = quote(hostPaths.systemdUnit.slice(hostPaths.systemdUnit.lastIndexOf("/") + 1));
+  return `if [ -d /run/systemd/system ]; then { [ -e ${unit} ] || systemctl stop ${name}; systemctl daemon-reload; } </dev/null >/dev/null 2>&1 || :; fi`;
+}
+
+/**
  * Tells neighbours about an address the script added (gratuitous ARP), in the background and
  * after the last step: nothing waits on it, and on a host with one slow CPU it does not hold up
  * the steps. Not even the host lock waits: without `9>&-` arping would hold it for the second
@@ -490,6 +507,8 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
     lines.push(`echo ${quote(`${marker} step ${i + 1}/${steps.length} ${describeStep(step)}`)}`, stepCommand(step));
     i++;
   }
+  const systemdCommand = systemdReloadCommand(steps);
+  if (systemdCommand) lines.push(systemdCommand);
   // What a host restores at boot must be on disk before the run says done: a power cut or a hard
   // reset seconds after an apply would otherwise boot without files the kernel had not written yet.
   if (steps.some((s) => s.op === "write-file" || s.op === "remove-file" || s.op === "record-ownership")) lines.push("sync");

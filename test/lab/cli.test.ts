@@ -21,7 +21,7 @@ describeLab("lvsdr on the lab", () => {
     const r = lvsdr("drift", "--stack", "lab");
     expect(r.code).toBe(2);
     expect(r.stdout).toMatch(/^director\s+missing\s+service\s+tcp:198\.51\.100\.5:80\s/m);
-    expect(r.stdout).toContain("drift on 4 of 4 hosts: director, rs1, rs2, rs3");
+    expect(r.stdout).toContain("drift on 5 of 5 hosts: director, rs1, rs2, rs3, rsvm1");
   }, 120_000);
 
   it("plan --json shows the waves without changing anything", () => {
@@ -41,7 +41,7 @@ describeLab("lvsdr on the lab", () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^rs1: step 1\/\d+ set net\/ipv4\/conf\/all\/arp_ignore = 1/m);
     expect(r.stderr).toContain("director: done (directors)");
-    expect(r.stdout).toMatch(/^apply: \d+ steps on 4 hosts in [\d.]+ s$/m);
+    expect(r.stdout).toMatch(/^apply: \d+ steps on 5 hosts in [\d.]+ s$/m);
     const drift = lvsdr("drift", "--stack", "lab", "--json");
     expect(drift.code).toBe(0);
     expect(JSON.parse(drift.stdout)).toMatchObject({ clean: true });
@@ -53,7 +53,7 @@ describeLab("lvsdr on the lab", () => {
     const r = lvsdr("drift", "--stack", "lab");
     expect(r.code).toBe(2);
     expect(r.stdout).toMatch(/^rs2\s+changed\s+sysctl\s+net\/ipv4\/conf\/all\/arp_ignore\s+1\s+0$/m);
-    expect(r.stdout).toContain("drift on 1 of 4 hosts: rs2");
+    expect(r.stdout).toContain("drift on 1 of 5 hosts: rs2");
     const json = JSON.parse(lvsdr("drift", "--stack", "lab", "--json").stdout) as { clean: boolean; hosts: { host: string; clean: boolean; items: { status: string; key: string; expected: string; actual: string }[] }[] };
     expect(json.clean).toBe(false);
     expect(json.hosts.find((h) => h.host === "rs2")!.items).toEqual([expect.objectContaining({ status: "changed", key: "net/ipv4/conf/all/arp_ignore", expected: "1", actual: "0" })]);
@@ -72,7 +72,7 @@ describeLab("lvsdr on the lab", () => {
   it("destroy --yes removes everything; drift then reports it all missing", async () => {
     const r = lvsdr("destroy", "--stack", "lab", "--yes");
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^destroy: \d+ steps on 4 hosts/m);
+    expect(r.stdout).toMatch(/^destroy: \d+ steps on 5 hosts/m);
     expect(await labExecOk("rs1", "ip -o addr show dev lo")).not.toContain(LAB_ADDRESSES.vip);
     expect(await labExecOk("director", "ipvsadm -Sn")).toBe("");
     expect(lvsdr("drift", "--stack", "lab").code).toBe(2);

@@ -15,10 +15,11 @@ describeLab("npm run demo", () => {
     expect(out).toMatch(/^ {3}rs1: #+ \d+$/m);
     expect(out).toMatch(/^ {3}rs2: #+ \d+$/m);
     expect(out).toMatch(/^ {3}rs3: #+ \d+$/m);
+    expect(out).toMatch(/^ {3}rsvm1: #+ \d+$/m);
     expect(out).toMatch(/^ {3}TCP {2}198\.51\.100\.5:80 +\d+ +[1-9]\d* +0 +\d+ +0$/m);
     expect(out).toMatch(/rs2 +changed +sysctl +net\/ipv4\/conf\/all\/arp_ignore +1 +0/);
     expect(out).toContain("(exit 2)");
-    expect(out).toContain("no drift on 4 hosts");
+    expect(out).toContain("no drift on 5 hosts");
     expect(out.split("\n").length).toBeLessThan(80);
   }, 600_000);
 });

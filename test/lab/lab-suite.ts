@@ -19,7 +19,7 @@ export function labSkipReason(): string | null {
   return reason;
 }
 
-export function describeLab(name: string, body: (lab: LabContext) => void, opts: { realServers?: number } = {}): void {
+export function describeLab(name: string, body: (lab: LabContext) => void, opts: { realServers?: number; directors?: number } = {}): void {
   const skip = labSkipReason();
   if (skip !== null) {
     // eslint-disable-next-line no-console
@@ -33,7 +33,7 @@ export function describeLab(name: string, body: (lab: LabContext) => void, opts:
       const reason = labCannotRunReason();
       if (reason !== null) throw new Error(`lab cannot run: ${reason}`);
       await ensurePrerequisites();
-      lab.hosts = await labUp({ realServers: opts.realServers ?? 3 });
+      lab.hosts = await labUp({ realServers: opts.realServers ?? 3, directors: opts.directors ?? 1 });
     }, LAB_SETUP_TIMEOUT_MS);
     body(lab);
   });

@@ -46,7 +46,10 @@ describeLab("lab (real hosts)", (lab) => {
 
   test("hosts.json describes the fixed topology", () => {
     const names = hosts.hosts.map((h) => h.name).sort();
-    expect(names).toEqual(["client", "director", "router", "rs1", "rs2", "rs3", "rsb1"]);
+    expect(names).toEqual(["client", "director", "router", "rs1", "rs2", "rs3", "rsb1", "rsvm1"]);
+    expect(hosts.directors).toBe(1);
+    expect(Object.keys(hosts.vms).sort()).toEqual(["director", "rsvm1"]);
+    expect(labHost("rsvm1", hosts)).toMatchObject({ role: "real-server", address: LAB_ADDRESSES.rsvm1, gateway: "198.51.100.1", namespace: null });
     expect(hosts.vip).toBe("198.51.100.5");
     expect(labHost("director", hosts)).toMatchObject({ role: "director", address: "198.51.100.2", prefix: 24, gateway: "198.51.100.1", interface: "eth0" });
     expect(labHost("rs1", hosts)).toMatchObject({ role: "real-server", address: "198.51.100.10", gateway: "198.51.100.1" });
@@ -100,6 +103,31 @@ describeLab("lab (real hosts)", (lab) => {
     expect(addr[0]?.address).toBe(labHost("director", hosts).mac);
     expect(addr[0]?.addr_info).toEqual(expect.arrayContaining([expect.objectContaining({ local: "198.51.100.2", prefixlen: 24 })]));
   }, 60_000);
+
+  test("the VMs are Debian 12 booted by systemd, with a real director's packages; keepalived installed, not enabled", async () => {
+    for (const vm of ["director", "rsvm1"]) {
+      const out = await labExecOk(vm, "cat /proc/1/comm; cut -d. -f1 /etc/debian_version; systemctl is-system-running --wait || true; systemctl is-enabled keepalived.service || true; readlink -f /bin/sh");
+      expect(out.trim().split("\n")).toEqual(["systemd", "12", "running", "disabled", "/usr/bin/dash"]);
+      const packages = ["openssh-server", "iproute2", "ipvsadm", "keepalived", "kmod", "util-linux", "procps", "arping"];
+      const installed = await labExecOk(vm, `dpkg-query -W -f='\${db:Status-Abbrev}\${Package}\\n' ${packages.join(" ")}`);
+      expect(installed.trim().split("\n").sort()).toEqual(packages.map((p) => `ii ${p}`).sort());
+    }
+    // rsvm1 serves HTTP like the namespace real servers
+    expect((await labExecOk("client", `curl -s -m 5 http://${LAB_ADDRESSES.rsvm1}/`)).trim()).toBe("rsvm1");
+  }, 120_000);
+
+  test("the machine gets a /32 route per lab host and nothing wider: its own traffic to these ranges is untouched", async () => {
+    const routes = (await labLeftovers()).routes;
+    expect(routes.length).toBeGreaterThan(0);
+    for (const r of routes) expect(r).toMatch(/^(198\.51\.100|203\.0\.113)\.\d+ (dev|via) /);
+    const labAddresses = hosts.hosts.map((h) => h.address);
+    expect(routes.map((r) => r.split(" ")[0]).sort()).toEqual([...labAddresses].sort());
+    // an address in the same ranges that is not the lab's goes where it went before the lab
+    const { execFileSync } = await import("node:child_process");
+    for (const other of ["203.0.113.80", "198.51.100.77"]) {
+      expect(execFileSync("ip", ["route", "get", other], { encoding: "utf8" })).not.toContain("lvslab0");
+    }
+  });
 
   test("two real servers have separate file systems for the tool's paths", async () => {
     const dirs = ["/etc/sysctl.d", "/etc/systemd/system", "/etc/lvs-dr", "/var/lib/lvs-dr", "/run/lvs-dr", "/run/lock"];
@@ -189,8 +217,8 @@ describeLab("lab (real hosts)", (lab) => {
 
   test("lab:down leaves no namespace, link, route, mount or process behind (runs last)", async () => {
     const pids = labRecordedPids();
-    // qemu + one sshd per namespace host (router, rs1-3, rsb1, client) + one httpd per real server
-    expect(pids.size).toBe(1 + 6 + 4);
+    // qemu per VM (director, rsvm1) + one sshd per namespace host (router, rs1-3, rsb1, client) + one httpd per namespace real server
+    expect(pids.size).toBe(2 + 6 + 4);
     for (const pid of pids.values()) expect(pidAlive(pid)).toBe(true);
     expect((await labLeftovers()).namespaces.length).toBeGreaterThan(0);
 
@@ -202,4 +230,27 @@ describeLab("lab (real hosts)", (lab) => {
     expect(await labLeftovers()).toEqual({ namespaces: [], links: [], mounts: [], routes: [] });
     expect((await labStatus()).state).toBe("down");
   }, 120_000);
+
+  test("runs with its state in a directory only root may enter (a clone under /root or in mktemp -d), sudo user included", async () => {
+    const state = fs.mkdtempSync(path.join(os.tmpdir(), "lvslab-state-"));
+    fs.chmodSync(state, 0o700);
+    const saved = process.env.LAB_STATE;
+    process.env.LAB_STATE = state;
+    try {
+      const up = await labUp({ realServers: 3 });
+      expect(up.privateKeyPath.startsWith(state)).toBe(true);
+      const sudo = labHost("rs3", up).sudoUser!;
+      expect((await labExecOk("rs3", "id -un", { user: sudo.user })).trim()).toBe(sudo.user);
+      expect((await labExecOk("rs3", "sudo -n id -u", { user: sudo.user })).trim()).toBe("0");
+      for (const h of ["director", "rsvm1", "rs1", "client"]) expect((await labExecOk(h, "hostname")).trim()).toBe(h);
+      // a namespace host's /tmp is its own, and the state directory under the machine's /tmp still serves it
+      expect((await labExec("rs1", `test -e ${state}`)).code).not.toBe(0);
+    } finally {
+      await labDown();
+      if (saved === undefined) delete process.env.LAB_STATE;
+      else process.env.LAB_STATE = saved;
+      fs.rmSync(state, { recursive: true, force: true });
+    }
+    expect(await labLeftovers()).toEqual({ namespaces: [], links: [], mounts: [], routes: [] });
+  }, 300_000);
 });

@@ -14,7 +14,7 @@ import { describeLab } from "./lab-suite";
 
 const VIP = LAB_ADDRESSES.vip;
 const REPO = resolve(__dirname, "../..");
-const RS = ["rs1", "rs2", "rs3"];
+const RS = ["rs1", "rs2", "rs3", "rsvm1"];
 
 function labCluster(): Cluster {
   return loadCluster({ stack: "lab", stacksDir: resolve(REPO, "stacks") });
@@ -130,7 +130,7 @@ describeLab("host operations on real hosts", (lab) => {
     // check sends nothing.
     await labExec("director", "ip neigh flush dev eth0");
     const { observed, problems } = await withRun(labCluster(), (run) => run.plan());
-    expect(observed.get("director")!.arpReplies).toEqual({ "198.51.100.10": true, "198.51.100.11": true, "198.51.100.12": true });
+    expect(observed.get("director")!.arpReplies).toEqual({ "198.51.100.10": true, "198.51.100.11": true, "198.51.100.12": true, "198.51.100.230": true });
     expect(problems).toEqual([]);
     await labExec("director", "ip neigh flush dev eth0");
     await withRun(labCluster(), (run) => run.drift());
@@ -216,7 +216,7 @@ describeLab("host operations on real hosts", (lab) => {
     expect(codes.every((c) => c === "200")).toBe(true);
     expect(await labExecOk("director", "ipvsadm -Sn")).not.toContain("198.51.100.12");
     expect(await labExecOk("rs3", "ip -o addr show dev lo")).not.toContain(VIP);
-    expect(new Set(await requestVip(6))).toEqual(new Set(["rs1", "rs2"]));
+    expect(new Set(await requestVip(8))).toEqual(new Set(["rs1", "rs2", "rsvm1"]));
   }, 180_000);
 
   it("works through a non-root user with passwordless sudo", async () => {

@@ -21,7 +21,7 @@ import { SshTransport } from "../../src/transport/ssh";
 import { describeLab } from "./lab-suite";
 
 const REPO = resolve(__dirname, "../..");
-const RS = ["rs1", "rs2", "rs3"];
+const RS = ["rs1", "rs2", "rs3", "rsvm1"];
 const VIP = LAB_ADDRESSES.vip;
 type Provider = typeof realServerProvider;
 
