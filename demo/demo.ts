@@ -42,9 +42,9 @@ async function main(): Promise<void> {
   const cannot = labCannotRunReason();
   if (cannot) throw new Error(`the demo needs the lab, which cannot run here: ${cannot}`);
   const started = Date.now();
-  say("lvs-dr demo: an LVS-DR cluster on a lab of real hosts (a qemu director with IPVS, namespace real servers with real sshd and ARP)");
+  say("lvs-dr demo: an LVS-DR cluster on a lab of real hosts (a Debian director VM with IPVS, a Debian real server VM and namespace real servers, all with real sshd and ARP)");
 
-  title(1, "Preparing the lab (Debian packages, an IPVS kernel, the director's image; cached after the first run)");
+  title(1, "Preparing the lab (Debian packages, an IPVS kernel, the VMs' Debian image; cached after the first run)");
   await ensurePrerequisites();
   const hosts = await labUp();
   const director = hosts.hosts.find((h) => h.role === "director")!;

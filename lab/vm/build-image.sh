@@ -28,17 +28,20 @@ have_mb=$(df --output=avail -BM "$LAB_CACHE" | tail -1 | tr -dc 0-9)
 ((have_mb >= need_mb)) || lab_die "building the VM image needs ${need_mb} MB free in $LAB_CACHE (have ${have_mb} MB): free some space, or set LAB_CACHE to a larger file system"
 command -v mmdebstrap >/dev/null || lab_die "mmdebstrap is missing: run 'npm run lab:prereqs'"
 
-# Leftovers of an interrupted build are removed, never used.
-rm -rf "$LAB_CACHE"/vm.build.* "$OUT.old"
+# Leftovers of an interrupted build are removed, never used. --one-file-system: whatever a killed
+# build left mounted in its tree is never followed.
+rm -rf --one-file-system "$LAB_CACHE"/vm.build.* "$OUT.old"
 B=$(mktemp -d "$LAB_CACHE/vm.build.XXXXXX")
-trap 'rm -rf "$B"' EXIT
+trap 'rm -rf --one-file-system "$B"' EXIT
 lab_log "building the VM image (Debian 12 with systemd; a few minutes the first time)"
 t0=$SECONDS
 
 mirror=${LAB_DEBIAN_MIRROR:-$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit} /^deb / && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null)}
 mirror=${mirror:-http://deb.debian.org/debian}
 # Without a dpkg path-exclude for docs the image is 60 MB larger; nothing in the lab reads them.
-mmdebstrap --variant=minbase --include="$(IFS=,; echo "${VM_PACKAGES[*]}")" \
+# In a mount namespace of its own: the file systems mmdebstrap mounts in the tree for its hooks
+# vanish with it, also when it is killed.
+unshare --mount --propagation private mmdebstrap --variant=minbase --include="$(IFS=,; echo "${VM_PACKAGES[*]}")" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --customize-hook="bash '$LAB_DIR/vm/customize.sh' \"\$1\" '$KROOT'" \
