@@ -2,7 +2,7 @@
 # Builds the lab VMs' Debian 12 image from Debian's packages, once, cached under .cache/lab/vm/:
 #   root.raw        ext4 file system (sparse): mmdebstrap of bookworm + lab/vm/customize.sh
 #   vmlinuz         the Debian cloud kernel (IPVS as modules), booted directly by qemu
-#   initramfs.gz    busybox + the disk driver; lays each VM's identity over the root (lab/vm/init)
+#   initramfs.gz    busybox + the disk and NIC drivers; lays each VM's identity over the root (lab/vm/init)
 #   STAMP           hash of every input; written last, so an interrupted build is never used
 # Every lab:up boots each VM from a copy-on-write overlay of root.raw: the image itself never changes.
 # Usage: lab/vm/build-image.sh [--force]
@@ -59,7 +59,7 @@ mkdir -p "$I"/{bin,sbin,proc,sys,dev,newroot,modules}
 cp /bin/busybox "$I/bin/busybox"
 for a in sh mount umount mkdir cp cat sleep insmod switch_root; do ln -s busybox "$I/bin/$a"; done
 ln -s ../bin/switch_root "$I/sbin/switch_root"
-for m in virtio_pci virtio_blk; do modprobe -d "$KROOT" -S "$KVER" --show-depends "$m"; done | awk '$1 == "insmod" && !seen[$2]++ {print $2}' \
+for m in virtio_pci virtio_blk virtio_net; do modprobe -d "$KROOT" -S "$KVER" --show-depends "$m"; done | awk '$1 == "insmod" && !seen[$2]++ {print $2}' \
   | while read -r ko; do cp "$ko" "$I/modules/"; basename "$ko"; done > "$I/modules.order"
 install -m 0755 "$LAB_DIR/vm/init" "$I/init"
 (cd "$I" && find . -print0 | cpio --null -o -H newc --quiet -R 0:0 | gzip -1) > "$B/initramfs.gz"

@@ -33,6 +33,12 @@ chroot "$R" systemctl disable keepalived.service >/dev/null 2>&1
 # Nothing that runs on a timer or asks for a screen: the lab measures what the tool does.
 chroot "$R" systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
   e2scrub_reap.service fstrim.timer systemd-pstore.service getty.target >/dev/null 2>&1
+# Boot time under emulation (one slow CPU): the initramfs loads virtio_net, so eth0 exists before
+# systemd starts and ifupdown need not wait for udev to settle (ifupdown-pre, 5-9 s here); and
+# pseudo file systems and modules nothing in the lab uses are not mounted or loaded.
+chroot "$R" systemctl mask ifupdown-pre.service dev-hugepages.mount sys-kernel-debug.mount \
+  sys-kernel-tracing.mount sys-fs-fuse-connections.mount modprobe@fuse.service modprobe@drm.service \
+  modprobe@loop.service modprobe@dm_mod.service modprobe@efi_pstore.service >/dev/null 2>&1
 
 # A real server's HTTP service (busybox httpd, serving the host's name); enabled per VM by identity.
 cat > "$R/etc/systemd/system/lvslab-httpd.service" <<'U'
