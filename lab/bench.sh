@@ -36,9 +36,11 @@ director_reboot() {
   local before after t0
   before=$("${SSH[@]}" "root@$DIRECTOR_IP" cat /proc/sys/kernel/random/boot_id)
   t0=$(now)
-  "${SSH[@]}" "root@$DIRECTOR_IP" systemctl reboot >/dev/null 2>&1 || true
+  timeout 10 "${SSH[@]}" "root@$DIRECTOR_IP" systemctl reboot >/dev/null 2>&1 || true
   for _ in $(seq 600); do
-    after=$("${SSH[@]}" "root@$DIRECTOR_IP" cat /proc/sys/kernel/random/boot_id 2>/dev/null || true)
+    # `timeout`: a session accepted just before the old sshd went away would otherwise hang for the
+    # whole TCP retransmission backoff (about a minute) and be counted as boot time.
+    after=$(timeout 5 "${SSH[@]}" "root@$DIRECTOR_IP" cat /proc/sys/kernel/random/boot_id 2>/dev/null || true)
     [[ -n "$after" && "$after" != "$before" ]] && break
     sleep 0.2
   done
