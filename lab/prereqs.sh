@@ -52,9 +52,7 @@ if [[ ! -s "$KDIR/VERSION" || ! -f "$KDIR/root/boot/vmlinuz-$(cat "$KDIR/VERSION
   depmod -b "$KDIR/root" "$version"
   rm -f "$KDIR"/*.deb
   echo "$version" > "$KDIR/VERSION"
-  FORCE=1
 fi
-KVER=$(cat "$KDIR/VERSION")
 
 # ---- the VMs' Debian image (directors and rsvm1) ------------------------------------------------
 FORCE_ARG=(); ((FORCE)) && FORCE_ARG=(--force)

@@ -44,7 +44,7 @@ entries+=("$(host_json client client "$CLIENT_IP" 24 "$ROUTER_A_IP" eth0 "$(lab_
   printf '  "privateKeyPath": "%s",\n  "publicKeyPath": "%s.pub",\n  "knownHostsPath": "%s",\n' "$KEY" "$KEY" "$KH"
   printf '  "vip": "%s",\n  "vipRange": {"first": "%s.3", "last": "%s.9"},\n' "$VIP" "$SEG_A_NET" "$SEG_A_NET"
   printf '  "runner": {"address": "%s", "prefix": 32, "interface": "%s", "routes": [%s]},\n' "$RUNNER_IP" "$LAB_ROOT_LINK" \
-    "$(awk '{printf "%s\"%s\"", (NR > 1 ? ", " : ""), substr($0, 15)}' "$LAB_STATE/runner-routes.batch")"
+    "$(sed 's/^route replace \(.*\)$/"\1"/' "$LAB_STATE/runner-routes.batch" | paste -sd, -)"
   printf '  "director": {"serialLogPath": "%s", "kernelVersion": "%s", "mac": "%s", "qemuPidFile": "%s"},\n' \
     "$LAB_STATE/hosts/director/serial.log" "$(lab_kernel_version)" "$DIRECTOR_MAC" "$LAB_STATE/pids/director.qemu.pid"
   printf '  "directors": %s,\n' "$(awk '$4 == "director"' "$LAB_STATE/vms.list" | wc -l)"

@@ -1,15 +1,8 @@
 /** The lvsdr command line against the lab, as users and cron jobs run it: bin/lvsdr in a child process. */
-import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import { LAB_ADDRESSES, labExecOk } from "../../lab";
+import { lvsdr, REPO } from "./helpers";
 import { describeLab } from "./lab-suite";
-
-const REPO = resolve(__dirname, "../..");
-
-function lvsdr(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [resolve(REPO, "bin/lvsdr"), ...args], { cwd: REPO, encoding: "utf8", input: "", timeout: 180_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 describeLab("lvsdr on the lab", () => {
   beforeAll(() => {

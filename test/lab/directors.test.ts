@@ -5,6 +5,7 @@
  * between them, each would take it); stopping it hands the VIP to the other.
  */
 import { LAB_ADDRESSES, labExec, labExecOk, labHost, type LabHosts } from "../../lab";
+import { arpRepliers, eventually } from "./helpers";
 import { describeLab } from "./lab-suite";
 
 const VRRP_VIP = "198.51.100.9";
@@ -28,14 +29,6 @@ async function holders(): Promise<string[]> {
   const out: string[] = [];
   for (const d of DIRECTORS) if ((await labExecOk(d, `ip -o addr show dev eth0 to ${VRRP_VIP}`)).includes(VRRP_VIP)) out.push(d);
   return out;
-}
-
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 describeLab(
@@ -66,17 +59,17 @@ describeLab(
       try {
         await labExecOk("director", `cat > /etc/keepalived/keepalived.conf && systemctl start keepalived`, { input: keepalivedConf(150) });
         await labExecOk("director2", `cat > /etc/keepalived/keepalived.conf && systemctl start keepalived`, { input: keepalivedConf(100) });
-        await eventually("one director to hold the VRRP VIP", async () => (await holders()).length === 1);
+        await eventually("one director to hold the VRRP VIP", async () => ((await holders()).length === 1 ? true : undefined), 30_000);
         // Give a director that missed the adverts time to claim it too: it must not.
         await new Promise((r) => setTimeout(r, 5000));
         expect(await holders()).toEqual(["director"]);
         const arp = await labExecOk("client", `arping -c 2 -W 0.3 -i eth0 ${VRRP_VIP}; true`);
-        expect(new Set([...arp.matchAll(/bytes from ([0-9a-f:]{17})/g)].map((m) => m[1]))).toEqual(new Set([labHost("director", hosts).mac]));
+        expect(new Set(arpRepliers(arp))).toEqual(new Set([labHost("director", hosts).mac]));
 
         await labExecOk("director", "systemctl stop keepalived");
-        await eventually("director2 to take the VRRP VIP over", async () => (await holders()).join() === "director2");
+        await eventually("director2 to take the VRRP VIP over", async () => ((await holders()).join() === "director2" ? true : undefined), 30_000);
         const after = await labExecOk("client", `arping -c 2 -W 0.3 -i eth0 ${VRRP_VIP}; true`);
-        expect(new Set([...after.matchAll(/bytes from ([0-9a-f:]{17})/g)].map((m) => m[1]))).toEqual(new Set([labHost("director2", hosts).mac]));
+        expect(new Set(arpRepliers(after))).toEqual(new Set([labHost("director2", hosts).mac]));
       } finally {
         for (const d of DIRECTORS) await labExec(d, "systemctl stop keepalived; rm -f /etc/keepalived/keepalived.conf");
       }

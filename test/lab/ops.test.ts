@@ -10,6 +10,7 @@ import { desiredClusterState } from "../../src/model/desired";
 import { ApplyError, ClusterRun, PreflightError, type ProgressEvent } from "../../src/ops/engine";
 import { probeArp } from "../../src/ops/observe";
 import { SshTransport } from "../../src/transport/ssh";
+import { arpRepliers } from "./helpers";
 import { describeLab } from "./lab-suite";
 
 const VIP = LAB_ADDRESSES.vip;
@@ -149,8 +150,7 @@ describeLab("host operations on real hosts", (lab) => {
     expect(neigh[0]?.lladdr?.toLowerCase()).toBe(directorMac);
 
     const arping = await labExec("client", `arping -c 3 -w 5 -I eth0 ${VIP}`);
-    // Habets' arping prints "42 bytes from <mac> (<ip>)", iputils' "reply from <ip> [<mac>]".
-    const macs = [...arping.stdout.matchAll(/\b([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b/gi)].map((m) => m[1]!.toLowerCase());
+    const macs = arpRepliers(arping.stdout);
     expect(macs.length).toBeGreaterThan(0);
     expect(new Set(macs)).toEqual(new Set([directorMac]));
 

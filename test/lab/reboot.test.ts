@@ -5,19 +5,12 @@
  * sysctl file, the IPVS rules). During a real server's boot nobody but the director may answer
  * ARP for the VIP. After destroy, a reboot must bring nothing of ours back.
  */
-import { spawnSync } from "node:child_process";
-import { resolve } from "node:path";
 import { LAB_ADDRESSES, labBootId, labExec, labExecOk, labHost, labVmReboot, labVmReset, labWaitForNewBoot, type LabHosts } from "../../lab";
+import { arpRepliers, eventually, lvsdr } from "./helpers";
 import { describeLab } from "./lab-suite";
 
-const REPO = resolve(__dirname, "../..");
 const VIP = LAB_ADDRESSES.vip;
 const REAL_SERVERS = ["rs1", "rs2", "rs3", "rsvm1"];
-
-function lvsdr(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [resolve(REPO, "bin/lvsdr"), ...args], { cwd: REPO, encoding: "utf8", input: "", timeout: 180_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 /**
  * Asks the segment, from the client, who has the VIP, five times a second until stopped; every
@@ -30,25 +23,15 @@ async function startArpMonitor(): Promise<{ stop: () => Promise<{ probes: number
     stop: async () => {
       const out = await labExecOk("client", `kill -INT ${pid}; sleep 0.3; cat ${log}; rm -f ${log}`);
       const probes = out.split("\n").filter((l) => l.includes("bytes from") || l === "Timeout").length;
-      const replies = [...out.matchAll(/bytes from ([0-9a-f:]{17}) \(/g)].map((m) => m[1]!);
+      const replies = arpRepliers(out);
       return { probes, replies };
     },
   };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 /** Until lvs-dr.service has run to its end in this boot (a oneshot unit that stays active). */
 async function unitDone(host: string): Promise<void> {
-  await waitFor(`lvs-dr.service on ${host}`, async () => {
+  await eventually(`lvs-dr.service on ${host}`, async () => {
     const r = await labExec(host, "systemctl is-active lvs-dr.service", { timeoutMs: 10_000 });
     const state = r.stdout.trim();
     if (state === "failed") throw new Error(`lvs-dr.service failed on ${host}: ${(await labExec(host, "journalctl -b -u lvs-dr.service --no-pager")).stdout}`);

@@ -1,0 +1,28 @@
+/** Small helpers the lab test files share. */
+import { spawnSync } from "node:child_process";
+import { resolve } from "node:path";
+
+export const REPO = resolve(__dirname, "../..");
+
+/** Runs the lvsdr command line as users and cron jobs do: bin/lvsdr in a child process, no terminal. */
+export function lvsdr(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [resolve(REPO, "bin/lvsdr"), ...args], { cwd: REPO, encoding: "utf8", input: "", timeout: 180_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Polls `fn` until it returns something other than undefined, and returns that. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The MACs that answered in arping's output, lower case, one per reply. Habets' arping prints
+ * "42 bytes from <mac> (<ip>)", iputils' "reply from <ip> [<mac>]". */
+export function arpRepliers(output: string): string[] {
+  return [...output.matchAll(/\b([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b/gi)].map((m) => m[1]!.toLowerCase());
+}
