@@ -53,7 +53,7 @@ mke2fs -q -t ext4 -L lvslab-root -d "$B/rootfs" "$B/root.raw" 2G >/dev/null \
   || lab_die "mke2fs failed building $B/root.raw"
 cp "$KROOT/boot/vmlinuz-$KVER" "$B/vmlinuz"
 
-# The initramfs: busybox, the modules of the disk driver in load order, /init.
+# The initramfs: busybox, the disk and NIC drivers' modules in load order, /init.
 I="$B/initramfs"
 mkdir -p "$I"/{bin,sbin,proc,sys,dev,newroot,modules}
 cp /bin/busybox "$I/bin/busybox"
