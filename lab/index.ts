@@ -323,6 +323,17 @@ export async function labVmReset(name: string): Promise<void> {
   await qmp(labVm(name).qmpSocket, "system_reset");
 }
 
+/** Freezes the VM (QMP stop): to the network it is dead at once, with no goodbye (no VRRP priority 0, no FIN). */
+export async function labVmFreeze(name: string): Promise<void> {
+  await qmp(labVm(name).qmpSocket, "stop");
+}
+
+/** Brings a frozen VM back as a fresh boot: reset while stopped, then run (the killed host powered on again). */
+export async function labVmPowerOnAfterFreeze(name: string): Promise<void> {
+  await qmp(labVm(name).qmpSocket, "system_reset");
+  await qmp(labVm(name).qmpSocket, "cont");
+}
+
 /** Sends one QMP command and resolves once qemu answered it. */
 function qmp(socket: string, command: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -370,4 +381,28 @@ export async function labWaitForNewBoot(name: string, previousBootId: string, ti
     if (Date.now() - start > timeoutMs) throw new Error(`lab: ${name} did not come back from its reboot within ${timeoutMs / 1000} s (serial log: ${labVm(name).serialLogPath})`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/**
+ * Stops or starts one real server's HTTP server by itself (the host and its SSH stay up): the
+ * health-check tests make a real server fail its check this way. A VM's is its systemd unit; a
+ * namespace host's is the busybox httpd that host-init.sh started, recorded in its pid file.
+ */
+export async function labHttpd(name: string, action: "stop" | "start", hosts: LabHosts = loadLabHosts()): Promise<void> {
+  const host = labHost(name, hosts);
+  if (host.role !== "real-server") throw new Error(`lab: ${name} is not a real server`);
+  const listening = "bash -c 'exec 3<>/dev/tcp/127.0.0.1/80' 2>/dev/null";
+  if (hosts.vms[name]) {
+    await labExecOk(name, `systemctl ${action} lvslab-httpd`);
+  } else if (action === "stop") {
+    // Whatever listens on port 80 in this host's network namespace (the recorded pid may be stale).
+    await labExecOk(name, `p=$(ss -Hltnp 'sport = :80' | sed -n 's/.*pid=\\([0-9]*\\).*/\\1/p' | head -1) && [ -n "$p" ] && kill "$p" && while [ -d "/proc/$p" ]; do sleep 0.05; done`);
+  } else {
+    // Started only if nothing listens: a second httpd could not bind, and would leave a dead pid recorded.
+    const pid = (await labExecOk(name, `if ${listening}; then cat /run/lvslab/state/httpd.pid; else setsid busybox httpd -f -p 80 -h /run/lvslab/www </dev/null >/dev/null 2>&1 & echo $! > /run/lvslab/state/httpd.pid; echo $!; fi`)).trim();
+    fs.writeFileSync(path.join(labPaths().state, "pids", `${name}.httpd.pid`), `${pid}\n`);
+  }
+  // Back (or gone) when the port says so, not when the command returned.
+  const want = action === "start" ? "0" : "1";
+  await labExecOk(name, `for i in $(seq 100); do r=0; ${listening} || r=1; [ "$r" = ${want} ] && exit 0; sleep 0.1; done; exit 1`);
 }

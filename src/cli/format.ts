@@ -3,6 +3,7 @@ import type { ClusterPlan } from "../plan/cluster-plan";
 import type { DriftItem, HostDrift } from "../plan/drift";
 import { describeStep } from "../render/describe";
 import type { Step } from "../model/steps";
+import type { ClusterHealth } from "../plan/health";
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
@@ -68,4 +69,26 @@ export function planJson(plan: ClusterPlan): unknown {
     })),
     drift: driftJson(plan.drift),
   };
+}
+
+export function formatHealth(health: ClusterHealth): string {
+  const lines: string[] = [];
+  const rows: string[][] = [["SERVICE", "DIRECTOR", "BY", "REAL SERVER", "HEALTH", "WEIGHT", "ACTIVE", "INACTIVE"]];
+  for (const s of health.services) {
+    if (!s.present) rows.push([s.service, s.director, s.managedBy, "-", "service not in the IPVS table", "-", "-", "-"]);
+    for (const r of s.realServers) {
+      rows.push([s.service, s.director, s.managedBy, `${r.name ?? "?"} ${r.address}`, r.health, r.weight === null ? "-" : `${r.weight}/${r.configuredWeight}`, String(r.activeConnections), String(r.inactiveConnections)]);
+    }
+    if (s.sorryServer) rows.push([s.service, s.director, s.managedBy, `${s.sorryServer.name ?? "?"} ${s.sorryServer.address}`, s.sorryServer.active ? "sorry server, serving" : "sorry server, idle", "-", "-", "-"]);
+  }
+  lines.push(table(rows));
+  if (health.groups.length) {
+    lines.push("", table([["GROUP", "VIPS", "MASTER", "DIRECTORS"], ...health.groups.map((g) => [
+      g.group,
+      g.vips.join(",") || "-",
+      g.master ?? (g.holders.length ? `SPLIT BRAIN: ${g.holders.join(", ")}` : "none (the VIPs are down)"),
+      g.directors.map((d) => `${d.name} (priority ${d.priority}${d.keepalivedRunning === false ? ", keepalived stopped" : ""})`).join(", "),
+    ])]));
+  }
+  return lines.join("\n");
 }

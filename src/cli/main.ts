@@ -3,6 +3,7 @@ import { Command, CommanderError } from "commander";
 import { applyCommand, destroyCommand } from "./commands/apply";
 import { driftCommand } from "./commands/drift";
 import { planCommand } from "./commands/plan";
+import { statusCommand } from "./commands/status";
 import { validateCommand } from "./commands/validate";
 import { exitCodes, processIo, type CliIo } from "./io";
 
@@ -13,7 +14,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .configureOutput({ writeOut: (s: string) => io.out(s), writeErr: (s: string) => io.err(s) })
     .showHelpAfterError();
   const output = { writeOut: (s: string) => io.out(s), writeErr: (s: string) => io.err(s) };
-  for (const command of [validateCommand, planCommand, applyCommand, driftCommand, destroyCommand]) {
+  for (const command of [validateCommand, planCommand, applyCommand, driftCommand, statusCommand, destroyCommand]) {
     // addCommand does not pass settings down to a command built elsewhere: set them on each.
     program.addCommand(command(io, setExit).exitOverride().configureOutput(output).showHelpAfterError());
   }

@@ -17,6 +17,14 @@ export function checkClusterRules(cluster: Cluster, ctx: z.RefinementCtx): void 
   checkHosts(cluster, report);
   checkConnections(cluster, report);
   checkVirtualServices(cluster, report);
+  checkFailoverGroups(cluster, report);
+}
+
+/** The directors that serve a virtual service: its director, or every director of its failover group. */
+export function serviceDirectors(cluster: Cluster, svc: Cluster["virtualServices"][number]): string[] {
+  if (svc.failoverGroup !== undefined) return cluster.failoverGroups.find((g) => g.name === svc.failoverGroup)?.directors.map((d) => d.name) ?? [];
+  const name = svc.director ?? (cluster.directors.length === 1 ? cluster.directors[0]?.name : undefined);
+  return name === undefined ? [] : [name];
 }
 
 type Report = (path: Path, message: string) => void;
@@ -156,16 +164,26 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
     const at = (...rest: Path): Path => ["virtualServices", i, ...rest];
     const vip = parseAddress(svc.vip);
 
-    // Which director serves it.
+    // Which director serves it: one director, or a failover group's directors.
     let directorName = svc.director;
-    if (directorName === undefined) {
+    const group = svc.failoverGroup !== undefined ? cluster.failoverGroups.find((g) => g.name === svc.failoverGroup) : undefined;
+    if (svc.failoverGroup !== undefined) {
+      if (svc.director !== undefined) report(at("director"), "must not be set with failoverGroup: the group's directors serve the service");
+      if (!group) report(at("failoverGroup"), `"${svc.failoverGroup}" is not a failover group in this cluster (failoverGroups: ${cluster.failoverGroups.map((g) => g.name).join(", ") || "none"})`);
+      directorName = undefined;
+    } else if (directorName === undefined) {
       if (cluster.directors.length === 1) directorName = cluster.directors[0]?.name;
-      else report(at("director"), "is required when the cluster has more than one director");
+      else report(at("director"), "is required when the cluster has more than one director (or give failoverGroup)");
     } else if (!directorsByName.has(directorName)) {
       report(at("director"), `"${directorName}" is not a director in this cluster (directors: ${[...directorsByName.keys()].join(", ")})`);
     }
-    const director = directorName !== undefined ? directorsByName.get(directorName) : undefined;
+    const servingDirectors = (group ? group.directors.map((d) => d.name) : directorName !== undefined ? [directorName] : [])
+      .map((name) => directorsByName.get(name))
+      .filter((d): d is NonNullable<typeof d> => d !== undefined);
+    const director = servingDirectors[0];
     const dip = director ? parseCidr(director.dip) : undefined;
+    // Who holds the VIP: one director, or a group through VRRP.
+    const holderName = group ? `failover group "${group.name}"` : directorName !== undefined ? `director "${directorName}"` : undefined;
 
     // Kind of service: protocol and port, or fwmark.
     const isFwmark = svc.fwmark !== undefined;
@@ -181,7 +199,7 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
       const clash = hostAddresses.get(vip.text);
       if (clash) report(at("vip"), `VIP ${vip.text} is ${clash}: the VIP must be an address of its own`);
       if (dip && dip.address.family !== vip.family) {
-        report(at("vip"), `is IPv${vip.family} but director "${directorName}" has an IPv${dip.address.family} DIP: one address family per virtual service`);
+        report(at("vip"), `is IPv${vip.family} but director "${director?.name}" has an IPv${dip.address.family} DIP: one address family per virtual service`);
       }
       const key = isFwmark ? `fwmark:${svc.fwmark}` : `${svc.protocol}:${vip.text}:${svc.port}`;
       const earlier = serviceKeys.get(key);
@@ -193,11 +211,14 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
             : `(VIP, protocol, port) ${vip.text} ${svc.protocol} ${svc.port} is also used by virtualServices[${earlier}]: it must be unique`,
         );
       } else serviceKeys.set(key, i);
-      if (directorName !== undefined) {
+      if (holderName !== undefined) {
         const holder = vipDirectors.get(vip.text);
-        if (holder && holder.director !== directorName) {
-          report(at("director"), `VIP ${vip.text} is already served by director "${holder.director}" (virtualServices[${holder.index}]): two directors holding one VIP would both answer ARP for it`);
-        } else if (!holder) vipDirectors.set(vip.text, { director: directorName, index: i });
+        if (holder && holder.director !== holderName) {
+          report(
+            at(group ? "failoverGroup" : "director"),
+            `VIP ${vip.text} is already served by ${holder.director} (virtualServices[${holder.index}]): two directors holding one VIP would both answer ARP for it (only the directors of one failover group share a VIP, through VRRP)`,
+          );
+        } else if (!holder) vipDirectors.set(vip.text, { director: holderName, index: i });
       }
     }
 
@@ -220,6 +241,25 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
       }
     }
 
+    /** Same family as the VIP, and inside the subnet of every director that serves the service. */
+    const checkOnSegment = (rs: Cluster["realServers"][number], path: Path, what: string) => {
+      const rip = parseAddress(rs.rip);
+      if (rip && vip && rip.family !== vip.family) {
+        report(path, `${what} "${rs.name}" has an IPv${rip.family} RIP but the VIP is IPv${vip.family}: one address family per virtual service`);
+        return;
+      }
+      for (const d of servingDirectors) {
+        const ddip = parseCidr(d.dip);
+        if (rip && ddip && ddip.address.family === rip.family && !cidrContains(ddip, rip)) {
+          report(
+            path,
+            `RIP ${rip.text} of ${what} "${rs.name}" is outside director "${d.name}"'s subnet ${networkAddress(ddip).text}/${ddip.prefix}: director and real servers must share one broadcast domain`,
+          );
+          return;
+        }
+      }
+    };
+
     // Destinations.
     const destinationNames = new Set<string>();
     svc.realServers.forEach((dest, d) => {
@@ -230,19 +270,14 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
       if (!rs) {
         report(dat("name"), `"${dest.name}" is not a real server in realServers`);
       } else {
-        const rip = parseAddress(rs.rip);
-        if (rip && vip && rip.family !== vip.family) {
-          report(dat("name"), `real server "${rs.name}" has an IPv${rip.family} RIP but the VIP is IPv${vip.family}: one address family per virtual service`);
-        } else if (rip && dip && !cidrContains(dip, rip)) {
-          report(
-            dat("name"),
-            `RIP ${rip.text} of real server "${rs.name}" is outside director "${directorName}"'s subnet ${networkAddress(dip).text}/${dip.prefix}: director and real servers must share one broadcast domain`,
-          );
-        }
-        if (rs.gateway !== undefined && dip && parseAddress(rs.gateway)?.text === dip.address.text && !gatewaysReported.has(rs.name)) {
-          gatewaysReported.add(rs.name);
-          const rsIndex = cluster.realServers.indexOf(rs);
-          report(["realServers", rsIndex, "gateway"], `is the DIP of director "${directorName}": a real server's replies must go to the front gateway, never through the director`);
+        checkOnSegment(rs, dat("name"), "real server");
+        if (rs.gateway !== undefined && !gatewaysReported.has(rs.name)) {
+          const served = servingDirectors.find((d) => parseAddress(rs.gateway!)?.text === parseCidr(d.dip)?.address.text);
+          if (served) {
+            gatewaysReported.add(rs.name);
+            const rsIndex = cluster.realServers.indexOf(rs);
+            report(["realServers", rsIndex, "gateway"], `is the DIP of director "${served.name}": a real server's replies must go to the front gateway, never through the director`);
+          }
         }
       }
       if (dest.port !== undefined) {
@@ -257,5 +292,93 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
         report(dat("lowerThreshold"), `must be below upperThreshold (${dest.upperThreshold})`);
       }
     });
+
+    checkHealth(svc, at, report);
+    if (svc.sorryServer !== undefined) {
+      const rs = realServersByName.get(svc.sorryServer);
+      if (!rs) report(at("sorryServer"), `"${svc.sorryServer}" is not a real server in realServers: a sorry server is declared like the others, so it is prepared for the VIP`);
+      else {
+        if (destinationNames.has(rs.name)) report(at("sorryServer"), `"${rs.name}" is one of this service's real servers: the sorry server stands in for all of them`);
+        checkOnSegment(rs, at("sorryServer"), "sorry server");
+      }
+    }
+  });
+}
+
+type At = (...rest: Path) => Path;
+
+function checkHealth(svc: Cluster["virtualServices"][number], at: At, report: Report): void {
+  const check = svc.healthCheck;
+  if (!check) {
+    if (svc.sorryServer !== undefined) report(at("sorryServer"), "needs a healthCheck: the sorry server takes over when the check finds no real server healthy");
+    if (svc.quorum !== undefined) report(at("quorum"), "needs a healthCheck: quorum counts the weight of healthy real servers");
+    return;
+  }
+  if (svc.fwmark !== undefined && check.port === undefined) report(at("healthCheck", "port"), "is required on a fwmark service: it has no port of its own to check");
+  if (svc.protocol === "udp" && check.type !== "command") {
+    report(at("healthCheck", "type"), `a ${check.type} check cannot tell whether a UDP service works: use a command check (or a port of a TCP service, with type tcp and port)`);
+  }
+  if (check.type === "http" || check.type === "https") {
+    const seen = new Set<number>();
+    check.statusCodes.forEach((code, k) => {
+      if (seen.has(code)) report(at("healthCheck", "statusCodes", k), `duplicate status code ${code}`);
+      seen.add(code);
+    });
+  }
+  if (svc.quorum) {
+    const total = svc.realServers.reduce((sum, d) => sum + d.weight, 0);
+    if (svc.quorum.hysteresis >= svc.quorum.weight) report(at("quorum", "hysteresis"), `must be below quorum.weight (${svc.quorum.weight})`);
+    if (svc.quorum.weight > total) report(at("quorum", "weight"), `is ${svc.quorum.weight} but all real servers together weigh ${total}: the service could never be up`);
+  }
+}
+
+function checkFailoverGroups(cluster: Cluster, report: Report): void {
+  const directorsByName = new Map(cluster.directors.map((d) => [d.name, d]));
+  const groupNames = new Map<string, number>();
+  const routerIds = new Map<number, number>();
+  const memberOf = new Map<string, number>();
+  cluster.failoverGroups.forEach((group, g) => {
+    const at = (...rest: Path): Path => ["failoverGroups", g, ...rest];
+    const earlierName = groupNames.get(group.name);
+    if (earlierName !== undefined) report(at("name"), `duplicate failover group name "${group.name}" (also failoverGroups[${earlierName}])`);
+    else groupNames.set(group.name, g);
+    const earlierId = routerIds.get(group.virtualRouterId);
+    if (earlierId !== undefined) {
+      report(at("virtualRouterId"), `${group.virtualRouterId} is also the virtual router id of failoverGroups[${earlierId}]: each group needs its own VRRP router id`);
+    } else routerIds.set(group.virtualRouterId, g);
+
+    const priorities = new Map<number, string>();
+    let subnet: { text: string; name: string } | undefined;
+    group.directors.forEach((member, m) => {
+      const director = directorsByName.get(member.name);
+      if (!director) {
+        report(at("directors", m, "name"), `"${member.name}" is not a director in this cluster (directors: ${[...directorsByName.keys()].join(", ")})`);
+        return;
+      }
+      const other = memberOf.get(member.name);
+      if (other === g) report(at("directors", m, "name"), `director "${member.name}" is listed twice in this group`);
+      else if (other !== undefined) report(at("directors", m, "name"), `director "${member.name}" is also in failoverGroups[${other}]: a director belongs to one failover group`);
+      else memberOf.set(member.name, g);
+      const samePriority = priorities.get(member.priority);
+      if (samePriority !== undefined) {
+        report(at("directors", m, "priority"), `${member.priority} is also the priority of director "${samePriority}": give each director its own, so which one is master is known`);
+      } else priorities.set(member.priority, member.name);
+      const dip = parseCidr(director.dip);
+      if (dip) {
+        const text = `${networkAddress(dip).text}/${dip.prefix}`;
+        if (!subnet) subnet = { text, name: director.name };
+        else if (subnet.text !== text) {
+          report(at("directors", m, "name"), `director "${member.name}" is in ${text} but director "${subnet.name}" in ${subnet.text}: a failover group's directors share one broadcast domain (VRRP)`);
+        }
+      }
+    });
+
+    const families = new Set<number>();
+    for (const svc of cluster.virtualServices) {
+      if (svc.failoverGroup !== group.name) continue;
+      const vip = parseAddress(svc.vip);
+      if (vip) families.add(vip.family);
+    }
+    if (families.size > 1) report(at("name"), "serves both IPv4 and IPv6 VIPs: VRRP runs one instance per family, so give each family its own group");
   });
 }

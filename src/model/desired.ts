@@ -4,11 +4,15 @@
  */
 import { resolveConnection, type Connection } from "../config/connection";
 import { netmaskToPrefix, parseAddress, parseCidr, prefixToNetmask, type Family } from "../config/ip";
-import type { Cluster, Director, RealServer, VirtualService } from "../config/schema";
+import { serviceDirectors } from "../config/rules";
+import type { Cluster, Director, HealthCheck, IpvsSettings, RealServer, VirtualService } from "../config/schema";
 import type {
   DesiredHostState,
   DestinationState,
+  HealthCheckState,
   InterfaceAddress,
+  KeepalivedState,
+  KeepalivedVirtualServer,
   PersistedFile,
   SysctlSetting,
   VirtualServiceState,
@@ -48,7 +52,30 @@ export function desiredClusterState(cluster: Cluster): DesiredClusterState {
 }
 
 function servicesOf(cluster: Cluster, director: Director): VirtualService[] {
-  return cluster.virtualServices.filter((svc) => (svc.director ?? cluster.directors[0]?.name) === director.name);
+  return cluster.virtualServices.filter((svc) => serviceDirectors(cluster, svc).includes(director.name));
+}
+
+/** keepalived owns a service's IPVS entries when it checks its real servers or moves its VIP. */
+export function managedByKeepalived(svc: VirtualService): boolean {
+  return svc.healthCheck !== undefined || svc.failoverGroup !== undefined;
+}
+
+/** The check of one real server, with the port and the command's placeholders filled in. */
+function healthCheckState(check: HealthCheck, rip: string, servicePort: number): HealthCheckState {
+  const port = check.port ?? servicePort;
+  const http = check.type === "http" || check.type === "https";
+  return {
+    type: check.type,
+    port: check.type === "command" && check.port === undefined ? 0 : port,
+    intervalSeconds: check.intervalSeconds,
+    connectTimeoutSeconds: check.connectTimeoutSeconds,
+    retries: check.retries,
+    retryDelaySeconds: check.retryDelaySeconds,
+    path: http ? check.path : null,
+    statusCodes: http ? [...check.statusCodes].sort((a, b) => a - b) : [],
+    host: http ? (check.host ?? null) : null,
+    command: check.type === "command" ? [check.path, ...check.args.map((a) => a.replaceAll("{rip}", rip).replaceAll("{port}", String(port)))] : null,
+  };
 }
 
 function hostPrefix(family: Family): number {
@@ -78,20 +105,33 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
   const realServers = new Map(cluster.realServers.map((rs) => [rs.name, rs]));
   const services: VirtualServiceState[] = [];
   const destinations: DestinationState[] = [];
+  const staticServices: VirtualServiceState[] = [];
+  const staticDestinations: DestinationState[] = [];
+  const virtualServers: KeepalivedVirtualServer[] = [];
   const addresses = new Map<string, InterfaceAddress>();
+  const groupVips = new Map<string, InterfaceAddress>();
   const onLinkPeers = new Set<string>();
   for (const svc of servicesOf(cluster, director)) {
     const state = virtualServiceState(svc);
     const key = serviceKey(state);
+    const keepalived = managedByKeepalived(svc);
     services.push(state);
+    if (!keepalived) staticServices.push(state);
     const vip = parseAddress(svc.vip);
-    if (vip) addresses.set(vip.text, { interface: director.interface, address: vip.text, prefix: hostPrefix(vip.family) });
+    if (vip) {
+      const address = { interface: director.interface, address: vip.text, prefix: hostPrefix(vip.family) };
+      // A failover group's VIP is VRRP's to add and remove; the tool never adds it by hand.
+      if (svc.failoverGroup !== undefined) groupVips.set(vip.text, address);
+      else addresses.set(vip.text, address);
+    }
+    const serviceDestinations: DestinationState[] = [];
+    const checks: Record<string, HealthCheckState> = {};
     for (const dest of svc.realServers) {
       const rs = realServers.get(dest.name);
       const rip = rs ? parseAddress(rs.rip) : undefined;
       if (!rip) continue;
       onLinkPeers.add(rip.text);
-      destinations.push({
+      const destination: DestinationState = {
         service: key,
         address: rip.text,
         port: state.port,
@@ -99,14 +139,72 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
         weight: dest.weight,
         upperThreshold: dest.upperThreshold,
         lowerThreshold: dest.lowerThreshold,
+      };
+      destinations.push(destination);
+      serviceDestinations.push(destination);
+      if (!keepalived) staticDestinations.push(destination);
+      if (svc.healthCheck) checks[rip.text] = healthCheckState(svc.healthCheck, rip.text, state.port);
+    }
+    if (keepalived) {
+      const sorry = svc.sorryServer !== undefined ? realServers.get(svc.sorryServer) : undefined;
+      const sorryRip = sorry ? parseAddress(sorry.rip) : undefined;
+      if (sorryRip) onLinkPeers.add(sorryRip.text);
+      virtualServers.push({
+        service: state,
+        destinations: serviceDestinations,
+        checks,
+        onFailure: svc.healthCheck?.onFailure ?? "quiesce",
+        sorryServer: sorryRip ? { address: sorryRip.text, port: state.port } : null,
+        quorum: svc.quorum ? { weight: svc.quorum.weight, hysteresis: svc.quorum.hysteresis } : null,
       });
     }
   }
+  const group = cluster.failoverGroups.find((g) => g.directors.some((d) => d.name === director.name));
+  const keepalived: KeepalivedState | null =
+    virtualServers.length > 0 || group
+      ? {
+          cluster: cluster.name,
+          host: director.name,
+          virtualServers,
+          vrrp: group
+            ? {
+                group: group.name,
+                interface: director.interface,
+                virtualRouterId: group.virtualRouterId,
+                priority: group.directors.find((d) => d.name === director.name)?.priority ?? 100,
+                advertIntervalSeconds: group.advertIntervalSeconds,
+                preempt: group.preempt,
+                authSecret: group.authSecret ?? null,
+                vips: [...groupVips.values()],
+                connectionSync: group.connectionSync,
+                peers: group.directors.map((d) => d.name).filter((n) => n !== director.name),
+              }
+            : null,
+        }
+      : null;
   const addressList = [...addresses.values()];
+  const ipvs = director.ipvs;
+  const sysctls = ipvs ? directorIpvsSysctls(ipvs) : [];
+  const ipvsTimeouts = ipvs ? { tcp: ipvs.timeouts.tcp, tcpFin: ipvs.timeouts.tcpFin, udp: ipvs.timeouts.udp } : null;
+  const bootScript: PersistedFile["content"] = {
+    kind: "boot-script",
+    role: "director",
+    sysctlFile: null,
+    rulesFile: hostPaths.ipvsRules,
+    addresses: addressList,
+    ...(ipvs ? { ipvsSysctlFile: hostPaths.ipvsSysctlConf, ipvsTimeouts } : {}),
+  };
   const files: PersistedFile[] = [
-    { path: hostPaths.ipvsRules, content: { kind: "ipvs-rules", services, destinations } },
-    { path: hostPaths.bootScript, content: { kind: "boot-script", role: "director", sysctlFile: null, rulesFile: hostPaths.ipvsRules, addresses: addressList } },
+    { path: hostPaths.ipvsRules, content: { kind: "ipvs-rules", services: staticServices, destinations: staticDestinations } },
+    ...(ipvs ? [{ path: hostPaths.ipvsSysctlConf, content: { kind: "sysctl-conf" as const, sysctls } }] : []),
+    { path: hostPaths.bootScript, content: bootScript },
     ...systemdFiles(),
+    ...(keepalived
+      ? [
+          { path: hostPaths.keepalivedConf, content: { kind: "keepalived-conf" as const, keepalived } },
+          { path: hostPaths.keepalivedDropIn, content: { kind: "keepalived-drop-in" as const } },
+        ]
+      : []),
   ];
   return {
     host: director.name,
@@ -117,12 +215,25 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
     addresses: addressList,
     services,
     destinations,
-    sysctls: [],
+    sysctls,
     files,
     onLinkPeers: [...onLinkPeers],
     drain: cluster.drain,
     cluster: cluster.name,
+    keepalived,
+    ipvsTimeouts,
   };
+}
+
+/** A director's IPVS kernel parameters (net.ipv4.vs.*), from its `ipvs` block. */
+export function directorIpvsSysctls(ipvs: IpvsSettings): SysctlSetting[] {
+  const flag = (on: boolean) => (on ? "1" : "0");
+  return [
+    { key: "net/ipv4/vs/expire_nodest_conn", value: flag(ipvs.expireNodestConn) },
+    { key: "net/ipv4/vs/expire_quiescent_template", value: flag(ipvs.expireQuiescentTemplate) },
+    { key: "net/ipv4/vs/conn_reuse_mode", value: String(ipvs.connReuseMode) },
+    { key: "net/ipv4/vs/conntrack", value: flag(ipvs.conntrack) },
+  ];
 }
 
 export function realServerSysctls(nic: string): SysctlSetting[] {
@@ -136,7 +247,8 @@ export function realServerSysctls(nic: string): SysctlSetting[] {
 export function desiredRealServerState(cluster: Cluster, rs: RealServer): DesiredHostState {
   const vips = new Map<string, InterfaceAddress>();
   for (const svc of cluster.virtualServices) {
-    if (!svc.realServers.some((d) => d.name === rs.name)) continue;
+    // A sorry server is prepared like the others: it takes the VIP's traffic when none is healthy.
+    if (!svc.realServers.some((d) => d.name === rs.name) && svc.sorryServer !== rs.name) continue;
     const vip = parseAddress(svc.vip);
     if (vip) vips.set(vip.text, { interface: "lo", address: vip.text, prefix: hostPrefix(vip.family) });
   }
@@ -161,6 +273,8 @@ export function desiredRealServerState(cluster: Cluster, rs: RealServer): Desire
     onLinkPeers: [],
     drain: cluster.drain,
     cluster: cluster.name,
+    keepalived: null,
+    ipvsTimeouts: null,
   };
 }
 
@@ -173,5 +287,5 @@ function systemdFiles(): PersistedFile[] {
 
 /** The state a host returns to when the tool lets go of it entirely (destroy). */
 export function releasedHostState(host: DesiredHostState): DesiredHostState {
-  return { ...host, addresses: [], services: [], destinations: [], sysctls: [], files: [], onLinkPeers: [] };
+  return { ...host, addresses: [], services: [], destinations: [], sysctls: [], files: [], onLinkPeers: [], keepalived: null, ipvsTimeouts: null };
 }

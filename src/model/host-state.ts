@@ -61,11 +61,82 @@ export interface SysctlSetting {
   value: string;
 }
 
+/** IPVS connection timeouts in seconds, as `ipvsadm --set tcp tcpfin udp` takes them. */
+export interface IpvsTimeouts {
+  tcp: number;
+  tcpFin: number;
+  udp: number;
+}
+
+/** A health check as keepalived runs it against one real server. */
+export interface HealthCheckState {
+  type: "tcp" | "http" | "https" | "command";
+  /** The port probed on the RIP (0 for a command check: the command decides). */
+  port: number;
+  intervalSeconds: number;
+  connectTimeoutSeconds: number;
+  retries: number;
+  retryDelaySeconds: number;
+  /** HTTP(S) only. */
+  path: string | null;
+  statusCodes: number[];
+  host: string | null;
+  /** Command only: the program and its arguments, `{rip}` and `{port}` already replaced. */
+  command: string[] | null;
+}
+
+/** A virtual service keepalived owns: its IPVS entry, its real servers and how they are checked. */
+export interface KeepalivedVirtualServer {
+  service: VirtualServiceState;
+  /** Its real servers with their configured weights (keepalived sets 0, or removes them, while a check fails). */
+  destinations: DestinationState[];
+  /** One check per real server, or none: every real server is then taken as healthy. */
+  checks: Record<string, HealthCheckState>;
+  onFailure: "quiesce" | "remove";
+  sorryServer: { address: string; port: number } | null;
+  quorum: { weight: number; hysteresis: number } | null;
+}
+
+/** A director's VRRP instance: the failover group it belongs to. */
+export interface VrrpInstance {
+  group: string;
+  interface: string;
+  virtualRouterId: number;
+  priority: number;
+  advertIntervalSeconds: number;
+  preempt: boolean;
+  authSecret: string | null;
+  /** The group's VIPs: held by whichever director is master, never added by hand. */
+  vips: InterfaceAddress[];
+  connectionSync: boolean;
+  /** The other directors of the group, by name, for reports. */
+  peers: string[];
+}
+
+/** What keepalived runs on a director in keepalived mode. */
+export interface KeepalivedState {
+  cluster: string;
+  host: string;
+  virtualServers: KeepalivedVirtualServer[];
+  vrrp: VrrpInstance | null;
+}
+
 /** What a persisted file must say, as data; the render layer turns it into text. */
 export type PersistedFileContent =
+  | { kind: "keepalived-conf"; keepalived: KeepalivedState }
+  | { kind: "keepalived-drop-in" }
   | { kind: "sysctl-conf"; sysctls: SysctlSetting[] }
   | { kind: "ipvs-rules"; services: VirtualServiceState[]; destinations: DestinationState[] }
-  | { kind: "boot-script"; role: HostRole; sysctlFile: string | null; rulesFile: string | null; addresses: InterfaceAddress[] }
+  | {
+      kind: "boot-script";
+      role: HostRole;
+      sysctlFile: string | null;
+      rulesFile: string | null;
+      addresses: InterfaceAddress[];
+      /** A director's IPVS settings: kernel parameters (loaded once ip_vs is) and timeouts. */
+      ipvsSysctlFile?: string | null;
+      ipvsTimeouts?: IpvsTimeouts | null;
+    }
   | { kind: "systemd-unit"; scriptPath: string }
   | { kind: "link"; target: string };
 
@@ -88,6 +159,10 @@ export interface OwnershipRecord {
   /** Sysctls the tool set, with the value each had before, so destroy can put it back. */
   sysctls: Record<string, string>;
   files: string[];
+  /** Virtual services handed to keepalived: it owns their IPVS entries, the tool its configuration. */
+  keepalivedServices?: string[];
+  /** The IPVS timeouts a director had before the tool set them, to put back on release. */
+  ipvsTimeouts?: IpvsTimeouts;
 }
 
 export interface DesiredHostState {
@@ -107,6 +182,10 @@ export interface DesiredHostState {
   onLinkPeers: string[];
   drain: { timeoutSeconds: number; pollSeconds: number };
   cluster: string;
+  /** A director in keepalived mode: what keepalived must run. Null: no keepalived configuration of ours. */
+  keepalived: KeepalivedState | null;
+  /** A director's IPVS timeouts; null: left as they are. */
+  ipvsTimeouts: IpvsTimeouts | null;
 }
 
 export interface RouteLookup {
@@ -151,6 +230,8 @@ export interface ObservedHostState {
     listing: string | null;
     services: VirtualServiceState[];
     destinations: (DestinationState & DestinationCounters)[];
+    /** `ipvsadm -L --timeout`, when listed. */
+    timeouts: IpvsTimeouts | null;
   };
   sysctls: Record<string, string | null>;
   files: Record<string, ObservedFile | null>;
@@ -161,4 +242,6 @@ export interface ObservedHostState {
   neighbours: Neighbour[];
   /** Whether the RIPs a director is about to register answer ARP, by RIP (true = answered); empty unless judged. */
   arpReplies: Record<string, boolean>;
+  /** keepalived on a director: installed, running (its pid alive), enabled at boot. Null: not observed. */
+  keepalived: { installed: boolean; running: boolean; enabled: boolean } | null;
 }

@@ -4,6 +4,7 @@
  */
 import type {
   DestinationState,
+  IpvsTimeouts,
   InterfaceAddress,
   OwnershipRecord,
   RenderedFile,
@@ -29,7 +30,20 @@ export type Step =
   | { op: "remove-destination"; destination: DestinationState }
   | { op: "write-file"; file: RenderedFile }
   | { op: "remove-file"; path: string }
-  | { op: "record-ownership"; record: OwnershipRecord | null };
+  | { op: "record-ownership"; record: OwnershipRecord | null }
+  /** Written beside the old one, checked by `keepalived -t`, then renamed over it: a bad file is never used. */
+  | { op: "write-keepalived-config"; file: RenderedFile }
+  /** Enable keepalived at boot, and reload it (start it if it is not running); restart only to rebuild a table changed by hand. */
+  | { op: "reload-keepalived"; restart: boolean; daemonReload?: boolean }
+  /** Wait until each service has a real server in, after its first check passed (or the sorry server). */
+  | { op: "wait-keepalived-ready"; services: VirtualServiceState[]; timeoutSeconds: number }
+  /** Wait until keepalived deleted services it no longer manages, so the tool can add them as its own. */
+  | { op: "wait-keepalived-released"; services: VirtualServiceState[]; timeoutSeconds: number }
+  /** A destination in one of keepalived's services that its configuration lacks; it may be gone already. */
+  | { op: "remove-stray-destination"; destination: DestinationState }
+  /** Stop keepalived and disable it at boot: it removes its IPVS entries and lets go of its VIPs. */
+  | { op: "stop-keepalived" }
+  | { op: "set-ipvs-timeouts"; timeouts: IpvsTimeouts };
 
 export type StepOp = Step["op"];
 

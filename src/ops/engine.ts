@@ -114,17 +114,18 @@ export class ClusterRun {
    * still work, rather than with all the others at the end.
    */
   async observe(
-    options: { preflight?: boolean; release?: (host: DesiredHostState, observed: ObservedHostState) => boolean } = {},
+    options: { preflight?: boolean; release?: (host: DesiredHostState, observed: ObservedHostState) => boolean; only?: string[] } = {},
   ): Promise<Map<string, ObservedHostState>> {
-    const results = await runOnHosts(this.desired.hosts, this.concurrency, async (host) => {
+    const hosts = options.only ? this.desired.hosts.filter((h) => options.only!.includes(h.host)) : this.desired.hosts;
+    const results = await runOnHosts(hosts, this.concurrency, async (host) => {
       const observed = await observeHost(await this.session(host.host), host, { preflight: options.preflight ?? false });
       this.emit({ host: host.host, kind: "observed" });
       if (options.release?.(host, observed)) await this.sessions.release(host.host);
       return observed;
     });
-    const failed = results.flatMap((r, i) => (r.ok ? [] : [withHost(this.desired.hosts[i]!.host, r.error)]));
+    const failed = results.flatMap((r, i) => (r.ok ? [] : [withHost(hosts[i]!.host, r.error)]));
     if (failed.length) throw new Error(`could not observe every host:\n  ${failed.join("\n  ")}`);
-    return new Map(results.map((r, i) => [this.desired.hosts[i]!.host, (r as { ok: true; value: ObservedHostState }).value]));
+    return new Map(results.map((r, i) => [hosts[i]!.host, (r as { ok: true; value: ObservedHostState }).value]));
   }
 
   /**

@@ -6,7 +6,16 @@ import { renderArpProbeScript, renderObserveScript, type ObserveRequest } from "
 import { TransportError, type HostSession } from "../transport/types";
 
 /** Every file the tool can ever write, so owned files no longer in the spec are seen too. */
-export const observedFiles = [hostPaths.sysctlConf, hostPaths.ipvsRules, hostPaths.bootScript, hostPaths.systemdUnit, hostPaths.systemdUnitLink, hostPaths.ownership];
+export const observedFiles = [
+  hostPaths.sysctlConf,
+  hostPaths.ipvsRules,
+  hostPaths.bootScript,
+  hostPaths.systemdUnit,
+  hostPaths.systemdUnitLink,
+  hostPaths.ownership,
+  hostPaths.keepalivedConf,
+  hostPaths.keepalivedDropIn,
+];
 
 /**
  * What to read on a host. With `preflight`, also what only preflight checks: which commands
@@ -25,6 +34,7 @@ export function observeRequest(host: DesiredHostState, options: { preflight?: bo
     ipvs: director,
     linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit },
     neighbours: director && preflight,
+    keepalived: director,
   };
 }
 

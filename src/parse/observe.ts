@@ -2,7 +2,7 @@
  * Turns the observe script's output (see render/scripts.ts) into ObservedHostState: one
  * round trip's text becomes all the structured state the planner needs.
  */
-import { textSha256, type ObservedFile, type ObservedHostState } from "../model/host-state";
+import { textSha256, type IpvsTimeouts, type ObservedFile, type ObservedHostState } from "../model/host-state";
 import { destinationKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { parseIpAddr, parseNeighbours, parseRouteBatch } from "./ip";
@@ -46,13 +46,14 @@ export function parseObservation(host: string, output: string): ObservedHostStat
     addresses: [],
     interfaces: [],
     tools: [],
-    ipvs: { status: "not-observed", fingerprint: null, listing: null, services: [], destinations: [] },
+    ipvs: { status: "not-observed", fingerprint: null, listing: null, services: [], destinations: [], timeouts: null },
     sysctls: {},
     files: {},
     ownership: null,
     routes: [],
     neighbours: [],
     arpReplies: {},
+    keepalived: null,
   };
   let ipvsText = "";
   const absentKeys: string[] = [];
@@ -85,6 +86,9 @@ export function parseObservation(host: string, output: string): ObservedHostStat
       if (arg !== "loaded" && arg !== "not-loaded" && arg !== "no-ipvsadm") throw new ParseError(`observation of ${host}`, `unknown IPVS status ${arg}`);
       state.ipvs.status = arg;
       ipvsText = body;
+    } else if (kind === "keepalived") {
+      const words = new Set(block.header.slice(1));
+      state.keepalived = { installed: words.has("installed"), running: words.has("running"), enabled: words.has("enabled") };
     } else if (kind === "file" && path) {
       if (arg === "read") readByGrep.push(path);
       else state.files[path] = decodeFile(arg, block.body);
@@ -100,7 +104,8 @@ export function parseObservation(host: string, output: string): ObservedHostStat
   }
 
   if (state.ipvs.status === "loaded") {
-    const { rulesText, thresholdsText } = splitIpvsListings(ipvsText);
+    const { rulesText, thresholdsText, timeouts } = splitIpvsListings(ipvsText);
+    state.ipvs.timeouts = timeouts;
     const table = parseIpvsRules(rulesText);
     state.ipvs.fingerprint = textSha256(rulesText);
     state.ipvs.listing = rulesText;
@@ -132,12 +137,19 @@ function decodeFile(kind: string | undefined, body: string[]): ObservedFile | nu
  * The one `ipvsadm -R` run: `ipvsadm -Sn`'s exact bytes (the apply script lists them again on
  * the host), then the thresholds listing, which starts with its version line.
  */
-function splitIpvsListings(body: string): { rulesText: string; thresholdsText: string } {
+function splitIpvsListings(body: string): { rulesText: string; thresholdsText: string; timeouts: IpvsTimeouts | null } {
   const lines = body.split("\n");
   const at = lines.findIndex((l) => l.startsWith("IP Virtual Server version "));
   if (at < 0) throw new ParseError("observation", "the IPVS thresholds listing is missing");
   const rules = lines.slice(0, at);
-  return { rulesText: rules.length ? `${rules.join("\n")}\n` : "", thresholdsText: lines.slice(at).join("\n") };
+  // `ipvsadm -L --timeout` comes last, when the script asked for it: one line.
+  let timeouts: IpvsTimeouts | null = null;
+  const rest = lines.slice(at).filter((l) => {
+    const m = /^Timeout \(tcp tcpfin udp\): (\d+) (\d+) (\d+)\s*$/.exec(l);
+    if (m) timeouts = { tcp: Number(m[1]), tcpFin: Number(m[2]), udp: Number(m[3]) };
+    return !m;
+  });
+  return { rulesText: rules.length ? `${rules.join("\n")}\n` : "", thresholdsText: rest.join("\n"), timeouts };
 }
 
 /**

@@ -13,6 +13,8 @@ const ownershipSchema = z
     destinations: z.array(z.string()),
     sysctls: z.record(z.string(), z.string()),
     files: z.array(z.string()),
+    keepalivedServices: z.array(z.string()).optional(),
+    ipvsTimeouts: z.object({ tcp: z.number().int(), tcpFin: z.number().int(), udp: z.number().int() }).strict().optional(),
   })
   .strict();
 

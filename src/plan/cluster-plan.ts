@@ -42,6 +42,7 @@ export function planCluster(desired: DesiredClusterState, observed: ReadonlyMap<
 
 /** The cluster plan from its hosts' plans (`planClusterHost`, one per host, in the spec's order). */
 export function clusterPlanOf(desired: DesiredClusterState, hosts: HostPlan[]): ClusterPlan {
+  checkFailoverGroups(hosts);
   const waves = waveOrder.map((wave) => ({
     wave,
     hosts: hosts.flatMap((h) => h.waves.filter((w) => w.wave === wave)),
@@ -53,4 +54,34 @@ export function clusterPlanOf(desired: DesiredClusterState, hosts: HostPlan[]): 
     drift: hosts.map((h) => h.diff.drift),
     empty: hosts.every((h) => h.waves.length === 0),
   };
+}
+
+/**
+ * A failover group's VIPs held by exactly one of its directors is health (that one is master).
+ * Held by none, the VIP is down; held by two or more, both answer ARP (split brain): either is
+ * drift, reported on every director of the group. A group only partly observed is not judged.
+ */
+function checkFailoverGroups(hosts: HostPlan[]): void {
+  const groups = new Map<string, HostPlan[]>();
+  for (const h of hosts) if (h.vrrp) groups.set(h.vrrp.group, [...(groups.get(h.vrrp.group) ?? []), h]);
+  for (const [group, members] of groups) {
+    if (members.length !== members[0]!.vrrp!.directors) continue;
+    const vips = members[0]!.vrrp!.vips;
+    for (const vip of vips) {
+      const holders = members.filter((m) => m.vrrp!.held.includes(vip)).map((m) => m.host);
+      if (holders.length === 1) continue;
+      for (const m of members) {
+        m.diff.drift.items.push({
+          host: m.host,
+          kind: "vrrp",
+          key: `${group}/${vip}`,
+          status: holders.length === 0 ? "missing" : "changed",
+          expected: "held by one director of the group",
+          actual: holders.length === 0 ? "held by none" : `held by ${holders.join(" and ")} (split brain)`,
+          fields: [{ field: "holders", expected: "1", actual: String(holders.length) }],
+        });
+        m.diff.drift.clean = false;
+      }
+    }
+  }
 }

@@ -12,6 +12,7 @@ import {
   type DestinationState,
   type HostRole,
   type InterfaceAddress,
+  type IpvsTimeouts,
   type ObservedHostState,
   type RenderedFile,
   type VirtualServiceState,
@@ -24,11 +25,12 @@ import {
   serviceKey,
   type FieldDifference,
 } from "../model/keys";
+import { hostPaths } from "../model/paths";
 import { describeDestination, describeService } from "../render/describe";
 import { renderFile } from "../render/files";
 
 export type DriftStatus = "missing" | "unexpected" | "changed" | "unmanaged";
-export type DriftKind = "address" | "service" | "destination" | "sysctl" | "file";
+export type DriftKind = "address" | "service" | "destination" | "sysctl" | "file" | "keepalived" | "vrrp" | "ipvs";
 
 export interface DriftItem {
   host: string;
@@ -61,6 +63,24 @@ export interface HostDiff {
   };
   sysctls: { changed: { key: string; value: string; from: string | null }[]; unexpected: { key: string; original: string; actual: string | null }[] };
   files: { changed: RenderedFile[]; unexpected: string[] };
+  keepalived: KeepalivedDiff;
+  /** IPVS timeouts to set: the spec's, or the ones a director had before (release). */
+  ipvsTimeouts: IpvsTimeouts | null;
+}
+
+/** What keepalived mode adds to a director's diff (all empty on a director without it). */
+export interface KeepalivedDiff {
+  /** Services keepalived must hold but the IPVS table lacks while it runs: only a restart rebuilds them. */
+  missingServices: VirtualServiceState[];
+  /** Destinations in keepalived's services that its configuration does not have (nor as sorry server). */
+  unexpectedDestinations: (DestinationState & { activeConnections?: number })[];
+  /** Services keepalived held that the tool now manages itself: re-added once keepalived let go. */
+  handBack: VirtualServiceState[];
+  /** keepalived must be started (not running), and enabled at boot. */
+  start: boolean;
+  enable: boolean;
+  /** keepalived runs with a configuration of ours but the spec needs none: stop and disable it. */
+  stop: boolean;
 }
 
 function addressText(a: InterfaceAddress): string {
@@ -84,7 +104,16 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
     destinations: { missing: [], changed: [], unexpected: [] },
     sysctls: { changed: [], unexpected: [] },
     files: { changed: [], unexpected: [] },
+    keepalived: { missingServices: [], unexpectedDestinations: [], handBack: [], start: false, enable: false, stop: false },
+    ipvsTimeouts: null,
   };
+  // Services keepalived owns now (desired) and owned before (recorded): their entries are its own.
+  const keepalivedNow = new Set((desired.keepalived?.virtualServers ?? []).map((v) => serviceKey(v.service)));
+  const keepalivedBefore = new Set(owned?.keepalivedServices ?? []);
+  // keepalived stays (reloaded: it deletes the services it no longer has), or goes (stopped: it
+  // keeps its IPVS entries, run with --dont-release-ipvs, and the tool takes them over or removes them).
+  const keepalivedStays = desired.keepalived !== null;
+  const sorryServers = new Map((desired.keepalived?.virtualServers ?? []).flatMap((v) => (v.sorryServer ? [[serviceKey(v.service), v.sorryServer.address] as const] : [])));
 
   // Addresses: compared by interface and address; a different prefix is a change.
   const observedAddr = new Map(observed.addresses.map((a) => [`${a.interface}/${a.address}`, a]));
@@ -115,9 +144,15 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   const observedServices = new Map(observed.ipvs.services.map((s) => [serviceKey(s), s]));
   for (const [key, want] of desiredServices) {
     const seen = observedServices.get(key);
-    if (!seen) {
+    if (!keepalivedNow.has(key) && keepalivedBefore.has(key) && keepalivedStays) {
+      // keepalived removes it on reload; the tool adds it back at once, as its own.
+      push("service", key, "changed", `${describeService(want)} by lvs-dr`, seen ? `${describeService(seen)} by keepalived` : null, [{ field: "managedBy", expected: "lvs-dr", actual: "keepalived" }]);
+      diff.keepalived.handBack.push(want);
+    } else if (!seen) {
       push("service", key, "missing", describeService(want), null);
-      diff.services.missing.push(want);
+      if (keepalivedNow.has(key)) {
+        if (observed.keepalived?.running) diff.keepalived.missingServices.push(want);
+      } else diff.services.missing.push(want);
     } else {
       const fields = serviceDifferences(want, seen);
       if (fields.length) {
@@ -129,7 +164,11 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   const unmanagedServices = new Set<string>();
   for (const [key, seen] of observedServices) {
     if (desiredServices.has(key)) continue;
-    if (ownedServices.has(key)) {
+    if (keepalivedBefore.has(key)) {
+      push("service", key, "unexpected", null, describeService(seen));
+      // A reload deletes it; a stop leaves it to the tool, which drains and removes it.
+      if (!keepalivedStays) diff.services.unexpected.push(seen);
+    } else if (ownedServices.has(key)) {
       push("service", key, "unexpected", null, describeService(seen));
       diff.services.unexpected.push(seen);
     } else {
@@ -142,9 +181,15 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   const ownedDestinations = new Set(owned?.destinations ?? []);
   const desiredDest = new Map(desired.destinations.map((d) => [destinationKey(d), d]));
   const observedDest = new Map(observed.ipvs.destinations.map((d) => [destinationKey(d), d]));
+  const handedBack = new Set(diff.keepalived.handBack.map(serviceKey));
   for (const [key, want] of desiredDest) {
     const seen = observedDest.get(key);
-    if (!seen) {
+    if (handedBack.has(want.service)) {
+      diff.destinations.missing.push(want);
+    } else if (keepalivedNow.has(want.service) && (!seen || (seen.weight === 0 && want.weight !== 0))) {
+      // Health, not drift: keepalived took it out (or never put it in) because its check fails.
+      continue;
+    } else if (!seen) {
       push("destination", key, "missing", describeDestination(want), null);
       diff.destinations.missing.push(want);
     } else {
@@ -157,6 +202,17 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   }
   for (const [key, seen] of observedDest) {
     if (desiredDest.has(key) || unmanagedServices.has(seen.service)) continue;
+    if (keepalivedNow.has(seen.service)) {
+      if (sorryServers.get(seen.service) === seen.address) continue; // health: no real server is up
+      push("destination", key, "unexpected", null, describeDestination(seen));
+      diff.keepalived.unexpectedDestinations.push(seen);
+      continue;
+    }
+    if (keepalivedBefore.has(seen.service)) {
+      // keepalived's: gone with its service on reload; drained by the tool when keepalived stops.
+      if (!keepalivedStays && !desiredServices.has(seen.service)) diff.destinations.unexpected.push(seen);
+      continue;
+    }
     const serviceGoing = !desiredServices.has(seen.service);
     if (ownedDestinations.has(key) || serviceGoing) {
       // Destinations under a service the tool is removing go with it.
@@ -203,6 +259,34 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
       push("file", path, "unexpected", null, "present");
       diff.files.unexpected.push(path);
     }
+  }
+
+  // IPVS timeouts (a director's `ipvs` block): set, or put back as they were once no longer wanted.
+  const timeoutsText = (t: IpvsTimeouts) => `tcp ${t.tcp} tcpfin ${t.tcpFin} udp ${t.udp}`;
+  const seenTimeouts = observed.ipvs.timeouts;
+  if (desired.ipvsTimeouts) {
+    if (!seenTimeouts || timeoutsText(seenTimeouts) !== timeoutsText(desired.ipvsTimeouts)) {
+      push("ipvs", "timeouts", seenTimeouts ? "changed" : "missing", timeoutsText(desired.ipvsTimeouts), seenTimeouts ? timeoutsText(seenTimeouts) : null);
+      diff.ipvsTimeouts = desired.ipvsTimeouts;
+    }
+  } else if (owned?.ipvsTimeouts && seenTimeouts && timeoutsText(seenTimeouts) !== timeoutsText(owned.ipvsTimeouts)) {
+    push("ipvs", "timeouts", "unexpected", timeoutsText(owned.ipvsTimeouts), timeoutsText(seenTimeouts));
+    diff.ipvsTimeouts = owned.ipvsTimeouts;
+  }
+
+  // keepalived itself: running and enabled whenever there is a configuration of ours to run.
+  const daemon = observed.keepalived;
+  if (desired.keepalived && daemon) {
+    if (!daemon.installed) push("keepalived", "keepalived", "missing", "installed, running, enabled at boot", "not installed");
+    else {
+      if (!daemon.running) push("keepalived", "keepalived", "changed", "running", "stopped", [{ field: "running", expected: "yes", actual: "no" }]);
+      if (!daemon.enabled) push("keepalived", "keepalived", "changed", "enabled at boot", "disabled", [{ field: "enabled", expected: "yes", actual: "no" }]);
+      diff.keepalived.start = !daemon.running;
+      diff.keepalived.enable = !daemon.enabled;
+    }
+  } else if (!desired.keepalived && (daemon?.running || daemon?.enabled) && owned?.files.includes(hostPaths.keepalivedConf)) {
+    push("keepalived", "keepalived", "unexpected", null, `${daemon.running ? "running" : "enabled at boot"} with lvs-dr's configuration`);
+    diff.keepalived.stop = true;
   }
 
   diff.drift.clean = items.every((i) => i.status === "unmanaged");

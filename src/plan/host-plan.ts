@@ -6,11 +6,13 @@
  *   then waiting, deleting, and the VIPs no longer served;
  * - real server, release: VIPs off lo first, sysctls restored last.
  */
-import type { DesiredHostState, ObservedHostState } from "../model/host-state";
+import type { DesiredHostState, DestinationState, KeepalivedState, ObservedHostState } from "../model/host-state";
+import { hostPaths } from "../model/paths";
+import { renderFile } from "../render/files";
 import { serviceKey } from "../model/keys";
 import type { HostWavePlan, Step } from "../model/steps";
 import { diffHost, type HostDiff } from "./drift";
-import { drainSteps } from "./drain";
+import { drainSteps, needsWait } from "./drain";
 import { nextOwnership, sameOwnership } from "./ownership";
 
 export interface HostPlan {
@@ -18,6 +20,8 @@ export interface HostPlan {
   role: DesiredHostState["role"];
   diff: HostDiff;
   waves: HostWavePlan[];
+  /** A director of a failover group: the group's VIPs it was seen holding (it is master if it holds them). */
+  vrrp: { group: string; directors: number; vips: string[]; held: string[] } | null;
 }
 
 function withOwnership(steps: Step[], desired: DesiredHostState, observed: ObservedHostState, keepOwned: boolean): Step[] {
@@ -29,7 +33,16 @@ function withOwnership(steps: Step[], desired: DesiredHostState, observed: Obser
 export function planHost(desired: DesiredHostState, observed: ObservedHostState): HostPlan {
   const diff = diffHost(desired, observed);
   const waves = desired.role === "director" ? planDirector(desired, observed, diff) : planRealServer(desired, observed, diff);
-  return { host: desired.host, role: desired.role, diff, waves: waves.filter((w) => w.steps.length > 0) };
+  const group = desired.keepalived?.vrrp;
+  const vrrp = group
+    ? {
+        group: group.group,
+        directors: group.peers.length + 1,
+        vips: group.vips.map((v) => v.address),
+        held: group.vips.filter((v) => observed.addresses.some((a) => a.address === v.address && a.interface === v.interface)).map((v) => v.address),
+      }
+    : null;
+  return { host: desired.host, role: desired.role, diff, waves: waves.filter((w) => w.steps.length > 0), vrrp };
 }
 
 function planRealServer(desired: DesiredHostState, observed: ObservedHostState, diff: HostDiff): HostWavePlan[] {
@@ -64,18 +77,39 @@ function planRealServer(desired: DesiredHostState, observed: ObservedHostState, 
 function planDirector(desired: DesiredHostState, observed: ObservedHostState, diff: HostDiff): HostWavePlan[] {
   const servicesRemoved = new Set(diff.services.unexpected.map(serviceKey));
   const drains = drainSteps(diff.destinations.unexpected, servicesRemoved, desired.drain);
+  const keepalived = keepalivedSteps(desired, diff);
+  const handedBack = new Set(diff.keepalived.handBack.map(serviceKey));
+  const staticMissing = diff.destinations.missing.filter((d) => !handedBack.has(d.service));
+  const released = !desired.ipvsTimeouts && diff.ipvsTimeouts !== null;
   const steps: Step[] = [
+    // IPVS settings first: they govern the connections the services below take.
+    ...diff.sysctls.changed.map((s): Step => ({ op: "set-sysctl", sysctl: { key: s.key, value: s.value }, from: s.from })),
+    ...(diff.ipvsTimeouts && !released ? [{ op: "set-ipvs-timeouts", timeouts: diff.ipvsTimeouts } as Step] : []),
     ...diff.services.missing.map((service): Step => ({ op: "add-service", service })),
     ...diff.services.changed.map((service): Step => ({ op: "edit-service", service })),
-    ...diff.destinations.missing.map((destination): Step => ({ op: "add-destination", destination })),
+    ...staticMissing.map((destination): Step => ({ op: "add-destination", destination })),
     ...diff.destinations.changed.map((destination): Step => ({ op: "edit-destination", destination })),
     ...drains.drain,
+    // keepalived's services, drained through its configuration when real servers leave them.
+    ...keepalived.configure,
+    // Services keepalived let go of are the tool's again the moment they are gone.
+    ...(diff.keepalived.handBack.length
+      ? [
+          { op: "wait-keepalived-released", services: diff.keepalived.handBack, timeoutSeconds: 15 } as Step,
+          ...diff.keepalived.handBack.map((service): Step => ({ op: "add-service", service })),
+          ...diff.destinations.missing.filter((d) => handedBack.has(d.service)).map((destination): Step => ({ op: "add-destination", destination })),
+        ]
+      : []),
+    ...keepalived.ready,
     ...diff.addresses.missing.map((address): Step => ({ op: "add-address", address })),
     ...drains.wait,
+    ...keepalived.drained,
     ...drains.remove,
     ...diff.services.unexpected.map((service): Step => ({ op: "remove-service", service })),
     ...diff.addresses.unexpected.map((address): Step => ({ op: "remove-address", address })),
-    ...diff.files.changed.map((file): Step => ({ op: "write-file", file })),
+    ...diff.sysctls.unexpected.map((s): Step => ({ op: "restore-sysctl", sysctl: { key: s.key, value: s.original } })),
+    ...(diff.ipvsTimeouts && released ? [{ op: "set-ipvs-timeouts", timeouts: diff.ipvsTimeouts } as Step] : []),
+    ...diff.files.changed.filter((f) => f.path !== hostPaths.keepalivedConf && f.path !== hostPaths.keepalivedDropIn).map((file): Step => ({ op: "write-file", file })),
     ...diff.files.unexpected.map((path): Step => ({ op: "remove-file", path })),
   ];
   return [
@@ -83,8 +117,72 @@ function planDirector(desired: DesiredHostState, observed: ObservedHostState, di
       host: desired.host,
       wave: "directors",
       steps: withOwnership(steps, desired, observed, false),
-      expectedIpvsFingerprint: observed.ipvs.status === "loaded" ? observed.ipvs.fingerprint : null,
-      expectedIpvsListing: observed.ipvs.status === "loaded" ? observed.ipvs.listing : null,
+      expectedIpvsFingerprint: observed.ipvs.status === "loaded" && steps.some(changesIpvsByHand) ? observed.ipvs.fingerprint : null,
+      expectedIpvsListing: observed.ipvs.status === "loaded" && steps.some(changesIpvsByHand) ? observed.ipvs.listing : null,
     },
   ];
+}
+
+/**
+ * The table check before an apply guards the tool's own IPVS changes. keepalived changes its
+ * services' weights whenever a check passes or fails, so a plan that leaves IPVS to keepalived
+ * does not ask for the table it saw.
+ */
+function changesIpvsByHand(step: Step): boolean {
+  return ["add-service", "edit-service", "remove-service", "add-destination", "edit-destination", "drain-destination", "remove-destination"].includes(step.op);
+}
+
+/**
+ * keepalived's part of a director's plan. Its configuration is written and keepalived reloaded
+ * before the VIP is added (so a new service has a checked real server first). Real servers that
+ * leave one of its services are drained through the configuration: written first at weight 0,
+ * and written without them once drained, as the static path does with ipvsadm.
+ */
+function keepalivedSteps(desired: DesiredHostState, diff: HostDiff): { configure: Step[]; ready: Step[]; drained: Step[] } {
+  const k = diff.keepalived;
+  const none = { configure: [], ready: [], drained: [] };
+  // Stopped first: keepalived deletes its IPVS entries as it stops, and a service the tool takes back is re-added after.
+  if (!desired.keepalived) return k.stop ? { ...none, configure: [{ op: "stop-keepalived" }] } : none;
+  const conf = diff.files.changed.find((f) => f.path === hostPaths.keepalivedConf);
+  const dropIn = diff.files.changed.find((f) => f.path === hostPaths.keepalivedDropIn);
+  const leaving = k.unexpectedDestinations.filter((d) => d.weight !== 0);
+  const waitFor = leaving.filter(needsWait);
+  const reload = conf !== undefined || dropIn !== undefined || k.start || k.enable || k.missingServices.length > 0;
+  // A running keepalived takes a changed drop-in (its command line) only by a restart.
+  const reloadStep: Step = {
+    op: "reload-keepalived",
+    restart: (k.missingServices.length > 0 || dropIn !== undefined) && !k.start,
+    ...(dropIn ? { daemonReload: true } : {}),
+  };
+  const configure: Step[] = dropIn ? [{ op: "write-file", file: dropIn }] : [];
+  const drained: Step[] = [];
+  if (conf && waitFor.length > 0 && desired.drain.timeoutSeconds > 0) {
+    // First the configuration with the leaving real servers kept at weight 0 (keepalived adopts them).
+    const draining = drainingKeepalived(desired.keepalived, leaving);
+    configure.push({ op: "write-keepalived-config", file: renderFile({ path: hostPaths.keepalivedConf, content: { kind: "keepalived-conf", keepalived: draining } }) });
+    configure.push(reloadStep);
+    drained.push({ op: "wait-drained", destinations: waitFor, timeoutSeconds: desired.drain.timeoutSeconds, pollSeconds: desired.drain.pollSeconds });
+    drained.push({ op: "write-keepalived-config", file: conf }, { op: "reload-keepalived", restart: false });
+  } else if (reload) {
+    if (conf) configure.push({ op: "write-keepalived-config", file: conf });
+    // Only a restart rebuilds a service deleted under a running keepalived.
+    configure.push(reloadStep);
+  }
+  // Real servers added by hand to keepalived's services, or left behind: gone after the last reload.
+  drained.push(...k.unexpectedDestinations.map((destination): Step => ({ op: "remove-stray-destination", destination })));
+  const fresh = desired.keepalived.virtualServers.filter((v) => diff.addresses.missing.some((a) => a.address === v.service.address));
+  const ready: Step[] = fresh.length && reload ? [{ op: "wait-keepalived-ready", services: fresh.map((v) => v.service), timeoutSeconds: 30 }] : [];
+  return { configure, ready, drained };
+}
+
+/** The configuration while real servers drain: every desired entry, and the leaving ones at weight 0. */
+function drainingKeepalived(state: KeepalivedState, leaving: DestinationState[]): KeepalivedState {
+  return {
+    ...state,
+    virtualServers: state.virtualServers.map((vs) => {
+      const key = serviceKey(vs.service);
+      const going = leaving.filter((d) => d.service === key).map((d) => ({ ...d, weight: 0, upperThreshold: 0, lowerThreshold: 0 }));
+      return going.length ? { ...vs, destinations: [...vs.destinations, ...going] } : vs;
+    }),
+  };
 }

@@ -1,6 +1,10 @@
 /** What the ownership record on a host says after a wave. */
+import type { IpvsTimeouts } from "../model/host-state";
 import type { DesiredHostState, ObservedHostState, OwnershipRecord } from "../model/host-state";
 import { addressKey, destinationKey, serviceKey } from "../model/keys";
+
+/** What a freshly loaded ip_vs module uses (ipvsadm -L --timeout). */
+const kernelIpvsTimeouts: IpvsTimeouts = { tcp: 900, tcpFin: 120, udp: 300 };
 
 /** Desired order first, then what is still owned; deterministic without sorting 10,000 keys. */
 function union(a: string[], b: string[]): string[] {
@@ -22,16 +26,25 @@ export function nextOwnership(desired: DesiredHostState, observed: ObservedHostS
   if (keepOwned && owned) {
     for (const [key, original] of Object.entries(owned.sysctls)) sysctls[key] ??= original;
   }
+  // keepalived's services are recorded apart: the tool writes their configuration, keepalived their entries.
+  const keepalivedServices = (desired.keepalived?.virtualServers ?? []).map((v) => serviceKey(v.service));
+  const byKeepalived = new Set(keepalivedServices);
+  const staticServices = byKeepalived.size ? desired.services.filter((s) => !byKeepalived.has(serviceKey(s))) : desired.services;
+  const staticDestinations = byKeepalived.size ? desired.destinations.filter((d) => !byKeepalived.has(d.service)) : desired.destinations;
   const record: OwnershipRecord = {
     version: 1,
     cluster: desired.cluster,
     host: desired.host,
     addresses: union(desired.addresses.map(addressKey), keepOwned ? owned?.addresses ?? [] : []),
-    services: union(desired.services.map(serviceKey), keepOwned ? owned?.services ?? [] : []),
-    destinations: union(desired.destinations.map(destinationKey), keepOwned ? owned?.destinations ?? [] : []),
+    services: union(staticServices.map(serviceKey), keepOwned ? owned?.services ?? [] : []),
+    destinations: union(staticDestinations.map(destinationKey), keepOwned ? owned?.destinations ?? [] : []),
     sysctls: Object.fromEntries(Object.entries(sysctls).sort(([a], [b]) => a.localeCompare(b))),
     files: union(desired.files.map((f) => f.path), keepOwned ? owned?.files ?? [] : []),
   };
+  if (keepalivedServices.length) record.keepalivedServices = keepalivedServices;
+  // The timeouts before the tool set them (the kernel's defaults if ip_vs was not even loaded).
+  const originalTimeouts = owned?.ipvsTimeouts ?? (desired.ipvsTimeouts ? (observed.ipvs.timeouts ?? kernelIpvsTimeouts) : undefined);
+  if (originalTimeouts && (desired.ipvsTimeouts || keepOwned)) record.ipvsTimeouts = originalTimeouts;
   const empty = !record.addresses.length && !record.services.length && !record.destinations.length && !record.files.length && !Object.keys(record.sysctls).length;
   return empty ? null : record;
 }
@@ -53,6 +66,8 @@ export function sameOwnership(a: OwnershipRecord | null, b: OwnershipRecord | nu
     sameSet(a.services, b.services) &&
     sameSet(a.destinations, b.destinations) &&
     sameSet(a.files, b.files) &&
+    sameSet(a.keepalivedServices ?? [], b.keepalivedServices ?? []) &&
+    JSON.stringify(a.ipvsTimeouts ?? null) === JSON.stringify(b.ipvsTimeouts ?? null) &&
     sysA.length === Object.keys(b.sysctls).length &&
     sysA.every(([k, v]) => b.sysctls[k] === v)
   );

@@ -4,11 +4,13 @@
  * host has a problem, so a failed preflight changes nothing anywhere.
  */
 import type { DesiredHostState, ObservedHostState } from "../model/host-state";
+import { hostPaths } from "../model/paths";
 import type { Step } from "../model/steps";
+import { keepalivedConfCluster } from "../render/keepalived";
 
 export interface PreflightProblem {
   host: string;
-  check: "interface" | "address" | "tools" | "ipvs" | "same-broadcast-domain" | "arp" | "ownership";
+  check: "interface" | "address" | "tools" | "ipvs" | "same-broadcast-domain" | "arp" | "ownership" | "keepalived";
   message: string;
 }
 
@@ -38,6 +40,21 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
   if (missing.length) add("tools", `missing command${missing.length > 1 ? "s" : ""}: ${missing.join(", ")} (install ${missing.includes("ipvsadm") ? "ipvsadm, " : ""}iproute2, util-linux, grep and coreutils)`);
 
   if (desired.role === "director" && observed.ipvs.status === "no-ipvsadm") add("ipvs", "the ip_vs module is loaded but ipvsadm is not installed");
+
+  if (desired.keepalived) {
+    if (observed.keepalived && !observed.keepalived.installed) {
+      add("keepalived", "keepalived is not installed: health checks and failover groups run in keepalived (install the keepalived package)");
+    }
+    const conf = observed.files[hostPaths.keepalivedConf];
+    if (conf) {
+      const writer = conf.isLink ? null : keepalivedConfCluster(conf.content);
+      if (writer === null) {
+        add("keepalived", `${hostPaths.keepalivedConf} exists and was not written by lvs-dr: refusing to overwrite it (move it away, or put its services in the spec)`);
+      } else if (writer !== desired.cluster) {
+        add("keepalived", `${hostPaths.keepalivedConf} was written for cluster "${writer}", not "${desired.cluster}": refusing to take it over`);
+      }
+    }
+  }
 
   if (observed.ownership && observed.ownership.cluster !== desired.cluster) {
     add("ownership", `this host is managed by cluster "${observed.ownership.cluster}", not "${desired.cluster}": refusing to take it over`);

@@ -107,6 +107,8 @@ export class LvsDirector extends pulumi.ComponentResource {
   readonly services: pulumi.Output<Record<string, unknown>>;
   readonly destinations: pulumi.Output<Record<string, unknown>>;
   readonly addresses: pulumi.Output<string[]>;
+  /** keepalived running and enabled, when its services have health checks or it is in a failover group. */
+  readonly keepalived: pulumi.Output<{ running: boolean; enabled: boolean } | null>;
 
   constructor(name: string, args: LvsDirectorArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("lvsdr:index:LvsDirector", name, {}, opts);
@@ -116,7 +118,8 @@ export class LvsDirector extends pulumi.ComponentResource {
     this.services = this.director.services;
     this.destinations = this.director.destinations;
     this.addresses = this.director.addresses;
-    this.registerOutputs({ services: this.services, destinations: this.destinations, addresses: this.addresses });
+    this.keepalived = this.director.keepalived;
+    this.registerOutputs({ services: this.services, destinations: this.destinations, addresses: this.addresses, keepalived: this.keepalived });
   }
 }
 

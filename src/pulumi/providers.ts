@@ -64,7 +64,7 @@ function secretOpts(opts: pulumi.CustomResourceOptions | undefined): pulumi.Cust
   return pulumi.mergeOptions(opts, { additionalSecretOutputs: ["connections"] });
 }
 
-const stateOutputs = ["role", "interface", "primaryAddress", "addresses", "sysctls", "services", "destinations", "files"] as const;
+const stateOutputs = ["role", "interface", "primaryAddress", "addresses", "sysctls", "services", "destinations", "files", "keepalived"] as const;
 
 /** Shared output fields of a host resource (see HostStateFields). */
 abstract class HostResource extends pulumi.dynamic.Resource {
@@ -78,6 +78,8 @@ abstract class HostResource extends pulumi.dynamic.Resource {
   declare readonly services: pulumi.Output<Record<string, ServiceFields>>;
   declare readonly destinations: pulumi.Output<Record<string, DestinationFields>>;
   declare readonly files: pulumi.Output<Record<string, string>>;
+  /** A director in keepalived mode: keepalived running and enabled at boot; null otherwise. */
+  declare readonly keepalived: pulumi.Output<{ running: boolean; enabled: boolean } | null>;
 }
 
 /** A real server made ready: ARP suppression, then the VIPs on `lo`, then the boot files. Deleting it withdraws the tool from the host. */

@@ -13,6 +13,7 @@ import type { Cluster, ClusterInput } from "../config/schema";
 import { desiredClusterState, type DesiredClusterState } from "../model/desired";
 import { textSha256, type DesiredHostState, type Forwarding, type HostRole, type ObservedHostState } from "../model/host-state";
 import { addressKey, destinationKey, serviceKey } from "../model/keys";
+import { hostPaths } from "../model/paths";
 import { renderFile } from "../render/files";
 
 /** Which dynamic resource: a real server's preparation, a director, or a real server's release. */
@@ -23,6 +24,8 @@ export interface ClusterConnections {
   defaults?: ConnectionInput;
   /** By host name: the host's own `connection` block. */
   hosts: Record<string, ConnectionInput>;
+  /** By failover group name: its VRRP `authSecret`, kept with the other secrets. */
+  vrrpSecrets?: Record<string, string>;
 }
 
 /** The inputs of every lvs-dr dynamic resource. */
@@ -69,6 +72,8 @@ export interface HostStateFields {
   destinations: Record<string, DestinationFields>;
   /** By path: `sha256:<hex>` of the content, or `link:<target>`. */
   files: Record<string, string>;
+  /** A director in keepalived mode: keepalived running and enabled at boot. Null otherwise. */
+  keepalived: { running: boolean; enabled: boolean } | null;
 }
 
 export type HostResourceOutputs = HostResourceInputs & HostStateFields;
@@ -85,12 +90,25 @@ export function splitConnections(spec: ClusterInput): { cluster: ClusterInput; c
     if (connection !== undefined) hosts[host.name] = connection;
     return own;
   };
+  const vrrpSecrets: Record<string, string> = {};
   const cluster: ClusterInput = {
     ...rest,
     directors: (spec.directors ?? []).map(strip),
     ...(spec.realServers ? { realServers: spec.realServers.map(strip) } : {}),
+    ...(spec.failoverGroups
+      ? {
+          failoverGroups: spec.failoverGroups.map((g) => {
+            const { authSecret, ...group } = g;
+            if (authSecret !== undefined) vrrpSecrets[g.name] = authSecret;
+            return group;
+          }),
+        }
+      : {}),
   };
-  return { cluster, connections: { ...(connectionDefaults ? { defaults: connectionDefaults } : {}), hosts } };
+  return {
+    cluster,
+    connections: { ...(connectionDefaults ? { defaults: connectionDefaults } : {}), hosts, ...(Object.keys(vrrpSecrets).length ? { vrrpSecrets } : {}) },
+  };
 }
 
 /** The spec as the user wrote it, connection blocks put back. */
@@ -102,6 +120,14 @@ export function joinConnections(cluster: ClusterInput, connections: ClusterConne
     ...(connections?.defaults !== undefined ? { connectionDefaults: connections.defaults } : {}),
     directors: (cluster.directors ?? []).map(withConn),
     ...(cluster.realServers ? { realServers: cluster.realServers.map(withConn) } : {}),
+    ...(cluster.failoverGroups
+      ? {
+          failoverGroups: cluster.failoverGroups.map((g) => {
+            const secret = connections?.vrrpSecrets?.[g.name];
+            return secret !== undefined ? { ...g, authSecret: secret } : g;
+          }),
+        }
+      : {}),
   };
 }
 
@@ -139,8 +165,14 @@ export function desiredOf(inputs: HostResourceInputs): { cluster: Cluster; desir
   return { cluster: parsed.cluster, desired, host };
 }
 
-function digest(text: string): string {
-  return `sha256:${textSha256(text)}`;
+/**
+ * A file's digest in state. keepalived's file may hold the VRRP secret, which is short: the
+ * digest of the whole file would let anyone who reads the state guess it offline, so its
+ * digest leaves the secret out (a hand edit of only the secret is still drift for `lvsdr drift`).
+ */
+function fileDigest(path: string, text: string): string {
+  const shown = path === hostPaths.keepalivedConf ? text.replace(/^(\s*auth_pass )\S+$/gm, "$1(secret)") : text;
+  return `sha256:${textSha256(shown)}`;
 }
 
 function serviceFields(s: { scheduler: string; flags: string[]; persistence: { timeout: number; netmask: string } | null }): ServiceFields {
@@ -153,7 +185,7 @@ function destinationFields(d: DestinationFields): DestinationFields {
 
 export function fieldsFromDesired(host: DesiredHostState): HostStateFields {
   const files: Record<string, string> = {};
-  for (const f of host.files.map(renderFile)) files[f.path] = "linkTarget" in f ? `link:${f.linkTarget}` : digest(f.content);
+  for (const f of host.files.map(renderFile)) files[f.path] = "linkTarget" in f ? `link:${f.linkTarget}` : fileDigest(f.path, f.content);
   return {
     role: host.role,
     interface: host.interface,
@@ -163,6 +195,7 @@ export function fieldsFromDesired(host: DesiredHostState): HostStateFields {
     services: Object.fromEntries(host.services.map((s) => [serviceKey(s), serviceFields(s)])),
     destinations: Object.fromEntries(host.destinations.map((d) => [destinationKey(d), destinationFields(d)])),
     files,
+    keepalived: host.keepalived ? { running: true, enabled: true } : null,
   };
 }
 
@@ -190,13 +223,26 @@ export function fieldsFromObserved(host: DesiredHostState, observed: ObservedHos
   const wantSvc = new Set([...host.services.map(serviceKey), ...(owned?.services ?? [])]);
   const services = Object.fromEntries(observed.ipvs.services.filter((s) => wantSvc.has(serviceKey(s))).map((s) => [serviceKey(s), serviceFields(s)]));
   const wantDest = new Set([...host.destinations.map(destinationKey), ...(owned?.destinations ?? [])]);
-  const destinations = Object.fromEntries(observed.ipvs.destinations.filter((d) => wantDest.has(destinationKey(d))).map((d) => [destinationKey(d), destinationFields(d)]));
+  const destinations: Record<string, DestinationFields> = Object.fromEntries(
+    observed.ipvs.destinations.filter((d) => wantDest.has(destinationKey(d))).map((d) => [destinationKey(d), destinationFields(d)]),
+  );
+  // A real server keepalived took out because its check fails (weight 0, or removed) is health,
+  // not drift: refresh reads it as configured, so `pulumi up` never "repairs" it.
+  const byKeepalived = new Set((host.keepalived?.virtualServers ?? []).map((v) => serviceKey(v.service)));
+  for (const d of host.destinations) {
+    if (!byKeepalived.has(d.service) || d.weight === 0) continue;
+    const key = destinationKey(d);
+    const seen = destinations[key];
+    if (!seen || seen.weight === 0) destinations[key] = destinationFields(seen ? { ...seen, weight: d.weight } : d);
+  }
 
   const files: Record<string, string> = {};
   for (const path of new Set([...host.files.map((f) => f.path), ...(owned?.files ?? [])])) {
     const seen = observed.files[path];
-    if (seen) files[path] = seen.isLink ? `link:${seen.target}` : `sha256:${seen.sha256}`;
+    if (seen) files[path] = seen.isLink ? `link:${seen.target}` : fileDigest(path, seen.content);
   }
+  const daemon = observed.keepalived;
+  const keepalived = host.keepalived || owned?.files.includes(hostPaths.keepalivedConf) ? (daemon ? { running: daemon.running, enabled: daemon.enabled } : null) : null;
   return {
     role: host.role,
     interface: host.interface,
@@ -206,6 +252,7 @@ export function fieldsFromObserved(host: DesiredHostState, observed: ObservedHos
     services,
     destinations,
     files,
+    keepalived,
   };
 }
 
@@ -220,6 +267,7 @@ export function stateFields(outs: Partial<HostStateFields>): HostStateFields {
     services: outs.services ?? {},
     destinations: outs.destinations ?? {},
     files: outs.files ?? {},
+    keepalived: outs.keepalived ?? null,
   };
 }
 

@@ -48,6 +48,20 @@ export function describeStep(step: Step): string {
       return `remove ${step.path}`;
     case "record-ownership":
       return step.record ? "record what lvs-dr manages on this host" : "forget this host (nothing managed here any more)";
+    case "write-keepalived-config":
+      return `write ${"linkTarget" in step.file ? step.file.path : step.file.path} (checked by keepalived -t first)`;
+    case "reload-keepalived":
+      return step.restart ? "restart keepalived (its IPVS table was changed by hand) and enable it at boot" : "reload keepalived (start it if stopped) and enable it at boot";
+    case "wait-keepalived-ready":
+      return `wait up to ${step.timeoutSeconds}s for a healthy real server in ${step.services.map(serviceKey).join(", ")}`;
+    case "wait-keepalived-released":
+      return `wait for keepalived to let go of ${step.services.map(serviceKey).join(", ")}`;
+    case "remove-stray-destination":
+      return `remove real server ${destinationKey(step.destination)} (not in keepalived's configuration)`;
+    case "stop-keepalived":
+      return "stop keepalived and disable it at boot";
+    case "set-ipvs-timeouts":
+      return `set IPVS timeouts tcp ${step.timeouts.tcp}s, tcpfin ${step.timeouts.tcpFin}s, udp ${step.timeouts.udp}s`;
     default: {
       const never: never = step;
       return `unknown step ${JSON.stringify(never)}`;

@@ -5,7 +5,8 @@
 import type { OwnershipRecord, PersistedFile, RenderedFile } from "../model/host-state";
 import { hostPaths } from "../model/paths";
 import { ipvsLine } from "./ipvsadm";
-import { assertAddress, assertInterface, assertManagedPath, assertSysctlKey, assertSysctlValue, quote } from "./shell";
+import { renderKeepalivedConf } from "./keepalived";
+import { assertAddress, assertInterface, assertManagedPath, assertSysctlKey, assertSysctlValue, assertUint, quote } from "./shell";
 
 const header = "# Managed by lvs-dr. Changes here are overwritten; change the cluster spec instead.";
 
@@ -17,7 +18,12 @@ export function renderFile(file: PersistedFile): RenderedFile {
       return {
         path,
         mode: 0o644,
-        content: [header, "# ARP suppression for an LVS-DR real server: the VIP on lo is never announced.", ...c.sysctls.map((s) => `${assertSysctlKey(s.key)} = ${assertSysctlValue(s.value)}`)].join("\n") + "\n",
+        content: [
+          header,
+          c.sysctls.some((s) => s.key.startsWith("net/ipv4/vs/"))
+            ? "# IPVS settings for an LVS-DR director; loaded by the lvs-dr unit once ip_vs is."
+            : "# ARP suppression for an LVS-DR real server: the VIP on lo is never announced.",
+          ...c.sysctls.map((s) => `${assertSysctlKey(s.key)} = ${assertSysctlValue(s.value)}`)].join("\n") + "\n",
       };
     case "ipvs-rules":
       return {
@@ -33,6 +39,8 @@ export function renderFile(file: PersistedFile): RenderedFile {
       }
       if (c.rulesFile) {
         lines.push("modprobe ip_vs 2>/dev/null || :");
+        if (c.ipvsSysctlFile) lines.push(`sysctl -q -p ${quote(assertManagedPath(c.ipvsSysctlFile))}`);
+        if (c.ipvsTimeouts) lines.push(`ipvsadm --set ${assertUint(c.ipvsTimeouts.tcp)} ${assertUint(c.ipvsTimeouts.tcpFin)} ${assertUint(c.ipvsTimeouts.udp)}`);
         lines.push(`ipvsadm -R < ${quote(assertManagedPath(c.rulesFile))}`);
       }
       for (const a of c.addresses) {
@@ -64,6 +72,24 @@ export function renderFile(file: PersistedFile): RenderedFile {
       };
     case "link":
       return { path, linkTarget: assertManagedPath(c.target) };
+    case "keepalived-drop-in":
+      return {
+        path,
+        mode: 0o644,
+        content:
+          [
+            header,
+            // keepalived deletes its IPVS entries when it stops. Kept, a stop (by hand, or the tool
+            // handing a service back to its own table) never leaves a moment without the service:
+            // the tool removes what it no longer wants itself. Debian's unit reads DAEMON_ARGS.
+            "[Service]",
+            "ExecStart=",
+            "ExecStart=/usr/sbin/keepalived --dont-fork --dont-release-ipvs $DAEMON_ARGS",
+          ].join("\n") + "\n",
+      };
+    case "keepalived-conf":
+      // It may hold the VRRP secret: readable by root only.
+      return { path, mode: 0o600, content: renderKeepalivedConf(c.keepalived) };
     default: {
       const never: never = c;
       throw new Error(`unknown file kind ${JSON.stringify(never)}`);

@@ -4,8 +4,8 @@
  * Output lines starting with `@@lvsdr` are markers the parse layer reads.
  */
 import type { HostWavePlan, Step } from "../model/steps";
-import type { DestinationState, InterfaceAddress, RenderedFile } from "../model/host-state";
-import { hostPort } from "../model/keys";
+import type { DestinationState, InterfaceAddress, RenderedFile, VirtualServiceState } from "../model/host-state";
+import { hostPort, serviceKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { describeStep } from "./describe";
 import { renderOwnershipFile } from "./files";
@@ -139,6 +139,8 @@ export interface ObserveRequest {
    * resolved entry decides, once the plan says which RIPs are new, whether any must be asked.
    */
   neighbours?: boolean;
+  /** A director: whether keepalived is installed, running and enabled at boot (builtins only). */
+  keepalived?: boolean;
 }
 
 /** The commands the tool runs on hosts, as the observe script looks them up. */
@@ -176,8 +178,20 @@ export function renderObserveScript(req: ObserveRequest): string {
       "  ipvsadm -R <<'LVSDR_IPVS'",
       "-S -n",
       "-L -n --exact --thresholds",
+      "-L --timeout",
       "LVSDR_IPVS",
       "fi",
+    );
+  }
+  if (req.keepalived) {
+    // Running: the pid in its pid file is alive. Enabled: systemd's link for multi-user.target.
+    lines.push(
+      "lvsdr_k=",
+      'command -v keepalived >/dev/null 2>&1 && lvsdr_k="$lvsdr_k installed"',
+      '[ -e /etc/systemd/system/multi-user.target.wants/keepalived.service ] && lvsdr_k="$lvsdr_k enabled"',
+      "lvsdr_pid=; { read -r lvsdr_pid < /run/keepalived.pid; } 2>/dev/null || :",
+      'case "$lvsdr_pid" in "" | *[!0-9]*) ;; *) [ -d "/proc/$lvsdr_pid" ] && lvsdr_k="$lvsdr_k running" ;; esac',
+      `echo "${marker} keepalived$lvsdr_k"`,
     );
   }
   // Addresses, the neighbour table when asked (the section's header says so), then one route
@@ -271,8 +285,13 @@ export function renderArpProbeScript(iface: string, targets: string[]): string {
 function stepCommand(step: Step): string {
   switch (step.op) {
     case "set-sysctl":
-    case "restore-sysctl":
-      return `printf '%s\\n' ${quote(assertSysctlValue(step.sysctl.value))} > ${quote(`/proc/sys/${assertSysctlKey(step.sysctl.key)}`)}`;
+    case "restore-sysctl": {
+      const write = `printf '%s\\n' ${quote(assertSysctlValue(step.sysctl.value))} > ${quote(`/proc/sys/${assertSysctlKey(step.sysctl.key)}`)}`;
+      // IPVS parameters exist once ip_vs is loaded.
+      return step.sysctl.key.startsWith("net/ipv4/vs/") ? `[ -e /proc/net/ip_vs ] || modprobe ip_vs\n${write}` : write;
+    }
+    case "set-ipvs-timeouts":
+      return `[ -e /proc/net/ip_vs ] || modprobe ip_vs\nipvsadm --set ${assertUint(step.timeouts.tcp)} ${assertUint(step.timeouts.tcpFin)} ${assertUint(step.timeouts.udp)}`;
     case "add-address": {
       const a = step.address;
       return `ip addr replace ${quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`)} dev ${quote(assertInterface(a.interface))}`;
@@ -303,6 +322,23 @@ function stepCommand(step: Step): string {
     case "drain-destination":
     case "remove-destination":
       return heredoc("ipvsadm -R", ipvsRestoreLine(step), "LVSDR_IPVS");
+    case "write-keepalived-config":
+      return writeKeepalivedConfigCommand(step.file);
+    case "reload-keepalived":
+      // A reload keeps established connections and the VRRP state; systemd starts it if it is stopped.
+      return [
+        ...(step.daemonReload ? ["systemctl daemon-reload </dev/null"] : []),
+        "systemctl enable --quiet keepalived </dev/null",
+        `systemctl ${step.restart ? "restart" : "reload-or-restart"} keepalived </dev/null`,
+      ].join("\n");
+    case "stop-keepalived":
+      return "systemctl disable --quiet --now keepalived </dev/null";
+    case "wait-keepalived-ready":
+      return waitKeepalivedCommand(step.services, "ready", step.timeoutSeconds);
+    case "wait-keepalived-released":
+      return waitKeepalivedCommand(step.services, "released", step.timeoutSeconds);
+    case "remove-stray-destination":
+      return `ipvsadm ${ipvsLine.removeDestination(step.destination)} 2>/dev/null || :`;
     default: {
       const never: never = step;
       throw new Error(`unknown step ${JSON.stringify(never)}`);
@@ -332,6 +368,52 @@ function writeFileCommand(f: RenderedFile, rename: "always" | "when-replacing"):
 }
 
 /**
+ * keepalived's configuration goes in only once keepalived's own check accepts it: written beside
+ * the old file, checked (`-t`, whose exit code says whether the file is usable), renamed over it.
+ * A file it refuses is removed and the run stops before any reload, so keepalived keeps running
+ * with the configuration it had.
+ */
+function writeKeepalivedConfigCommand(f: RenderedFile): string {
+  if ("linkTarget" in f) throw new Error("keepalived's configuration is a file, not a link");
+  const path = quote(assertManagedPath(f.path));
+  const tmp = quote(`${f.path}.lvsdr-new`);
+  return [
+    `[ -d ${quote(f.path.slice(0, f.path.lastIndexOf("/")))} ] || mkdir -p ${quote(f.path.slice(0, f.path.lastIndexOf("/")))}`,
+    `(umask 077 && printf '%s' ${quote(f.content)} > ${tmp})`,
+    `if ! lvsdr_kt=$(keepalived -t -f ${tmp} 2>&1 </dev/null); then rm -f ${tmp}; printf '%s\\n' "${marker} error keepalived refused the configuration:" "$lvsdr_kt" >&2; exit 77; fi`,
+    `mv -f ${tmp} ${path}`,
+  ].join("\n");
+}
+
+/**
+ * Polls the IPVS table until keepalived has put a real server (or the sorry server) with a
+ * weight into each service (`ready`), or deleted each service (`released`). Ready only warns at
+ * the timeout (a service whose real servers are all down is health, not a failed apply);
+ * released fails, since adding the service back would.
+ */
+function waitKeepalivedCommand(services: VirtualServiceState[], until: "ready" | "released", timeoutSeconds: number): string {
+  const wanted = services.map((s) => listedService(serviceKey(s))).join(" ");
+  const count =
+    until === "ready"
+      ? `awk -v want=${quote(wanted)} 'BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) k[w[i]] = 1 } $1 == "TCP" || $1 == "UDP" || $1 == "FWM" { s = $1 "/" $2; next } $1 == "->" && (s in k) && $4 > 0 { up[s] = 1 } END { for (s in k) if (!(s in up)) m++; print m + 0 }'`
+      : `awk -v want=${quote(wanted)} 'BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) k[w[i]] = 1 } ($1 == "TCP" || $1 == "UDP" || $1 == "FWM") && (($1 "/" $2) in k) { m++ } END { print m + 0 }'`;
+  const onTimeout =
+    until === "ready"
+      ? `echo "${marker} warn no healthy real server yet in $lvsdr_left of ${services.length} keepalived service(s) after ${assertUint(timeoutSeconds)}s"; break`
+      : `echo '${marker} error keepalived did not let go of its services in ${assertUint(timeoutSeconds)}s' >&2; exit 78`;
+  return [
+    `lvsdr_deadline=$(( $(date +%s) + ${assertUint(timeoutSeconds)} ))`,
+    "while :; do",
+    `  lvsdr_left=$(ipvsadm -Ln 2>/dev/null | ${count})`,
+    '  [ "${lvsdr_left:-0}" -eq 0 ] && break',
+    `  if [ "$(date +%s)" -ge "$lvsdr_deadline" ]; then ${onTimeout}; fi`,
+    // Released: the service is re-added the moment it is gone, so poll without sleeping.
+    until === "ready" ? "  sleep 0.2 2>/dev/null || sleep 1" : "  :",
+    "done",
+  ].join("\n");
+}
+
+/**
  * After the unit or its link changed, a running systemd reloads so that it sees the host as it
  * will boot: the unit known and enabled after an apply, gone after a destroy. A removed unit that
  * ran at this boot is stopped first, or systemd keeps it loaded and active without its file. It
@@ -340,7 +422,7 @@ function writeFileCommand(f: RenderedFile, rename: "always" | "when-replacing"):
  * keeps what the steps did; the files are what the next boot reads.
  */
 function systemdReloadCommand(steps: readonly Step[]): string | null {
-  const unitFiles: string[] = [hostPaths.systemdUnit, hostPaths.systemdUnitLink];
+  const unitFiles: string[] = [hostPaths.systemdUnit, hostPaths.systemdUnitLink, hostPaths.keepalivedDropIn];
   const touched = steps.some((s) => (s.op === "write-file" && unitFiles.includes(s.file.path)) || (s.op === "remove-file" && unitFiles.includes(s.path)));
   if (!touched) return null;
   const unit = quote(assertManagedPath(hostPaths.systemdUnit));
@@ -511,7 +593,7 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
   if (systemdCommand) lines.push(systemdCommand);
   // What a host restores at boot must be on disk before the run says done: a power cut or a hard
   // reset seconds after an apply would otherwise boot without files the kernel had not written yet.
-  if (steps.some((s) => s.op === "write-file" || s.op === "remove-file" || s.op === "record-ownership")) lines.push("sync");
+  if (steps.some((s) => s.op === "write-file" || s.op === "remove-file" || s.op === "record-ownership" || s.op === "write-keepalived-config")) lines.push("sync");
   for (const step of steps) {
     const announce = step.op === "add-address" ? announceCommand(step.address) : null;
     if (announce) lines.push(announce);

@@ -20,6 +20,10 @@ export function blankHost(host: string, options: { role: "director" | "real-serv
     sysctls[`net/ipv4/conf/${iface}/arp_announce`] = "0";
     sysctls[`net/ipv4/conf/${iface}/rp_filter`] = "2";
   }
+  // The kernel's IPVS defaults (they exist once ip_vs is loaded; the simulation loads it up front).
+  if (options.role === "director") {
+    Object.assign(sysctls, { "net/ipv4/vs/expire_nodest_conn": "0", "net/ipv4/vs/expire_quiescent_template": "0", "net/ipv4/vs/conn_reuse_mode": "1", "net/ipv4/vs/conntrack": "0" });
+  }
   return {
     host,
     addresses: [
@@ -28,13 +32,17 @@ export function blankHost(host: string, options: { role: "director" | "real-serv
     ],
     interfaces: ["lo", nic],
     tools: ["ip", "flock", "grep", "sysctl", ...(options.role === "director" ? ["ipvsadm", "modprobe", "sha256sum"] : [])],
-    ipvs: options.role === "director" ? { status: "not-loaded", fingerprint: null, listing: null, services: [], destinations: [] } : { status: "not-observed", fingerprint: null, listing: null, services: [], destinations: [] },
+    ipvs:
+      options.role === "director"
+        ? { status: "not-loaded", fingerprint: null, listing: null, services: [], destinations: [], timeouts: null }
+        : { status: "not-observed", fingerprint: null, listing: null, services: [], destinations: [], timeouts: null },
     sysctls,
     files: {},
     ownership: null,
     routes: [],
     neighbours: [],
     arpReplies: {},
+    keepalived: options.role === "director" ? { installed: true, running: false, enabled: false } : null,
   };
 }
 
@@ -53,7 +61,10 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
     throw new SimulatedKernelError("the IPVS table changed since it was observed");
   }
   const ensureIpvs = () => {
-    if (s.ipvs.status === "not-loaded") s.ipvs.status = "loaded";
+    if (s.ipvs.status === "not-loaded") {
+      s.ipvs.status = "loaded";
+      s.ipvs.timeouts ??= { tcp: 900, tcpFin: 120, udp: 300 };
+    }
     if (s.ipvs.status !== "loaded") throw new SimulatedKernelError("ipvs is not available on this host");
   };
   // Keyed like the kernel's hash tables, so 10,000-entry plans apply in linear time.
@@ -141,6 +152,26 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
           const content = JSON.stringify(step.record, null, 2) + "\n";
           s.files[hostPaths.ownership] = { isLink: false, sha256: textSha256(content), content };
         } else s.files[hostPaths.ownership] = null;
+        break;
+      case "write-keepalived-config":
+        s.files[step.file.path] = "linkTarget" in step.file ? { isLink: true, target: step.file.linkTarget } : { isLink: false, sha256: textSha256(step.file.content), content: step.file.content };
+        break;
+      case "reload-keepalived":
+        if (!s.keepalived?.installed) throw new SimulatedKernelError("keepalived: command not found");
+        s.keepalived = { installed: true, running: true, enabled: true };
+        break;
+      case "set-ipvs-timeouts":
+        ensureIpvs();
+        s.ipvs.timeouts = { ...step.timeouts };
+        break;
+      case "stop-keepalived":
+        if (s.keepalived) s.keepalived = { ...s.keepalived, running: false, enabled: false };
+        break;
+      case "wait-keepalived-ready":
+      case "wait-keepalived-released":
+        break;
+      case "remove-stray-destination":
+        destinations.delete(destinationKey(step.destination));
         break;
       default: {
         const never: never = step;
