@@ -244,7 +244,7 @@ describe("scripts", () => {
         expectedIpvsListing: null,
       };
       const script = renderApplyScript(plan).split("/run/lvs-dr").join(dir).split("/etc/lvs-dr").join(dir);
-      expect(script.indexOf("arping -q -U -c 1 -I eth0 198.51.100.5")).toBeGreaterThan(script.indexOf("restore.sh"));
+      expect(script.indexOf("arping -q -U -c 1 -i eth0 -S 198.51.100.5 198.51.100.5")).toBeGreaterThan(script.indexOf("restore.sh"));
       // ip and arping stand in as functions: arping takes its second, as the real one does.
       for (const shell of ["sh", "bash"]) {
         execFileSync(shell, [], { input: `ip() { :; }\narping() { sleep 1; }\n${script}` });

@@ -434,11 +434,15 @@ function systemdReloadCommand(steps: readonly Step[]): string | null {
  * Tells neighbours about an address the script added (gratuitous ARP), in the background and
  * after the last step: nothing waits on it, and on a host with one slow CPU it does not hold up
  * the steps. Not even the host lock waits: without `9>&-` arping would hold it for the second
- * it runs.
+ * it runs. Two arpings share the name: Habets' (Debian's `arping` package) takes the interface
+ * with `-i` and needs the address as its source (`-S`); iputils' takes `-I`. Each refuses the
+ * other's form at once, so both forms are sent.
  */
 function announceCommand(a: InterfaceAddress): string | null {
   if (a.interface === "lo" || a.address.includes(":")) return null;
-  return `(command -v arping >/dev/null 2>&1 && arping -q -U -c 1 -I ${quote(assertInterface(a.interface))} ${quote(assertAddress(a.address))}) </dev/null >/dev/null 2>&1 9>&- &`;
+  const dev = quote(assertInterface(a.interface));
+  const vip = quote(assertAddress(a.address));
+  return `(command -v arping >/dev/null 2>&1 && { arping -q -U -c 1 -i ${dev} -S ${vip} ${vip}; arping -q -U -c 1 -I ${dev} ${vip}; }) </dev/null >/dev/null 2>&1 9>&- &`;
 }
 
 function ipvsRestoreLine(step: Step): string {
