@@ -7,7 +7,7 @@ import { clusterSchema } from "./cluster";
 type AnySchema = z.core.$ZodType;
 
 function fieldPaths(schema: AnySchema, path = "", out = new Set<string>()): Set<string> {
-  const def = schema._zod.def as unknown as { type: string; innerType?: AnySchema; in?: AnySchema; element?: AnySchema; shape?: Record<string, AnySchema> };
+  const def = schema._zod.def as unknown as { type: string; innerType?: AnySchema; in?: AnySchema; element?: AnySchema; shape?: Record<string, AnySchema>; options?: AnySchema[] };
   switch (def.type) {
     case "optional":
     case "default":
@@ -17,6 +17,16 @@ function fieldPaths(schema: AnySchema, path = "", out = new Set<string>()): Set<
       return fieldPaths(def.in!, path, out);
     case "array":
       return fieldPaths(def.element!, `${path}[]`, out);
+    case "union":
+      // The kinds of a health check (objects told apart by `type`): every field of every kind, at
+      // one path. Other unions (a value or a `secure:` block) are one field.
+      if (!def.options!.every((o) => (o._zod.def as { type: string }).type === "object")) {
+        out.add(path);
+        return out;
+      }
+      out.add(path);
+      for (const option of def.options!) fieldPaths(option, path, out);
+      return out;
     case "object":
       if (path) out.add(path);
       for (const [key, value] of Object.entries(def.shape!)) fieldPaths(value, path ? `${path}.${key}` : key, out);

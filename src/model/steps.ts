@@ -34,7 +34,7 @@ export type Step =
   /** Written beside the old one, checked by `keepalived -t`, then renamed over it: a bad file is never used. */
   | { op: "write-keepalived-config"; file: RenderedFile }
   /** Enable keepalived at boot, and reload it (start it if it is not running); restart only to rebuild a table changed by hand. */
-  | { op: "reload-keepalived"; restart: boolean; daemonReload?: boolean }
+  | { op: "reload-keepalived"; restart: boolean; daemonReload?: boolean; enable?: boolean }
   /** Wait until each service has a real server in, after its first check passed (or the sorry server). */
   | { op: "wait-keepalived-ready"; services: VirtualServiceState[]; timeoutSeconds: number }
   /** Wait until keepalived deleted services it no longer manages, so the tool can add them as its own. */

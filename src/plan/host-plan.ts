@@ -153,6 +153,7 @@ function keepalivedSteps(desired: DesiredHostState, diff: HostDiff): { configure
     op: "reload-keepalived",
     restart: (k.missingServices.length > 0 || dropIn !== undefined) && !k.start,
     ...(dropIn ? { daemonReload: true } : {}),
+    ...(k.enable ? { enable: true } : {}),
   };
   const configure: Step[] = dropIn ? [{ op: "write-file", file: dropIn }] : [];
   const drained: Step[] = [];

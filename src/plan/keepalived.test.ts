@@ -15,6 +15,7 @@ import { renderApplyScript } from "../render/scripts";
 import { labLikeSpec } from "../testing/specs";
 import { planCluster, type ClusterPlan } from "./cluster-plan";
 import { clusterHealth } from "./health";
+import { preflightHost } from "./preflight";
 import { applyPlan, blankCluster } from "./testing/cluster";
 
 const directors = [
@@ -167,13 +168,14 @@ describe("planning a director in keepalived mode", () => {
       expect(steps.map((s) => s.op)).toEqual(["write-file", "write-keepalived-config", "reload-keepalived", "write-file", "write-file", "write-file", "write-file", "record-ownership"]);
       // The drop-in first: keepalived starts with --dont-release-ipvs, so a stop never empties the table.
       expect(steps[0]).toMatchObject({ op: "write-file", file: { path: hostPaths.keepalivedDropIn, content: expect.stringContaining("--dont-release-ipvs") } });
-      expect(steps.find((s) => s.op === "reload-keepalived")).toEqual({ op: "reload-keepalived", restart: false, daemonReload: true });
+      expect(steps.find((s) => s.op === "reload-keepalived")).toEqual({ op: "reload-keepalived", restart: false, daemonReload: true, enable: true });
     }
     // The sorry server is prepared like a real server: the VIP on lo behind ARP suppression.
     expect(stepsOf(plan, "rs3").some((s) => s.op === "add-address")).toBe(true);
     const script = renderApplyScript(plan.waves.find((w) => w.wave === "directors")!.hosts[0]!);
     expect(script).toMatch(/keepalived -t -f \/etc\/keepalived\/keepalived\.conf\.lvsdr-new/);
     expect(script).toContain("systemctl reload-or-restart keepalived");
+    expect(script).toContain("SYSTEMCTL_SKIP_SYSV=1 systemctl enable --no-reload --quiet keepalived");
     expect(script.indexOf("keepalived -t")).toBeLessThan(script.indexOf("mv -f /etc/keepalived/keepalived.conf.lvsdr-new"));
   });
 
@@ -333,5 +335,28 @@ describe("a director's IPVS settings (directors[].ipvs)", () => {
     after.get("director")!.ipvs.timeouts = { tcp: 7200, tcpFin: 120, udp: 300 };
     const item = planCluster(desired, after).drift[0]!.items[0];
     expect(item).toMatchObject({ kind: "ipvs", key: "timeouts", status: "changed", expected: "tcp 900 tcpfin 120 udp 300", actual: "tcp 7200 tcpfin 120 udp 300" });
+  });
+});
+
+describe("preflight of a director in keepalived mode", () => {
+  const desired = desiredOf(checkedSpec());
+  const director = desired.hosts[0]!;
+  const fresh = () => blankCluster(desired).get("director")!;
+
+  it("refuses a keepalived.conf the tool did not write, and one written for another cluster", () => {
+    const foreign = fresh();
+    foreign.files[hostPaths.keepalivedConf] = { isLink: false, sha256: "x", content: "vrrp_instance VI_1 {\n}\n" };
+    expect(preflightHost(director, foreign).filter((p) => p.check === "keepalived")).toEqual([
+      expect.objectContaining({ check: "keepalived", message: expect.stringMatching(/was not written by lvs-dr: refusing to overwrite it/) }),
+    ]);
+    const other = fresh();
+    other.files[hostPaths.keepalivedConf] = { isLink: false, sha256: "x", content: "# Managed by lvs-dr for cluster prod. Changes here are drift; change the cluster spec instead.\n" };
+    expect(preflightHost(director, other)[0]?.message).toMatch(/written for cluster "prod", not "test"/);
+  });
+
+  it("says to install keepalived when it is missing", () => {
+    const host = fresh();
+    host.keepalived = { installed: false, running: false, enabled: false };
+    expect(preflightHost(director, host)[0]).toMatchObject({ check: "keepalived", message: expect.stringMatching(/keepalived is not installed/) });
   });
 });

@@ -1,0 +1,47 @@
+/**
+ * Client traffic through the VIP, for the lab suites and benchmarks that break things while it
+ * runs: a bounded request loop on the client and the figures read from its answers.
+ */
+import { labExecOk } from "./index";
+
+export interface Answer {
+  /** Seconds since the epoch, on the client (the runner's clock too: one machine). */
+  t: number;
+  /** The name of the real server that answered, or "FAILED". */
+  body: string;
+}
+
+/**
+ * Requests `http://<vip>/` from the client for `seconds`, as fast as a 50 ms pause allows (about
+ * 15 a second), each with a 1 s limit; resolves with every answer once done.
+ */
+export async function labRequests(vip: string, seconds: number): Promise<Answer[]> {
+  const loop = `end=$(( $(date +%s) + ${Math.ceil(seconds)} )); while [ "$(date +%s)" -lt "$end" ]; do t=$(date +%s.%N); r=$(curl -s -m 1 http://${vip}/ 2>/dev/null) || r=FAILED; echo "$t $r"; sleep 0.05; done`;
+  const out = await labExecOk("client", loop, { timeoutMs: (seconds + 30) * 1000 });
+  return out
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => {
+      const [t, body] = l.split(" ");
+      return { t: Number(t), body: body || "FAILED" };
+    });
+}
+
+/** Seconds from `since` to the last failed request after it (0 when none failed). */
+export function lastFailureAfter(answers: Answer[], since: number): number {
+  const failed = answers.filter((a) => a.t >= since && a.body === "FAILED");
+  return failed.length ? Math.max(...failed.map((a) => a.t)) - since : 0;
+}
+
+/**
+ * The service's gap after `since` (a director killed, say): seconds until the first answer after
+ * the last failure, or until the first answer at all if none failed. Null if it never came back.
+ */
+export function gapAfter(answers: Answer[], since: number): number | null {
+  const after = answers.filter((a) => a.t >= since);
+  const failed = after.filter((a) => a.body === "FAILED");
+  const lastFailed = failed.length ? Math.max(...failed.map((a) => a.t)) : since;
+  const back = after.find((a) => a.t > lastFailed && a.body !== "FAILED");
+  return back ? back.t - since : null;
+}
