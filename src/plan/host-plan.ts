@@ -74,10 +74,35 @@ function planRealServer(desired: DesiredHostState, observed: ObservedHostState, 
   ];
 }
 
+/**
+ * Whether a director carries connections for a destination: only while it holds the service's
+ * VIP. A failover group's backup holds connection entries the master's sync daemon sent it,
+ * which no packet ever ends there: waiting for them to drain would only run out the timeout.
+ */
+function carriesTraffic(observed: ObservedHostState): (d: DestinationState) => boolean {
+  const held = new Set(observed.addresses.map((a) => a.address));
+  const vipOf = new Map(observed.ipvs.services.map((s) => [serviceKey(s), s.address]));
+  return (d) => {
+    const vip = vipOf.get(d.service);
+    return vip === undefined || vip === "" || held.has(vip);
+  };
+}
+
+/** A wait step for only the destinations this director carries traffic for, or none. */
+function waitsFor(steps: Step[], carries: (d: DestinationState) => boolean): Step[] {
+  return steps.flatMap((s): Step[] => {
+    if (s.op !== "wait-drained") return [s];
+    const destinations = s.destinations.filter(carries);
+    return destinations.length ? [{ ...s, destinations }] : [];
+  });
+}
+
 function planDirector(desired: DesiredHostState, observed: ObservedHostState, diff: HostDiff): HostWavePlan[] {
   const servicesRemoved = new Set(diff.services.unexpected.map(serviceKey));
+  const carries = carriesTraffic(observed);
   const drains = drainSteps(diff.destinations.unexpected, servicesRemoved, desired.drain);
-  const keepalived = keepalivedSteps(desired, diff);
+  drains.wait = waitsFor(drains.wait, carries);
+  const keepalived = keepalivedSteps(desired, diff, carries);
   const handedBack = new Set(diff.keepalived.handBack.map(serviceKey));
   const staticMissing = diff.destinations.missing.filter((d) => !handedBack.has(d.service));
   const released = !desired.ipvsTimeouts && diff.ipvsTimeouts !== null;
@@ -138,7 +163,7 @@ function changesIpvsByHand(step: Step): boolean {
  * leave one of its services are drained through the configuration: written first at weight 0,
  * and written without them once drained, as the static path does with ipvsadm.
  */
-function keepalivedSteps(desired: DesiredHostState, diff: HostDiff): { configure: Step[]; ready: Step[]; drained: Step[] } {
+function keepalivedSteps(desired: DesiredHostState, diff: HostDiff, carries: (d: DestinationState) => boolean): { configure: Step[]; ready: Step[]; drained: Step[] } {
   const k = diff.keepalived;
   const none = { configure: [], ready: [], drained: [] };
   // Stopped first: keepalived deletes its IPVS entries as it stops, and a service the tool takes back is re-added after.
@@ -146,7 +171,7 @@ function keepalivedSteps(desired: DesiredHostState, diff: HostDiff): { configure
   const conf = diff.files.changed.find((f) => f.path === hostPaths.keepalivedConf);
   const dropIn = diff.files.changed.find((f) => f.path === hostPaths.keepalivedDropIn);
   const leaving = k.unexpectedDestinations.filter((d) => d.weight !== 0);
-  const waitFor = leaving.filter(needsWait);
+  const waitFor = leaving.filter(needsWait).filter(carries);
   const reload = conf !== undefined || dropIn !== undefined || k.start || k.enable || k.missingServices.length > 0;
   // A running keepalived takes a changed drop-in (its command line) only by a restart.
   const reloadStep: Step = {

@@ -246,6 +246,17 @@ describe("planning a director in keepalived mode", () => {
     expect(plan.waves.map((w) => w.wave)).toEqual(["directors", "release-real-servers"]);
   });
 
+  it("in a failover group only the master waits for a leaving real server's connections: the backup's are sync copies", () => {
+    const spec = haSpec();
+    const desired = desiredOf(spec);
+    const after = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));
+    keepalivedRan(after, spec);
+    for (const h of ["director", "director2"]) after.get(h)!.keepalived = { installed: true, running: true, enabled: true };
+    const plan = planCluster(desiredOf(haSpec({ realServers: [{ name: "rs1" }] })), after);
+    expect(stepsOf(plan, "director").map((s) => s.op)).toContain("wait-drained");
+    expect(stepsOf(plan, "director2").map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "remove-stray-destination", "record-ownership"]);
+  });
+
   it("static to keepalived mode: keepalived adopts the entries (no ipvsadm change); and back: re-added the moment keepalived lets go", () => {
     const staticSpec = labLikeSpec();
     const desired = desiredOf(staticSpec);
