@@ -72,9 +72,18 @@ function keepalivedRan(observed: Map<string, ObservedHostState>, spec: ClusterIn
     }
     seen.ipvs.destinations = [...seen.ipvs.destinations.filter((d) => !keys.has(d.service)), ...dests];
     if (vs.length || host.keepalived) seen.ipvs.status = "loaded";
+    if (host.keepalived) seen.keepalived = { installed: true, running: true, enabled: true };
     const vrrp = host.keepalived?.vrrp;
     if (vrrp && host.host === "director") for (const v of vrrp.vips) seen.addresses.push({ ...v });
   }
+}
+
+/** The spec applied by the tool and keepalived running it: every host as it is right after `apply`. */
+function keepalivedApplied(spec: ClusterInput, health?: Parameters<typeof keepalivedRan>[2]) {
+  const desired = desiredOf(spec);
+  const after = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));
+  keepalivedRan(after, spec, health);
+  return { desired, after };
 }
 
 describe("keepalived spec rules: every bad value names its field and rule", () => {
@@ -180,11 +189,7 @@ describe("planning a director in keepalived mode", () => {
   });
 
   it("a real server keepalived took out (quiesced or removed) is health, not drift; nothing to apply", () => {
-    const spec = haSpec();
-    const desired = desiredOf(spec);
-    const after = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));
-    for (const h of ["director", "director2"]) after.get(h)!.keepalived = { installed: true, running: true, enabled: true };
-    keepalivedRan(after, spec, (d) => (d.address === "198.51.100.10" ? "quiesced" : d.address === "198.51.100.11" ? "removed" : "up"));
+    const { desired, after } = keepalivedApplied(haSpec(), (d) => (d.address === "198.51.100.10" ? "quiesced" : d.address === "198.51.100.11" ? "removed" : "up"));
     const plan = planCluster(desired, after);
     expect(plan.drift.filter((d) => !d.clean)).toEqual([]);
     expect(plan.empty).toBe(true);
@@ -195,10 +200,7 @@ describe("planning a director in keepalived mode", () => {
 
   it("keepalived stopped, disabled, its file edited: drift names each, and apply starts it from a checked file", () => {
     const spec = haSpec();
-    const desired = desiredOf(spec);
-    const after = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));
-    keepalivedRan(after, spec);
-    after.get("director")!.keepalived = { installed: true, running: true, enabled: true };
+    const { desired, after } = keepalivedApplied(spec);
     after.get("director2")!.keepalived = { installed: true, running: false, enabled: false };
     const file = after.get("director2")!.files[hostPaths.keepalivedConf]!;
     if (!file.isLink) after.get("director2")!.files[hostPaths.keepalivedConf] = { ...file, sha256: "0".repeat(64) };
@@ -216,10 +218,7 @@ describe("planning a director in keepalived mode", () => {
 
   it("one VIP held by both directors (split brain), or by none, is drift on each of the group's directors", () => {
     const spec = haSpec();
-    const desired = desiredOf(spec);
-    const after = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));
-    keepalivedRan(after, spec);
-    for (const h of ["director", "director2"]) after.get(h)!.keepalived = { installed: true, running: true, enabled: true };
+    const { desired, after } = keepalivedApplied(spec);
     after.get("director2")!.addresses.push({ interface: "eth0", address: "198.51.100.5", prefix: 32 });
     const split = planCluster(desired, after).drift.filter((d) => !d.clean);
     expect(split.map((d) => d.host)).toEqual(["director", "director2"]);
@@ -230,10 +229,7 @@ describe("planning a director in keepalived mode", () => {
 
   it("removing a real server drains it through keepalived's file: weight 0 first, wait, then the file without it", () => {
     const spec = checkedSpec();
-    const desired = desiredOf(spec);
-    const after = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));
-    keepalivedRan(after, spec);
-    after.get("director")!.keepalived = { installed: true, running: true, enabled: true };
+    const { desired, after } = keepalivedApplied(spec);
     const smaller = checkedSpec({ realServers: [{ name: "rs1" }, { name: "rs2" }] });
     const plan = planCluster(desiredOf(smaller), after);
     const steps = stepsOf(plan, "director");
@@ -248,10 +244,7 @@ describe("planning a director in keepalived mode", () => {
 
   it("in a failover group only the master waits for a leaving real server's connections: the backup's are sync copies", () => {
     const spec = haSpec();
-    const desired = desiredOf(spec);
-    const after = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));
-    keepalivedRan(after, spec);
-    for (const h of ["director", "director2"]) after.get(h)!.keepalived = { installed: true, running: true, enabled: true };
+    const { desired, after } = keepalivedApplied(spec);
     const plan = planCluster(desiredOf(haSpec({ realServers: [{ name: "rs1" }] })), after);
     expect(stepsOf(plan, "director").map((s) => s.op)).toContain("wait-drained");
     expect(stepsOf(plan, "director2").map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "remove-stray-destination", "record-ownership"]);
@@ -280,10 +273,7 @@ describe("planning a director in keepalived mode", () => {
   it("one service handed back while keepalived keeps others: re-added the moment keepalived's reload deleted it", () => {
     const both = checkedSpec();
     (both.virtualServices as unknown[]).push({ name: "https", vip: "198.51.100.5", protocol: "tcp", port: 443, realServers: [{ name: "rs1" }], healthCheck: { type: "tcp" } });
-    const desired = desiredOf(both);
-    const start = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));
-    keepalivedRan(start, both);
-    start.get("director")!.keepalived = { installed: true, running: true, enabled: true };
+    const { desired, after: start } = keepalivedApplied(both);
     const oneBack = structuredClone(both);
     delete (oneBack.virtualServices![1] as { healthCheck?: unknown }).healthCheck;
     const plan = planCluster(desiredOf(oneBack), start);
@@ -294,10 +284,7 @@ describe("planning a director in keepalived mode", () => {
 
   it("destroy stops and disables keepalived and removes its file", () => {
     const spec = haSpec();
-    const desired = desiredOf(spec);
-    const after = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));
-    keepalivedRan(after, spec);
-    for (const h of ["director", "director2"]) after.get(h)!.keepalived = { installed: true, running: true, enabled: true };
+    const { desired, after } = keepalivedApplied(spec);
     const plan = planCluster(desired, after, { destroy: true });
     const steps = stepsOf(plan, "director");
     expect(steps.map((s) => s.op)).toContain("stop-keepalived");
