@@ -6,7 +6,8 @@
  *    BENCH_FAILOVERS, default 5), against the target of 3 advert intervals plus 1 s.
  * 3. Apply from scratch and the drift check of a keepalived director (every real server checked
  *    over TCP) beside a static one and the SSH floor, at BENCH_N (default 10,100) real servers.
- * Medians of BENCH_RUNS (3). Writes bench/results/ha.json and ha.md.
+ * Medians of BENCH_RUNS (3). BENCH_PARTS (health,failover,scale) picks the parts. Writes
+ * bench/results/<BENCH_OUT>.json and .md (default ha).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
@@ -25,6 +26,8 @@ const runs = Number(process.env.BENCH_RUNS ?? 3);
 const failovers = Number(process.env.BENCH_FAILOVERS ?? 5);
 const sizes = (process.env.BENCH_N ?? "10,100").split(",").map(Number);
 const concurrency = 32;
+const out = process.env.BENCH_OUT ?? "ha";
+const parts = new Set((process.env.BENCH_PARTS ?? "health,failover,scale").split(","));
 
 function haStack(): Cluster {
   return loadCluster({ stack: "lab-ha", stacksDir: resolve(REPO, "stacks") });
@@ -66,7 +69,7 @@ async function main(): Promise<void> {
   await until("director to be master", async () => (await holder()) === "director");
 
   const lastFailures: number[] = [];
-  for (let r = 0; r < runs; r++) {
+  for (let r = 0; parts.has("health") && r < runs; r++) {
     await new Promise((res) => setTimeout(res, 3000));
     const traffic = labRequests(VIP, 8 + detection);
     await new Promise((res) => setTimeout(res, 2000));
@@ -76,15 +79,15 @@ async function main(): Promise<void> {
     lastFailures.push(lastFailureAfter(await traffic, stoppedAt));
     await labHttpd("rs1", "start");
   }
-  results.health = { configuredDetectionSeconds: detection, lastFailureSeconds: lastFailures };
-  lines.push(
+  if (parts.has("health")) results.health = { configuredDetectionSeconds: detection, lastFailureSeconds: lastFailures };
+  if (parts.has("health")) lines.push(
     `Health (lab-ha: HTTP check every ${check.intervalSeconds} s, ${check.connectTimeoutSeconds} s timeout, ${check.retries} retry): from rs1's HTTP server stopping to the last failed request, median of ${runs}: **${median(lastFailures).toFixed(2)} s** against a configured detection time of ${detection} s (all: ${lastFailures.map((x) => x.toFixed(2)).join(", ")}).`,
     "",
   );
-  console.log(lines[lines.length - 2]);
+  if (parts.has("health")) console.log(lines[lines.length - 2]);
 
   const gaps: number[] = [];
-  for (let r = 0; r < failovers; r++) {
+  for (let r = 0; parts.has("failover") && r < failovers; r++) {
     await until("director to be master", async () => (await holder()) === "director");
     await new Promise((res) => setTimeout(res, 3000));
     const traffic = labRequests(VIP, 12);
@@ -99,19 +102,19 @@ async function main(): Promise<void> {
     await labWaitForNewBoot("director", boot);
   }
   const advert = ha.failoverGroups[0]!.advertIntervalSeconds;
-  results.failover = { advertIntervalSeconds: advert, targetSeconds: 3 * advert + 1, gapSeconds: gaps };
-  lines.push(
+  if (parts.has("failover")) results.failover = { advertIntervalSeconds: advert, targetSeconds: 3 * advert + 1, gapSeconds: gaps };
+  if (parts.has("failover")) lines.push(
     `Failover (advert interval ${advert} s, connection sync on): the gap in requests when the master director's VM is frozen, median of ${failovers}: **${median(gaps).toFixed(2)} s** against a target of ${3 * advert + 1} s (all: ${gaps.map((x) => x.toFixed(2)).join(", ")}).`,
     "",
   );
-  console.log(lines[lines.length - 2]);
+  if (parts.has("failover")) console.log(lines[lines.length - 2]);
   await until("director to be master", async () => (await holder()) === "director");
   await withRun(ha, (run) => run.apply({ destroy: true }), concurrency);
 
   // 3: a static director against a keepalived one, beside the floor.
   lines.push("| N real servers | floor | static: apply from scratch | keepalived: apply from scratch | static: drift check | keepalived: drift check |", "|---|---|---|---|---|---|");
   const scale: Record<string, Record<string, number[]>> = {};
-  for (const n of sizes) {
+  for (const n of parts.has("scale") ? sizes : []) {
     await labDown();
     await labUp({ realServers: Math.max(3, n) });
     const f: Record<string, number[]> = {};
@@ -137,8 +140,8 @@ async function main(): Promise<void> {
   lines.push("", `Seconds, medians of ${runs} runs; (x) against the floor (one SSH session per host running \`true\`). ${cpus().length} cores, kernel ${release()}.`);
   await labDown();
   mkdirSync(resolve(REPO, "bench/results"), { recursive: true });
-  writeFileSync(resolve(REPO, "bench/results/ha.json"), JSON.stringify(results, null, 2) + "\n");
-  writeFileSync(resolve(REPO, "bench/results/ha.md"), lines.join("\n") + "\n");
+  writeFileSync(resolve(REPO, `bench/results/${out}.json`), JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(resolve(REPO, `bench/results/${out}.md`), lines.join("\n") + "\n");
   console.log(lines.join("\n"));
 }
 

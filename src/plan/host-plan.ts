@@ -166,7 +166,8 @@ function changesIpvsByHand(step: Step): boolean {
 function keepalivedSteps(desired: DesiredHostState, diff: HostDiff, carries: (d: DestinationState) => boolean): { configure: Step[]; ready: Step[]; drained: Step[] } {
   const k = diff.keepalived;
   const none = { configure: [], ready: [], drained: [] };
-  // Stopped first: keepalived deletes its IPVS entries as it stops, and a service the tool takes back is re-added after.
+  // Stopped first. Run with --dont-release-ipvs, it leaves its entries: the tool takes over the
+  // services it keeps (no moment without them) and drains and removes the others.
   if (!desired.keepalived) return k.stop ? { ...none, configure: [{ op: "stop-keepalived" }] } : none;
   const conf = diff.files.changed.find((f) => f.path === hostPaths.keepalivedConf);
   const dropIn = diff.files.changed.find((f) => f.path === hostPaths.keepalivedDropIn);
