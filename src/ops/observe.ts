@@ -9,6 +9,7 @@ import { TransportError, type HostSession } from "../transport/types";
 export const observedFiles = [
   hostPaths.sysctlConf,
   hostPaths.ipvsRules,
+  hostPaths.ipvsSysctlConf,
   hostPaths.bootScript,
   hostPaths.systemdUnit,
   hostPaths.systemdUnitLink,
