@@ -225,6 +225,17 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
   };
 }
 
+/**
+ * The values a freshly loaded ip_vs module gives its parameters. Before ip_vs is loaded they do
+ * not exist, and these are what they were "before the tool set them".
+ */
+export const ipvsSysctlDefaults: Readonly<Record<string, string>> = {
+  "net/ipv4/vs/expire_nodest_conn": "0",
+  "net/ipv4/vs/expire_quiescent_template": "0",
+  "net/ipv4/vs/conn_reuse_mode": "1",
+  "net/ipv4/vs/conntrack": "0",
+};
+
 /** A director's IPVS kernel parameters (net.ipv4.vs.*), from its `ipvs` block. */
 export function directorIpvsSysctls(ipvs: IpvsSettings): SysctlSetting[] {
   const flag = (on: boolean) => (on ? "1" : "0");

@@ -327,6 +327,20 @@ describe("a director's IPVS settings (directors[].ipvs)", () => {
     expect(planCluster(plain, applyPlan(back, after)).empty).toBe(true);
   });
 
+  it("on a director whose ip_vs is not loaded yet, the module's defaults are recorded as the originals, and the next plan is empty", () => {
+    const desired = desiredOf(withIpvs({}));
+    const start = blankCluster(desired);
+    for (const key of Object.keys(start.get("director")!.sysctls)) if (key.startsWith("net/ipv4/vs/")) start.get("director")!.sysctls[key] = null;
+    const after = applyPlan(planCluster(desired, start), start);
+    expect(after.get("director")!.ownership!.sysctls).toEqual({
+      "net/ipv4/vs/conn_reuse_mode": "1",
+      "net/ipv4/vs/conntrack": "0",
+      "net/ipv4/vs/expire_nodest_conn": "0",
+      "net/ipv4/vs/expire_quiescent_template": "0",
+    });
+    expect(planCluster(desired, after).empty).toBe(true);
+  });
+
   it("a timeout changed by hand is drift", () => {
     const desired = desiredOf(withIpvs({}));
     const after = applyPlan(planCluster(desired, blankCluster(desired)), blankCluster(desired));

@@ -41,6 +41,7 @@ describe("plans from real observations", () => {
     const seen = parseObservation("director", fixture("director-keepalived.txt"));
     expect(seen.keepalived).toEqual({ installed: true, running: true, enabled: true });
     expect(seen.ipvs.timeouts).toEqual({ tcp: 900, tcpFin: 120, udp: 300 });
+    expect(seen.sysctls["net/ipv4/vs/expire_nodest_conn"]).toBe("1");
     // keepalived quiesced rs2 (inhibit_on_failure): weight 0 in the table.
     expect(seen.ipvs.destinations.find((d) => d.address === "198.51.100.11")?.weight).toBe(0);
     const director = planHost(ha.hosts.find((h) => h.host === "director")!, seen);

@@ -1,4 +1,5 @@
 /** What the ownership record on a host says after a wave. */
+import { ipvsSysctlDefaults } from "../model/desired";
 import type { IpvsTimeouts } from "../model/host-state";
 import type { DesiredHostState, ObservedHostState, OwnershipRecord } from "../model/host-state";
 import { addressKey, destinationKey, serviceKey } from "../model/keys";
@@ -20,7 +21,9 @@ export function nextOwnership(desired: DesiredHostState, observed: ObservedHostS
   const owned = observed.ownership;
   const sysctls: Record<string, string> = {};
   for (const s of desired.sysctls) {
-    const original = owned?.sysctls[s.key] ?? observed.sysctls[s.key];
+    // A parameter absent when first set (ip_vs not loaded yet) had the module's default: recorded
+    // as such, or the next run would record the value the tool set as the original.
+    const original = owned?.sysctls[s.key] ?? observed.sysctls[s.key] ?? ipvsSysctlDefaults[s.key];
     if (original !== undefined && original !== null) sysctls[s.key] = original;
   }
   if (keepOwned && owned) {

@@ -74,7 +74,9 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
     switch (step.op) {
       case "set-sysctl":
       case "restore-sysctl":
-        if (!(step.sysctl.key in s.sysctls) || s.sysctls[step.sysctl.key] === null) throw new SimulatedKernelError(`no such sysctl ${step.sysctl.key}`);
+        // IPVS parameters appear when the step loads ip_vs (it runs modprobe first).
+        if (step.sysctl.key.startsWith("net/ipv4/vs/")) ensureIpvs();
+        else if (!(step.sysctl.key in s.sysctls) || s.sysctls[step.sysctl.key] === null) throw new SimulatedKernelError(`no such sysctl ${step.sysctl.key}`);
         s.sysctls[step.sysctl.key] = step.sysctl.value;
         break;
       case "add-address": {
