@@ -9,6 +9,7 @@
  * real servers (withdrawn last). Resource names come from host names, never list positions,
  * so reordering a list recreates nothing.
  */
+import "./stack-frames";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterInput } from "../config/schema";
 import { Director, RealServer, RealServerRelease } from "./providers";
@@ -22,7 +23,12 @@ export interface LvsDrClusterArgs {
    * pass; keep keys out of the program with privateKeyPath, an ssh-agent, or `secure:` config.
    */
   cluster: ClusterInput;
-  /** Where relative privateKeyPath / knownHostsFile are resolved from; default: the working directory. */
+  /**
+   * Where relative privateKeyPath / knownHostsFile are resolved from. By default, the directory
+   * Pulumi runs the providers in: the project directory. Left unset, nothing in the state names a
+   * directory, so the stack can be refreshed and destroyed from another clone; a value given here
+   * is saved and must hold the files wherever the stack is run.
+   */
   baseDir?: pulumi.Input<string>;
 }
 
@@ -137,15 +143,15 @@ export class LvsDrCluster extends pulumi.ComponentResource {
     super("lvsdr:index:LvsDrCluster", name, {}, opts);
     const spec = plainSpec(args.cluster, this);
     const { cluster, connections } = splitSpec(spec);
-    const baseDir = args.baseDir ?? process.cwd();
+    const baseDir = args.baseDir;
 
     // The releases need the directors, which need the real servers: hand the group a promise of them.
     let directorsCreated: (d: pulumi.Resource[]) => void = () => undefined;
     const releaseAfter = new Promise<pulumi.Resource[]>((resolve) => (directorsCreated = resolve));
-    this.realServers = new RealServerGroup(`${name}-real-servers`, { cluster, connections, baseDir, releaseAfter }, { parent: this });
+    this.realServers = new RealServerGroup(`${name}-real-servers`, { cluster, connections, ...(baseDir !== undefined ? { baseDir } : {}), releaseAfter }, { parent: this });
     const realServers = Object.values(this.realServers.realServers);
     for (const host of names(cluster.directors, "directors", this)) {
-      this.directors[host] = new LvsDirector(host, { cluster, connections, baseDir, director: host }, { parent: this, dependsOn: realServers });
+      this.directors[host] = new LvsDirector(host, { cluster, connections, ...(baseDir !== undefined ? { baseDir } : {}), director: host }, { parent: this, dependsOn: realServers });
     }
     directorsCreated(Object.values(this.directors).map((d) => d.director));
 

@@ -3,6 +3,7 @@
  * `lvs-dr:cluster`, the same value the `lvsdr` CLI reads from stacks/Pulumi.<stack>.yaml,
  * validated with the same schema before any resource is declared.
  */
+import "./stack-frames";
 import * as pulumi from "@pulumi/pulumi";
 import { parseCluster, projectName } from "../config/load";
 import type { ClusterInput } from "../config/schema";
@@ -12,13 +13,15 @@ const config = new pulumi.Config(projectName);
 const raw = config.requireObject<ClusterInput>("cluster");
 const parsed = parseCluster(raw);
 if (!parsed.ok) {
-  // Thrown before any resource exists, so `pulumi preview` stops here with every problem listed.
-  throw new Error(`stack config ${projectName}:cluster is not a valid cluster spec:\n${parsed.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`);
+  // Thrown before any resource exists, so `pulumi preview` stops here with every problem listed;
+  // a RunError is reported by its message alone, without a stack.
+  throw new pulumi.RunError(`stack config ${projectName}:cluster is not a valid cluster spec:\n${parsed.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`);
 }
 
-// The raw value goes in (defaults are filled in by the providers' check); relative key and
-// known_hosts paths are from the project directory, where Pulumi runs the program.
-const cluster = new LvsDrCluster(parsed.cluster.name, { cluster: raw, baseDir: process.cwd() });
+// The raw value goes in (defaults are filled in by the providers' check). Relative key and
+// known_hosts paths resolve where the providers run, the project directory, so no absolute
+// path of this checkout is saved in the state.
+const cluster = new LvsDrCluster(parsed.cluster.name, { cluster: raw });
 
 export const vips = cluster.vips;
 export const virtualServices = cluster.virtualServices;

@@ -2,39 +2,59 @@
  * The dynamic providers and their resources.
  *
  * Pulumi serializes a dynamic provider's code into the state and runs it in a separate
- * process (`pulumi-dynamic-provider`). Anything a method refers to is captured by value, so
- * the methods refer to nothing but `require` (never captured) and `implModule`, a plain string
- * fixed when this module loads: the absolute path of ./impl beside this file (dist/src/pulumi
- * in a built package). The provider process loads the real code from there, so no module,
- * transport or secret ends up in the serialized text.
+ * process (`pulumi-dynamic-provider`), started in the project directory. Anything a method refers
+ * to is captured by value, so the methods refer to nothing but `require` (never captured),
+ * `process` and `loadProviderCode`. That function finds the real code the way the project's own
+ * program would: the package `lvs-dr` as seen from the project directory, which is this package
+ * itself in its own checkout (its `exports` name it) or `node_modules/lvs-dr` in a project that
+ * depends on it. No path fixed at `pulumi up` time is saved, so a stack applied from one checkout
+ * refreshes, updates and destroys from another, and no module, transport or secret ends up in the
+ * serialized text.
  *
  * Dynamic resources always have the type `pulumi-nodejs:dynamic/<module>:<type>`; ours are
  * `pulumi-nodejs:dynamic/lvsdr:RealServer`, `...:Director` and `...:RealServerRelease`.
  */
-import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type * as Impl from "./impl";
 import type { ClusterConnections, DestinationFields, HostResourceInputs, HostResourceKind, ServiceFields } from "./state";
 import type { ClusterInput } from "../config/schema";
 import type { HostRole } from "../model/host-state";
 
-/** Without an extension: `impl.js` once built, `impl.ts` under ts-jest. */
-const implModule: string = join(__dirname, "impl");
+/**
+ * `lvs-dr/pulumi-provider` (dist/src/pulumi/impl.js), resolved from the working directory. It is
+ * serialized with the providers, so it may use only `require` and globals.
+ */
+function loadProviderCode(): typeof Impl {
+  const { createRequire } = require("node:module") as typeof import("node:module");
+  const { join } = require("node:path") as typeof import("node:path");
+  const fromProject = createRequire(join(process.cwd(), "Pulumi.yaml"));
+  let path: string;
+  try {
+    path = fromProject.resolve("lvs-dr/pulumi-provider");
+  } catch (e) {
+    throw new Error(
+      `lvs-dr: the provider code (package lvs-dr, lvs-dr/pulumi-provider) cannot be found from ${process.cwd()}, where Pulumi runs this stack's providers. ` +
+        "Run pulumi in the project that uses lvs-dr, with lvs-dr installed there (npm install lvs-dr, or npm ci and npm run build in a checkout of lvs-dr). " +
+        `(${(e as Error).message.split("\n")[0]})`,
+    );
+  }
+  return fromProject(path) as typeof Impl;
+}
 
 type Provider = pulumi.dynamic.ResourceProvider<HostResourceInputs, Impl.ResourceOutputs>;
 
 /**
- * One provider per kind of resource. The methods capture only `kind` and `implModule`, two
- * strings, so what Pulumi serializes stays that small.
+ * One provider per kind of resource. The methods capture only `kind` and `loadProviderCode`, so
+ * what Pulumi serializes stays that small.
  */
 function providerFor(kind: HostResourceKind): Provider {
   return {
-    check: (olds, news) => (require(implModule) as typeof Impl).check(kind, olds, news),
-    diff: (id, olds, news) => (require(implModule) as typeof Impl).diff(kind, id, olds, news),
-    create: (inputs) => (require(implModule) as typeof Impl).create(kind, inputs),
-    read: (id, props) => (require(implModule) as typeof Impl).read(kind, id, props as Impl.ResourceOutputs),
-    update: (id, olds, news) => (require(implModule) as typeof Impl).update(kind, id, olds, news),
-    delete: (id, props) => (require(implModule) as typeof Impl).remove(kind, id, props),
+    check: (olds, news) => loadProviderCode().check(kind, olds, news),
+    diff: (id, olds, news) => loadProviderCode().diff(kind, id, olds, news),
+    create: (inputs) => loadProviderCode().create(kind, inputs),
+    read: (id, props) => loadProviderCode().read(kind, id, props as Impl.ResourceOutputs),
+    update: (id, olds, news) => loadProviderCode().update(kind, id, olds, news),
+    delete: (id, props) => loadProviderCode().remove(kind, id, props),
   };
 }
 
