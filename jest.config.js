@@ -6,7 +6,7 @@ module.exports = {
       displayName: "unit",
       testEnvironment: "node",
       transform: { "^.+\\.ts$": tsJest },
-      testMatch: ["<rootDir>/src/**/*.test.ts"],
+      testMatch: ["<rootDir>/src/**/*.test.ts", "<rootDir>/test/pulumi-engine/**/*.test.ts"],
     },
     {
       displayName: "lab",

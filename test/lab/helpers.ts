@@ -1,6 +1,7 @@
 /** Small helpers the lab test files share. */
 import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
+import { labExecOk } from "../../lab";
 
 export const REPO = resolve(__dirname, "../..");
 
@@ -25,4 +26,19 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
  * "42 bytes from <mac> (<ip>)", iputils' "reply from <ip> [<mac>]". */
 export function arpRepliers(output: string): string[] {
   return [...output.matchAll(/\b([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b/gi)].map((m) => m[1]!.toLowerCase());
+}
+
+/**
+ * What the tool could touch on a host: addresses, ARP sysctls, its files and (on the director)
+ * the IPVS table. Two equal snapshots mean the host was not changed.
+ */
+export async function hostSnapshot(host: string): Promise<string> {
+  const files = "for f in /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service /var/lib/lvs-dr/ownership.json; do [ -e \"$f\" ] && echo \"file $f $(md5sum < $f)\"; done";
+  const sysctls = "for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce; do echo \"$f=$(cat $f)\"; done";
+  const ipvs = host.startsWith("director") ? "; ipvsadm -Sn 2>/dev/null | sort" : "";
+  return labExecOk(host, `ip -o addr show | awk '{print $2, $3, $4}'; ${sysctls}; ${files}${ipvs}; true`);
+}
+
+export async function hostSnapshots(hosts: readonly string[]): Promise<Record<string, string>> {
+  return Object.fromEntries(await Promise.all(hosts.map(async (n) => [n, await hostSnapshot(n)] as const)));
 }

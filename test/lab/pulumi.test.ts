@@ -2,14 +2,10 @@
  * The dynamic providers against real hosts, called as the Pulumi engine calls them:
  * check -> create (real servers, director, releases) -> read -> a hand change -> read shows it
  * in exactly that field -> diff/update -> read clean -> delete (reverse order) -> hosts as before.
- * Then the serialization round trip: the provider serialized by the SDK's own serializer, loaded
- * in a fresh Node process the way `pulumi-dynamic-provider` loads it, runs create/read/delete.
+ * The providers serialized and run by Pulumi's own dynamic-provider host are proven in
+ * pulumi-runtime.test.ts.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import * as pulumi from "@pulumi/pulumi";
+import { resolve } from "node:path";
 import { LAB_ADDRESSES, labExecOk } from "../../lab";
 import { loadCluster, readClusterValue } from "../../src/config/load";
 import type { ClusterInput } from "../../src/config/schema";
@@ -18,6 +14,7 @@ import type { ResourceOutputs } from "../../src/pulumi/impl";
 import { directorProvider, realServerProvider, realServerReleaseProvider } from "../../src/pulumi/providers";
 import { splitConnections, type HostResourceInputs } from "../../src/pulumi/state";
 import { SshTransport } from "../../src/transport/ssh";
+import { hostSnapshots } from "./helpers";
 import { describeLab } from "./lab-suite";
 
 const REPO = resolve(__dirname, "../..");
@@ -42,17 +39,8 @@ async function destroyAll(): Promise<void> {
   }
 }
 
-/** What the tool could touch on a host (as test/lab/ops.test.ts compares). */
-async function snapshot(host: string): Promise<string> {
-  const files = "for f in /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service /var/lib/lvs-dr/ownership.json; do [ -e \"$f\" ] && echo \"file $f\"; done";
-  const sysctls = "for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce; do echo \"$f=$(cat $f)\"; done";
-  const ipvs = host === "director" ? "; ipvsadm -Sn 2>/dev/null | sort" : "";
-  return labExecOk(host, `ip -o addr show | awk '{print $2, $3, $4}'; ${sysctls}; ${files}${ipvs}; true`);
-}
-
 async function snapshotAll(): Promise<Record<string, string>> {
-  const names = ["director", ...RS];
-  return Object.fromEntries(await Promise.all(names.map(async (n) => [n, await snapshot(n)] as const)));
+  return hostSnapshots(["director", ...RS]);
 }
 
 /** Dotted paths whose values differ, as `pulumi refresh` would list them. */
@@ -140,39 +128,5 @@ describeLab("pulumi dynamic providers on real hosts", () => {
     expect(await labExecOk("director", "ipvsadm -Sn")).not.toContain(VIP);
     for (const rs of RS) await realServerProvider.delete!(ids[rs]!, outs[rs]!);
     expect(await snapshotAll()).toEqual(pristine);
-  }, 150_000);
-
-  it("survives the SDK's function serialization: a fresh Node process runs create, read and delete", async () => {
-    // The built provider (dist), as `pulumi up` runs the compiled program.
-    execFileSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: REPO, stdio: "pipe" });
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const built = require(join(REPO, "dist/src/pulumi/providers.js")) as { realServerProvider: Provider };
-    // Exactly what pulumi.dynamic.Resource does with a provider.
-    const serialized = await pulumi.runtime.serializeFunction(() => built.realServerProvider, { allowSecrets: true });
-    expect(serialized.text).toContain(`"${join(REPO, "dist/src/pulumi/impl")}"`);
-    expect(serialized.text).not.toMatch(/ClusterRun|ssh2|BEGIN OPENSSH/);
-
-    const dir = mkdtempSync(join(tmpdir(), "lvsdr-serialized-"));
-    writeFileSync(join(dir, "provider.txt"), serialized.text);
-    writeFileSync(join(dir, "inputs.json"), JSON.stringify(await checked(realServerProvider, "rs1")));
-    // The way pulumi-dynamic-provider loads it: require-from-string(text).handler().
-    const script = `
-      const fs = require("fs");
-      const requireFromString = require(${JSON.stringify(join(REPO, "node_modules/require-from-string"))});
-      const provider = requireFromString(fs.readFileSync(${JSON.stringify(join(dir, "provider.txt"))}, "utf8")).${serialized.exportName}();
-      const inputs = JSON.parse(fs.readFileSync(${JSON.stringify(join(dir, "inputs.json"))}, "utf8"));
-      (async () => {
-        const created = await provider.create(inputs);
-        const read = await provider.read(created.id, created.outs);
-        await provider.delete(created.id, created.outs);
-        process.stdout.write(JSON.stringify({ created, read }));
-      })().catch((e) => { console.error(e); process.exit(1); });`;
-    writeFileSync(join(dir, "run.js"), script);
-    const out = execFileSync(process.execPath, [join(dir, "run.js")], { cwd: tmpdir(), encoding: "utf8", timeout: 90_000 });
-    const { created, read } = JSON.parse(out) as { created: { id: string; outs: ResourceOutputs }; read: { props: ResourceOutputs } };
-    expect(created.id).toBe("lab/rs1");
-    expect(created.outs).toMatchObject({ host: "rs1", addresses: [`lo/${VIP}/32`], sysctls: { "net/ipv4/conf/all/arp_ignore": "1", "net/ipv4/conf/eth0/arp_announce": "2" } });
-    expect(read.props).toEqual(created.outs);
-    expect(await snapshot("rs1")).toEqual(pristine.rs1);
   }, 150_000);
 });

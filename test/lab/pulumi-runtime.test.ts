@@ -1,0 +1,361 @@
+/**
+ * `pulumi preview | up | refresh | destroy` on the lab, run by Pulumi's own Node.js halves: the
+ * language entry point (`@pulumi/pulumi/cmd/run`) runs the compiled program and the
+ * dynamic-provider host runs the providers it deserializes from the inputs and the state. Only
+ * the Go engine between them is replaced, by the test-only stand-in in test/pulumi-engine.
+ *
+ * The stack is the lab stack with the SSH key moved into the config as a `secure:` value
+ * (passphrase secrets), as `pulumi config set --secret --path` leaves it, so the state must carry
+ * it encrypted. The stack files the suite writes are `stacks/Pulumi.test-*.yaml` (git-ignored,
+ * removed afterwards); states live in temporary directories.
+ */
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { stringify } from "yaml";
+import { LAB_ADDRESSES, labExecOk, labPaths } from "../../lab";
+import { labRequests } from "../../lab/traffic";
+import { loadCluster, readClusterValue } from "../../src/config/load";
+import type { ClusterInput } from "../../src/config/schema";
+import { ClusterRun } from "../../src/ops/engine";
+import { SshTransport } from "../../src/transport/ssh";
+import { runStack, type Operation, type RunResult, type Step } from "../pulumi-engine/engine";
+import { newEncryptionSalt, passphraseCrypter } from "../pulumi-engine/secrets";
+import { statePath } from "../pulumi-engine/state";
+import { hostSnapshots, REPO } from "./helpers";
+import { describeLab } from "./lab-suite";
+
+const HOSTS = ["director", "rs1", "rs2", "rs3", "rsvm1"];
+const RS = ["rs1", "rs2", "rs3", "rsvm1"];
+const VIP = LAB_ADDRESSES.vip;
+const STACK = "test-pulumi";
+const PASSPHRASE = "correct horse battery staple, lab edition";
+const SALT = newEncryptionSalt(PASSPHRASE);
+const DYNAMIC = "pulumi-nodejs:dynamic/lvsdr:";
+
+/** Counts the TCP connections to port 22 that a process opens, by wrapping net.Socket#connect. */
+const DIAL_COUNTER = `
+const net = require("net");
+const fs = require("fs");
+const connect = net.Socket.prototype.connect;
+net.Socket.prototype.connect = function (...args) {
+  const first = Array.isArray(args[0]) ? args[0][0] : args[0];
+  const port = typeof first === "object" && first !== null ? first.port : first;
+  if (Number(port) === 22) fs.appendFileSync(process.env.LVSDR_DIAL_LOG, process.pid + "\\n");
+  return connect.apply(this, args);
+};`;
+
+const work = mkdtempSync(join(tmpdir(), "lvsdr-pulumi-runtime-"));
+const dialLog = join(work, "dials.log");
+writeFileSync(join(work, "dial-counter.js"), DIAL_COUNTER);
+writeFileSync(dialLog, "");
+
+function dials(): number {
+  return readFileSync(dialLog, "utf8").split("\n").filter(Boolean).length;
+}
+
+function labSpec(): ClusterInput {
+  return structuredClone(readClusterValue({ stack: "lab", stacksDir: join(REPO, "stacks") }).value as ClusterInput);
+}
+
+/** Writes stacks/Pulumi.<name>.yaml: the spec, its SSH key a `secure:` value. */
+function writeStack(name: string, spec: ClusterInput, dir = REPO): string {
+  const key = readFileSync(join(labPaths().state, "id_ed25519"), "utf8");
+  const { privateKeyPath: _dropped, ...defaults } = spec.connectionDefaults ?? {};
+  const crypter = passphraseCrypter(PASSPHRASE, SALT);
+  const cluster = { ...spec, connectionDefaults: { ...defaults, privateKey: { secure: crypter.encrypt(key) } } };
+  const file = join(dir, "stacks", `Pulumi.${name}.yaml`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, stringify({ encryptionsalt: SALT, config: { "lvs-dr:cluster": cluster } }));
+  return file;
+}
+
+interface Where {
+  stack?: string;
+  projectDir?: string;
+  backendDir?: string;
+}
+
+async function pulumi(op: Operation, where: Where = {}): Promise<RunResult & { dials: number; ms: number }> {
+  const before = dials();
+  const started = Date.now();
+  const result = await runStack(op, {
+    projectDir: where.projectDir ?? REPO,
+    stack: where.stack ?? STACK,
+    backendDir: where.backendDir ?? join(work, "state"),
+    passphrase: PASSPHRASE,
+    env: { NODE_OPTIONS: `--require ${join(work, "dial-counter.js")}`, LVSDR_DIAL_LOG: dialLog },
+  });
+  return { ...result, dials: dials() - before, ms: Date.now() - started };
+}
+
+function ok(result: RunResult): void {
+  if (!result.ok) throw new Error(`the stand-in run failed:\n${result.errors.join("\n")}\n--- diagnostics ---\n${result.diagnostics.join("\n")}`);
+}
+
+/** `op` per resource name, for the dynamic resources only. */
+function opsByHost(steps: Step[]): Record<string, string> {
+  return Object.fromEntries(steps.filter((s) => s.type.startsWith(DYNAMIC)).map((s) => [s.name, s.op]));
+}
+
+async function answeringServers(requests = 12): Promise<Set<string>> {
+  await labExecOk("client", `ip neigh flush to ${VIP} || true`);
+  const seen = new Set<string>();
+  for (let i = 0; i < requests; i++) seen.add((await labExecOk("client", `curl -s -m 5 http://${VIP}/`)).trim());
+  return seen;
+}
+
+/** The director's OutPkts for the VIP service: 0 in DR, where replies bypass the director. */
+async function directorOutPackets(): Promise<{ inPkts: number; outPkts: number }> {
+  // The kernel folds its per-CPU counters into these totals every two seconds.
+  await new Promise((r) => setTimeout(r, 2500));
+  const stats = await labExecOk("director", `ipvsadm -Ln --stats --exact -t ${VIP}:80`);
+  const cols = (stats.split("\n").find((l) => l.startsWith("TCP")) ?? "").trim().split(/\s+/);
+  return { inPkts: Number(cols[3]), outPkts: Number(cols[4]) };
+}
+
+function copyState(fromBackend: string, toBackend: string): void {
+  const from = statePath(fromBackend, "lvs-dr", STACK);
+  const to = statePath(toBackend, "lvs-dr", STACK);
+  mkdirSync(dirname(to), { recursive: true });
+  copyFileSync(from, to);
+}
+
+/** What a teammate's machine has besides the clone: the pinned host keys (the SSH key is in the state). */
+function copyKnownHosts(projectDir: string): void {
+  mkdirSync(join(projectDir, ".lab"), { recursive: true });
+  copyFileSync(labPaths().knownHosts, join(projectDir, ".lab", "known_hosts"));
+}
+
+function run(cmd: string, args: string[], cwd: string): string {
+  return execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 300_000 });
+}
+
+describeLab("pulumi up under Pulumi's own Node.js runtime (engine stand-in)", () => {
+  let pristine: Record<string, string>;
+
+  beforeAll(async () => {
+    // Whatever an earlier suite left: this suite starts from hosts the tool does not manage.
+    const leftovers = new ClusterRun(loadCluster({ stack: "lab", stacksDir: join(REPO, "stacks") }), { transport: new SshTransport(), connectOptions: { baseDir: REPO } });
+    try {
+      await leftovers.apply({ destroy: true });
+    } finally {
+      await leftovers.close();
+    }
+    pristine = await hostSnapshots(HOSTS);
+    writeStack(STACK, labSpec());
+  }, 300_000);
+
+  afterAll(() => {
+    for (const f of readdirSync(join(REPO, "stacks")).filter((f) => f.startsWith("Pulumi.test-"))) rmSync(join(REPO, "stacks", f));
+  });
+
+  it("preview registers the whole component tree and opens no SSH connection", async () => {
+    const preview = await pulumi("preview");
+    ok(preview);
+    const types = preview.registered.map((u) => u.split("::")[2]!.split("$").pop());
+    expect(types.filter((t) => t === "lvsdr:index:LvsDrCluster")).toHaveLength(1);
+    expect(types.filter((t) => t === "lvsdr:index:RealServerGroup")).toHaveLength(1);
+    expect(types.filter((t) => t === "lvsdr:index:LvsDirector")).toHaveLength(1);
+    expect(opsByHost(preview.steps)).toEqual({
+      director: "create",
+      ...Object.fromEntries(RS.map((h) => [h, "create"])),
+      ...Object.fromEntries(RS.map((h) => [`${h}-release`, "create"])),
+    });
+    expect(preview.dials).toBe(0);
+    expect(await hostSnapshots(HOSTS)).toEqual(pristine);
+  }, 120_000);
+
+  it("up: requests to the VIP reach every real server, and the director sends no reply packet", async () => {
+    const up = await pulumi("up");
+    ok(up);
+    expect(Object.values(opsByHost(up.steps)).every((op) => op === "create")).toBe(true);
+    expect(up.dials).toBeGreaterThanOrEqual(HOSTS.length); // the counter sees real dials
+    expect(await answeringServers()).toEqual(new Set(RS));
+    const { inPkts, outPkts } = await directorOutPackets();
+    expect(inPkts).toBeGreaterThan(0);
+    expect(outPkts).toBe(0);
+  }, 300_000);
+
+  it("the state holds no private key, password or passphrase in plain text, and no path of this checkout", () => {
+    const text = readFileSync(statePath(join(work, "state"), "lvs-dr", STACK), "utf8");
+    const key = readFileSync(join(labPaths().state, "id_ed25519"), "utf8");
+    const keyBody = key.split("\n").filter((l) => l && !l.startsWith("-----"));
+    expect(keyBody.length).toBeGreaterThan(0);
+    for (const line of keyBody) expect(text).not.toContain(line);
+    expect(text).not.toMatch(/PRIVATE KEY|privateKey"\s*:\s*"/);
+    expect(text).not.toContain(PASSPHRASE);
+    expect(text).not.toContain(REPO);
+    expect(text).toContain('"ciphertext"'); // the connections are there, encrypted
+  });
+
+  it("up again changes nothing: every resource the same, every host as it was", async () => {
+    const before = await hostSnapshots(HOSTS);
+    const up = await pulumi("up");
+    ok(up);
+    expect(new Set(Object.values(opsByHost(up.steps)))).toEqual(new Set(["same"]));
+    expect(await hostSnapshots(HOSTS)).toEqual(before);
+  }, 300_000);
+
+  it("a hand change on rs1: refresh names the fields, up repairs it, refresh is clean", async () => {
+    await labExecOk("rs1", `sysctl -q -w net.ipv4.conf.all.arp_ignore=0 && ip addr del ${VIP}/32 dev lo`);
+    const refresh = await pulumi("refresh");
+    ok(refresh);
+    const drifted = refresh.steps.filter((s) => s.op === "refresh");
+    expect(drifted.map((s) => s.name)).toEqual(["rs1"]);
+    const changes = Object.fromEntries(drifted[0]!.changes.map((c) => [c.path, [c.old, c.new]]));
+    expect(changes['sysctls["net/ipv4/conf/all/arp_ignore"]']).toEqual(["1", "0"]);
+    expect(changes.addresses).toEqual([[`lo/${VIP}/32`], []]);
+
+    const up = await pulumi("up");
+    ok(up);
+    expect(Object.entries(opsByHost(up.steps)).filter(([, op]) => op !== "same")).toEqual([["rs1", "update"]]);
+    expect((await labExecOk("rs1", "cat /proc/sys/net/ipv4/conf/all/arp_ignore")).trim()).toBe("1");
+
+    const clean = await pulumi("refresh");
+    ok(clean);
+    expect(clean.steps.filter((s) => s.op !== "same")).toEqual([]);
+  }, 300_000);
+
+  it("a spec change (one weight, one real server removed) drains and removes in the safe order, no request failing", async () => {
+    const spec = labSpec();
+    const http = spec.virtualServices![0]!;
+    http.realServers = http.realServers!.filter((r) => r.name !== "rs3").map((r) => (r.name === "rs2" ? { ...r, weight: 3 } : r));
+    spec.realServers = spec.realServers!.filter((r) => r.name !== "rs3");
+    writeStack(STACK, spec);
+
+    const traffic = labRequests(VIP, 30);
+    await new Promise((r) => setTimeout(r, 2000));
+    const up = await pulumi("up");
+    const answers = await traffic;
+    ok(up);
+    const changed = up.steps.filter((s) => s.type.startsWith(DYNAMIC) && s.op !== "same").map((s) => `${s.op} ${s.name}`);
+    // The director lets rs3 go before rs3 is withdrawn; its release goes first (it holds nothing).
+    expect(changed).toEqual(["update director", "delete rs3-release", "delete rs3"]);
+    expect(answers.length).toBeGreaterThan(100);
+    expect(answers.filter((a) => a.body === "FAILED")).toEqual([]);
+    const table = await labExecOk("director", "ipvsadm -Sn");
+    expect(table).not.toContain(LAB_ADDRESSES.realServer(3));
+    expect(table).toMatch(new RegExp(`${LAB_ADDRESSES.realServer(2).replace(/\./g, "\\.")}:80 -g -w 3`));
+    expect((await labExecOk("rs3", "ip -o addr show dev lo")).includes(VIP)).toBe(false);
+    expect(await answeringServers()).toEqual(new Set(["rs1", "rs2", "rsvm1"]));
+  }, 300_000);
+
+  it("moved: a fresh clone in another directory refreshes, updates and destroys the stack", async () => {
+    const clone = join(mkdtempSync(join(tmpdir(), "lvsdr-moved-")), "somewhere", "lvs-dr");
+    run("git", ["clone", "-q", REPO, clone], tmpdir());
+    run("npm", ["ci", "--no-audit", "--no-fund", "--prefer-offline"], clone);
+    copyFileSync(join(REPO, "stacks", `Pulumi.${STACK}.yaml`), join(clone, "stacks", `Pulumi.${STACK}.yaml`));
+    copyKnownHosts(clone);
+    const backendDir = join(dirname(clone), "state");
+    copyState(join(work, "state"), backendDir);
+
+    const refresh = await pulumi("refresh", { projectDir: clone, backendDir });
+    ok(refresh);
+    expect(refresh.steps.filter((s) => s.op !== "same")).toEqual([]);
+    const up = await pulumi("up", { projectDir: clone, backendDir });
+    ok(up);
+    expect(new Set(Object.values(opsByHost(up.steps)))).toEqual(new Set(["same"]));
+    const destroy = await pulumi("destroy", { projectDir: clone, backendDir });
+    ok(destroy);
+    expect(await hostSnapshots(HOSTS)).toEqual(pristine);
+  }, 600_000);
+
+  it("moved: a separate project that installed the packed package refreshes and destroys the stack", async () => {
+    writeStack(STACK, labSpec());
+    ok(await pulumi("destroy")); // the original state: its hosts are gone already
+    ok(await pulumi("up"));
+
+    const pack = mkdtempSync(join(tmpdir(), "lvsdr-pack-"));
+    const tarball = run("npm", ["pack", "--silent", "--pack-destination", pack], REPO).trim().split("\n").pop()!;
+    const project = join(pack, "consumer");
+    mkdirSync(project);
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "lb-stacks", version: "1.0.0", private: true }));
+    run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", join(pack, tarball)], project);
+    // Someone else's program: the same project name and stack, the components from the package.
+    writeFileSync(join(project, "Pulumi.yaml"), "name: lvs-dr\nruntime: nodejs\nmain: index.js\nstackConfigDir: stacks\n");
+    writeFileSync(
+      join(project, "index.js"),
+      [
+        'const pulumi = require("@pulumi/pulumi");',
+        'const { LvsDrCluster } = require("lvs-dr");',
+        'const spec = new pulumi.Config("lvs-dr").requireObject("cluster");',
+        "const cluster = new LvsDrCluster(spec.name, { cluster: spec });",
+        "exports.vips = cluster.vips;",
+        "",
+      ].join("\n"),
+    );
+    mkdirSync(join(project, "stacks"));
+    copyFileSync(join(REPO, "stacks", `Pulumi.${STACK}.yaml`), join(project, "stacks", `Pulumi.${STACK}.yaml`));
+    copyKnownHosts(project);
+    const backendDir = join(pack, "state");
+    copyState(join(work, "state"), backendDir);
+
+    const refresh = await pulumi("refresh", { projectDir: project, backendDir });
+    ok(refresh);
+    expect(refresh.steps.filter((s) => s.op !== "same")).toEqual([]);
+    const preview = await pulumi("preview", { projectDir: project, backendDir });
+    ok(preview);
+    expect(new Set(Object.values(opsByHost(preview.steps)))).toEqual(new Set(["same"]));
+    expect(preview.outputs.vips).toEqual([VIP]);
+
+    // A program error that Pulumi formats with util.inspect: reported in seconds, not minutes.
+    writeStack("test-broken", { ...labSpec(), directors: "nope" as unknown as ClusterInput["directors"] }, project);
+    const broken = await pulumi("up", { projectDir: project, backendDir, stack: "test-broken" });
+    expect(broken.ok).toBe(false);
+    expect(broken.errors.join("\n")).toContain("cluster.directors: must be a list");
+    expect(broken.ms).toBeLessThan(15_000);
+
+    const destroy = await pulumi("destroy", { projectDir: project, backendDir });
+    ok(destroy);
+    expect(await hostSnapshots(HOSTS)).toEqual(pristine);
+  }, 600_000);
+
+  describe("a failing up reports the host and the cause in seconds", () => {
+    async function failingUp(name: string, spec: ClusterInput): Promise<RunResult & { dials: number; ms: number }> {
+      writeStack(name, spec);
+      const backendDir = join(work, name);
+      const up = await pulumi("up", { stack: name, backendDir });
+      expect(up.ok).toBe(false);
+      // Whatever the failed run created elsewhere is destroyed again from its state.
+      ok(await pulumi("destroy", { stack: name, backendDir }));
+      return up;
+    }
+
+    it("a bad spec: the field and the rule, before any host is contacted", async () => {
+      const spec = labSpec();
+      spec.virtualServices![0]!.port = 70000;
+      const up = await failingUp("test-bad-spec", spec);
+      expect(up.errors.join("\n")).toMatch(/virtualServices\[0\]\.port: Too big/);
+      expect(up.dials).toBe(0);
+      expect(up.ms).toBeLessThan(15_000);
+    }, 120_000);
+
+    it("an unreachable host: its name and why", async () => {
+      const spec = labSpec();
+      spec.realServers![0]!.connection = { host: "198.51.100.99", perDialTimeout: 2, dialErrorLimit: 2 };
+      const up = await failingUp("test-unreachable", spec);
+      const message = up.errors.join("\n");
+      expect(message).toContain("rs1");
+      expect(message).toMatch(/cannot reach root@198\.51\.100\.99:22 after 2 attempt/);
+      // Two 2 s dials and a backoff, then seconds for everything else.
+      expect(up.ms).toBeLessThan(20_000);
+    }, 120_000);
+
+    it("a wrong host key: its name and both fingerprints", async () => {
+      const spec = labSpec();
+      spec.realServers![0]!.connection = { hostKey: `SHA256:${"A".repeat(43)}` };
+      const up = await failingUp("test-wrong-key", spec);
+      const message = up.errors.join("\n");
+      expect(message).toContain("rs1");
+      expect(message).toMatch(/host key/i);
+      expect(message).toContain(`SHA256:${"A".repeat(43)}`);
+      expect(up.ms).toBeLessThan(15_000);
+    }, 120_000);
+
+    afterAll(async () => {
+      expect(await hostSnapshots(HOSTS)).toEqual(pristine);
+    });
+  });
+});
