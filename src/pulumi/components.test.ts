@@ -221,4 +221,24 @@ describe("prod specifics", () => {
     const urns = (rs: Registered[]) => rs.map((r) => r.urn).sort();
     expect(urns(b)).toEqual(urns(a));
   }, 60_000);
+
+  it("refuses an invalid spec before any resource exists, every problem with its path", async () => {
+    const { LvsDrCluster } = await import("./components");
+    const raw = readClusterValue({ stack: "prod", stacksDir: resolve(REPO, "stacks") }).value as ClusterInput;
+    const broken = { ...raw, directors: "nope", virtualServices: [{ ...raw.virtualServices![0]!, port: 70000 }] } as unknown as ClusterInput;
+    const before = registered.length;
+    let thrown: unknown;
+    try {
+      new LvsDrCluster("broken", { cluster: broken });
+    } catch (e) {
+      thrown = e;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(thrown).toBeInstanceOf(pulumi.ResourceError);
+    const message = (thrown as Error).message;
+    expect(message).toMatch(/^cluster is not a valid cluster spec:/);
+    expect(message).toMatch(/\n {2}directors: .*array/);
+    expect(message).toMatch(/\n {2}virtualServices\[0\]\.port: Too big/);
+    expect(registered.slice(before).map((r) => r.type)).toEqual(["lvsdr:index:LvsDrCluster"]);
+  });
 });

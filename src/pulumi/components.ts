@@ -11,6 +11,7 @@
  */
 import "./stack-frames";
 import * as pulumi from "@pulumi/pulumi";
+import { parseCluster } from "../config/load";
 import type { ClusterInput } from "../config/schema";
 import { Director, RealServer, RealServerRelease } from "./providers";
 import { splitConnections, type ClusterConnections } from "./state";
@@ -181,6 +182,9 @@ function plainSpec(input: unknown, parent: pulumi.Resource): ClusterInput {
     throw new pulumi.ResourceError("cluster: must be a plain object when the program runs (host names name the resources); read it with config.requireObject", parent);
   }
   if (input === null || typeof input !== "object") throw new pulumi.ResourceError("cluster: must be an object (the cluster spec)", parent);
+  // Every problem at once, before any resource exists (the providers' check says it again per host).
+  const parsed = parseCluster(input);
+  if (!parsed.ok) throw new pulumi.ResourceError(`cluster is not a valid cluster spec:\n${parsed.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`, parent, true);
   return input as ClusterInput;
 }
 

@@ -83,6 +83,8 @@ export interface Timings {
   totalMs: number;
   /** Process start of `cmd/run` until its first RegisterResource. */
   programStartMs?: number;
+  /** Process start of `cmd/run` until it exited. */
+  programMs?: number;
   /** Process start of `cmd/dynamic-provider` until it printed its port. */
   providerStartMs?: number;
   /** Wall time inside provider calls, by method, summed over resources. */
@@ -407,6 +409,7 @@ export class StandInEngine {
       timings: {
         totalMs: Date.now() - started,
         ...(monitor.programStartMs !== undefined ? { programStartMs: monitor.programStartMs } : {}),
+        ...(monitor.programMs !== undefined ? { programMs: monitor.programMs } : {}),
         ...(provider.startMs !== undefined ? { providerStartMs: provider.startMs } : {}),
         providerCalls: provider.calls,
         providerCallsMs: provider.callsMs,
@@ -426,6 +429,7 @@ export class StandInEngine {
     createInterface({ input: proc.stdout! }).on("line", (l) => this.log(l));
     createInterface({ input: proc.stderr! }).on("line", (l) => this.log(l));
     const exitCode = await new Promise<number | null>((ok) => proc.once("exit", (code) => ok(code)));
+    monitor.programMs = Date.now() - monitor.programSpawnedAt;
     await monitor.settled();
     return { exitCode };
   }
@@ -513,6 +517,7 @@ class Monitor {
   program: ChildProcess | null = null;
   programSpawnedAt = 0;
   programStartMs?: number;
+  programMs?: number;
   rootUrn: string | undefined;
   stackOutputs: Props = {};
   private readonly old: Map<string, ResourceState>;
