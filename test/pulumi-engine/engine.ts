@@ -75,6 +75,8 @@ export interface RunOptions {
   /** Added to the environment of the program and the provider host. */
   env?: NodeJS.ProcessEnv;
   parallel?: number;
+  /** The Node.js binary that runs the program and the provider host; default: this one. */
+  node?: string;
   /** Called with each line the engine would print (steps, diagnostics). */
   onLine?: (line: string) => void;
 }
@@ -229,12 +231,13 @@ class ProviderHost {
     private readonly config: StackConfig,
     private readonly env: NodeJS.ProcessEnv,
     private readonly log: (line: string) => void,
+    private readonly node: string,
   ) {}
 
   private async start(): Promise<grpc.Client> {
     const started = Date.now();
     const entry = require.resolve("@pulumi/pulumi/cmd/dynamic-provider", { paths: [this.projectDir] });
-    const proc = spawn(process.execPath, [entry, this.engineAddr], {
+    const proc = spawn(this.node, [entry, this.engineAddr], {
       cwd: this.projectDir,
       env: { ...process.env, ...this.env, PULUMI_NODEJS_PROJECT: this.project },
       stdio: ["ignore", "pipe", "pipe"],
@@ -375,7 +378,7 @@ export class StandInEngine {
     const port = await new Promise<number>((ok, fail) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? fail(e) : ok(p))));
     const addr = `127.0.0.1:${port}`;
     const env = { ...this.options.env, PULUMI_CONFIG: JSON.stringify(config.values), PULUMI_CONFIG_SECRET_KEYS: JSON.stringify(config.secretKeys) };
-    const provider = new ProviderHost(this.options.projectDir, this.project.name, addr, config, env, this.log);
+    const provider = new ProviderHost(this.options.projectDir, this.project.name, addr, config, env, this.log, this.options.node ?? process.execPath);
     monitor.provider = provider;
 
     let outputs: Props = {};
@@ -424,7 +427,7 @@ export class StandInEngine {
     if (dryRun) args.push("--dry-run");
     args.push("--parallel", String(this.options.parallel ?? 16), this.project.main);
     monitor.programSpawnedAt = Date.now();
-    const proc = spawn(process.execPath, args, { cwd: dir, env: { ...process.env, ...env, PULUMI_NODEJS_TYPESCRIPT: "false" }, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(this.options.node ?? process.execPath, args, { cwd: dir, env: { ...process.env, ...env, PULUMI_NODEJS_TYPESCRIPT: "false" }, stdio: ["ignore", "pipe", "pipe"] });
     monitor.program = proc;
     createInterface({ input: proc.stdout! }).on("line", (l) => this.log(l));
     createInterface({ input: proc.stderr! }).on("line", (l) => this.log(l));
