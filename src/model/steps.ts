@@ -47,6 +47,49 @@ export type Step =
 
 export type StepOp = Step["op"];
 
+/** What a kind of step does to a host, decided once per kind so that a new kind must say. */
+export interface StepKind {
+  /** Changes the IPVS table by hand (ipvsadm); the table check before an apply guards these. */
+  ipvs: boolean;
+  /** Takes something away from live traffic or from a host. */
+  takesAway: boolean;
+}
+
+export const stepKinds: Readonly<Record<StepOp, StepKind>> = {
+  "set-sysctl": { ipvs: false, takesAway: false },
+  "restore-sysctl": { ipvs: false, takesAway: true },
+  "add-address": { ipvs: false, takesAway: false },
+  "remove-address": { ipvs: false, takesAway: true },
+  "add-service": { ipvs: true, takesAway: false },
+  "edit-service": { ipvs: true, takesAway: false },
+  "remove-service": { ipvs: true, takesAway: true },
+  "add-destination": { ipvs: true, takesAway: false },
+  "edit-destination": { ipvs: true, takesAway: false },
+  "drain-destination": { ipvs: true, takesAway: true },
+  "wait-drained": { ipvs: false, takesAway: false },
+  "remove-destination": { ipvs: true, takesAway: true },
+  "write-file": { ipvs: false, takesAway: false },
+  "remove-file": { ipvs: false, takesAway: true },
+  "record-ownership": { ipvs: false, takesAway: false },
+  "write-keepalived-config": { ipvs: false, takesAway: false },
+  "reload-keepalived": { ipvs: false, takesAway: false },
+  "wait-keepalived-ready": { ipvs: false, takesAway: false },
+  "wait-keepalived-released": { ipvs: false, takesAway: false },
+  "remove-stray-destination": { ipvs: false, takesAway: true },
+  "stop-keepalived": { ipvs: false, takesAway: true },
+  "set-ipvs-timeouts": { ipvs: false, takesAway: false },
+};
+
+/** A step the apply script batches into one `ipvsadm -R`, and the table check guards. */
+export function isIpvsStep(step: Step): boolean {
+  return stepKinds[step.op].ipvs;
+}
+
+/** A step that takes something away from live traffic or from a host. */
+export function takesAway(step: Step): boolean {
+  return stepKinds[step.op].takesAway;
+}
+
 /** The waves a cluster change runs in; a wave finishes on every host before the next starts. */
 export type Wave = "prepare-real-servers" | "directors" | "release-real-servers";
 export const waveOrder: readonly Wave[] = ["prepare-real-servers", "directors", "release-real-servers"];

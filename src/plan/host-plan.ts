@@ -10,7 +10,7 @@ import type { DesiredHostState, DestinationState, KeepalivedState, ObservedHostS
 import { hostPaths } from "../model/paths";
 import { renderFile } from "../render/files";
 import { serviceKey } from "../model/keys";
-import type { HostWavePlan, Step } from "../model/steps";
+import { isIpvsStep, type HostWavePlan, type Step } from "../model/steps";
 import { diffHost, type HostDiff } from "./drift";
 import { drainSteps, needsWait } from "./drain";
 import { nextOwnership, sameOwnership } from "./ownership";
@@ -137,24 +137,17 @@ function planDirector(desired: DesiredHostState, observed: ObservedHostState, di
     ...diff.files.changed.filter((f) => f.path !== hostPaths.keepalivedConf && f.path !== hostPaths.keepalivedDropIn).map((file): Step => ({ op: "write-file", file })),
     ...diff.files.unexpected.map((path): Step => ({ op: "remove-file", path })),
   ];
+  // The table check guards the tool's own IPVS changes only: keepalived changes its services'
+  // weights whenever a check passes or fails, so a plan that leaves IPVS to it does not ask.
   return [
     {
       host: desired.host,
       wave: "directors",
       steps: withOwnership(steps, desired, observed, false),
-      expectedIpvsFingerprint: observed.ipvs.status === "loaded" && steps.some(changesIpvsByHand) ? observed.ipvs.fingerprint : null,
-      expectedIpvsListing: observed.ipvs.status === "loaded" && steps.some(changesIpvsByHand) ? observed.ipvs.listing : null,
+      expectedIpvsFingerprint: observed.ipvs.status === "loaded" && steps.some(isIpvsStep) ? observed.ipvs.fingerprint : null,
+      expectedIpvsListing: observed.ipvs.status === "loaded" && steps.some(isIpvsStep) ? observed.ipvs.listing : null,
     },
   ];
-}
-
-/**
- * The table check before an apply guards the tool's own IPVS changes. keepalived changes its
- * services' weights whenever a check passes or fails, so a plan that leaves IPVS to keepalived
- * does not ask for the table it saw.
- */
-function changesIpvsByHand(step: Step): boolean {
-  return ["add-service", "edit-service", "remove-service", "add-destination", "edit-destination", "drain-destination", "remove-destination"].includes(step.op);
 }
 
 /**

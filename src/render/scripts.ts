@@ -3,7 +3,7 @@
  * needs in one round trip, and one that applies a host's steps in one batch under a lock.
  * Output lines starting with `@@lvsdr` are markers the parse layer reads.
  */
-import type { HostWavePlan, Step } from "../model/steps";
+import { isIpvsStep, type HostWavePlan, type Step } from "../model/steps";
 import type { DestinationState, InterfaceAddress, RenderedFile, VirtualServiceState } from "../model/host-state";
 import { hostPort, serviceKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
@@ -473,10 +473,6 @@ function ipvsRestoreLine(step: Step): string {
     default:
       throw new Error(`${step.op} is not an IPVS step`);
   }
-}
-
-function isIpvsStep(step: Step): boolean {
-  return ["add-service", "edit-service", "remove-service", "add-destination", "edit-destination", "drain-destination", "remove-destination"].includes(step.op);
 }
 
 /** How `ipvsadm -Ln` heads a service: `TCP  198.51.100.5:80`, `FWM  7` (joined with "/" here). */
