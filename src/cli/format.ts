@@ -2,7 +2,7 @@
 import type { ClusterPlan } from "../plan/cluster-plan";
 import type { DriftItem, HostDrift } from "../plan/drift";
 import { describeStep } from "../render/describe";
-import type { Step } from "../model/steps";
+import { takesAway, type Step } from "../model/steps";
 import type { ClusterHealth } from "../plan/health";
 
 function table(rows: string[][]): string {
@@ -36,11 +36,16 @@ export function driftJson(drift: HostDrift[]): { clean: boolean; hosts: { host: 
   return { clean: drift.every((d) => d.clean), hosts: drift.map((d) => ({ host: d.host, role: d.role, clean: d.clean, items: d.items })) };
 }
 
-const destructiveOps = new Set<Step["op"]>(["remove-service", "remove-destination", "drain-destination", "remove-address", "restore-sysctl", "remove-file"]);
-
 /** Steps that take something away from live traffic or a host. */
 export function destructiveSteps(plan: ClusterPlan): { host: string; step: Step }[] {
-  return plan.waves.flatMap((w) => w.hosts.flatMap((h) => h.steps.filter((s) => destructiveOps.has(s.op)).map((step) => ({ host: h.host, step }))));
+  return plan.waves.flatMap((w) => w.hosts.flatMap((h) => h.steps.filter(takesAway).map((step) => ({ host: h.host, step }))));
+}
+
+/** "12 steps on 5 hosts" */
+export function planSize(plan: ClusterPlan): string {
+  const steps = plan.waves.reduce((n, w) => n + w.hosts.reduce((m, h) => m + h.steps.length, 0), 0);
+  const hosts = new Set(plan.waves.flatMap((w) => w.hosts.map((h) => h.host))).size;
+  return `${steps} step${steps === 1 ? "" : "s"} on ${hosts} host${hosts === 1 ? "" : "s"}`;
 }
 
 export function formatPlan(plan: ClusterPlan): string {
@@ -51,12 +56,10 @@ export function formatPlan(plan: ClusterPlan): string {
     lines.push(waveTitle[wave.wave]);
     for (const host of wave.hosts) {
       lines.push(`  ${host.host}`);
-      for (const step of host.steps) lines.push(`    ${destructiveOps.has(step.op) ? "-" : "+"} ${describeStep(step)}`);
+      for (const step of host.steps) lines.push(`    ${takesAway(step) ? "-" : "+"} ${describeStep(step)}`);
     }
   }
-  const steps = plan.waves.reduce((n, w) => n + w.hosts.reduce((m, h) => m + h.steps.length, 0), 0);
-  const hosts = new Set(plan.waves.flatMap((w) => w.hosts.map((h) => h.host))).size;
-  lines.push("", `${steps} steps on ${hosts} host${hosts === 1 ? "" : "s"}; ${destructiveSteps(plan).length} take something away`);
+  lines.push("", `${planSize(plan)}; ${destructiveSteps(plan).length} take something away`);
   return lines.join("\n");
 }
 

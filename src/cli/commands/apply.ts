@@ -1,8 +1,8 @@
-/** `lvsdr apply` and `lvsdr destroy`: change the hosts, with progress, a question before anything is taken away, and a summary. */
+/** `lvsdr apply` and `lvsdr destroy`: change the hosts, with progress, a question before any change, and a summary. */
 import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
 import { ApplyError, PreflightError } from "../../ops/engine";
-import { destructiveSteps, formatPlan } from "../format";
+import { destructiveSteps, formatPlan, planSize } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
 import { loadSpec, openRun, progressPrinter, type RunCommandOptions } from "../run";
@@ -22,7 +22,7 @@ function changeCommand(name: "apply" | "destroy", io: CliIo, setExit: (code: num
   const destroy = name === "destroy";
   return addSourceOptions(new Command(name))
     .description(destroy ? "Remove everything the tool created on every host (directors let go first)" : "Bring every host to the spec: real servers first, then directors, then releases")
-    .option("-y, --yes", "do not ask before taking anything away (needed when not on a terminal)")
+    .option("-y, --yes", "go ahead without asking (needed when not on a terminal)")
     .addHelpText("after", destroy ? "\nExamples:\n  lvsdr destroy --stack dev\n  lvsdr destroy --stack dev --yes\n" : "\nExamples:\n  lvsdr apply --stack prod\n  lvsdr apply --stack lab --yes --concurrency 64\n")
     .action(async (opts: RunCommandOptions & { yes?: boolean }) => {
       const tty = Boolean(process.stderr.isTTY);
@@ -39,14 +39,16 @@ function changeCommand(name: "apply" | "destroy", io: CliIo, setExit: (code: num
             return;
           }
           io.out(formatPlan(plan));
-          const taking = destructiveSteps(plan);
-          if (taking.length && !opts.yes) {
+          // Like `pulumi up` and `terraform apply`: every change to live hosts is confirmed.
+          if (!opts.yes) {
+            const taking = destructiveSteps(plan);
+            const what = `${planSize(plan)}${taking.length ? `, ${taking.length} taking something away (e.g. ${taking[0]!.host}: ${describeStep(taking[0]!.step)})` : ""}`;
             if (!process.stdin.isTTY) {
-              io.err(`${name} would take away ${taking.length} item(s), e.g. ${taking[0]!.host}: ${describeStep(taking[0]!.step)}; re-run with --yes to go ahead`);
+              io.err(`${name} would change live hosts: ${what}; nothing was changed: re-run with --yes to go ahead`);
               setExit(exitCodes.error);
               return;
             }
-            if (!(await confirm(`${name}: this takes away ${taking.length} item(s) from live hosts. Go ahead?`))) {
+            if (!(await confirm(`${name}: ${what}. Go ahead?`))) {
               io.err("nothing was changed");
               setExit(exitCodes.error);
               return;
