@@ -12,7 +12,7 @@ import { holdAnswers, marker, renderApplyScript, travelsInline } from "../render
 import { clusterPlanOf, planCluster, planClusterHost, type ClusterPlan } from "../plan/cluster-plan";
 import type { HostPlan } from "../plan/host-plan";
 import type { HostDrift } from "../plan/drift";
-import { preflightHost, ripsToJudge, type PreflightProblem } from "../plan/preflight";
+import { foreignOwnership, preflightHost, ripsToJudge, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool, type Settled } from "../transport/pool";
 import { TransportError, type ConnectOptions, type HostSession, type Transport } from "../transport/types";
 import { observeHost, probeArp } from "./observe";
@@ -172,7 +172,9 @@ export class ClusterRun {
     const timings: Record<string, number> = { observe: observedAt - started };
     if (!destroy) await this.judgeNewRealServers(plan, observed);
     timings.plan = Date.now() - observedAt;
-    return { plan, observed, problems: destroy ? [] : this.preflight(observed), timings };
+    // Destroy skips the checks a change needs, but never touches another cluster's host.
+    const problems = destroy ? this.desired.hosts.flatMap((h) => foreignOwnership(h, observed.get(h.host)!, "destroy it")) : this.preflight(observed);
+    return { plan, observed, problems, timings };
   }
 
   /**

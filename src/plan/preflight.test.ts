@@ -6,7 +6,7 @@ import { parseNeighbours } from "../parse/ip";
 import { parseObservation } from "../parse/observe";
 import { labLikeSpec } from "../testing/specs";
 import { planClusterHost } from "./cluster-plan";
-import { preflightHost, ripsToJudge } from "./preflight";
+import { foreignOwnership, preflightHost, ripsToJudge } from "./preflight";
 import { blankHost } from "./testing/simulated-host";
 
 const parsed = parseCluster(labLikeSpec());
@@ -72,6 +72,15 @@ describe("preflight", () => {
     const host = blankHost("rs1", { role: "real-server", address: "198.51.100.10" });
     host.ownership = { version: 1, cluster: "other", host: "rs1", addresses: [], services: [], destinations: [], sysctls: {}, files: [] };
     expect(preflightHost(rs1, host)).toContainEqual(expect.objectContaining({ check: "ownership" }));
+  });
+
+  it("refuses to destroy on a host another cluster manages, and names that cluster", () => {
+    const host = blankHost("rs1", { role: "real-server", address: "198.51.100.10" });
+    expect(foreignOwnership(rs1, host, "destroy it")).toEqual([]);
+    host.ownership = { version: 1, cluster: "other", host: "rs1", addresses: [], services: [], destinations: [], sysctls: {}, files: [] };
+    expect(foreignOwnership(rs1, host, "destroy it")).toEqual([
+      { host: "rs1", check: "ownership", message: `this host is managed by cluster "other", not "${rs1.cluster}": refusing to destroy it` },
+    ]);
   });
 
   it("judges by ARP only the RIPs a director is about to register and does not serve yet, and asks only those without a resolved neighbour entry", () => {

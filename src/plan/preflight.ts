@@ -18,6 +18,23 @@ export interface PreflightProblem {
 const toolsEverywhere = ["ip", "flock", "grep"];
 const toolsOnDirectors = ["ipvsadm", "modprobe", "sha256sum"];
 
+/**
+ * A host, or its keepalived configuration, that another cluster's spec manages: neither apply nor
+ * destroy may touch it (`doing` says which).
+ */
+export function foreignOwnership(desired: DesiredHostState, observed: ObservedHostState, doing: "take it over" | "destroy it"): PreflightProblem[] {
+  const problems: PreflightProblem[] = [];
+  const conf = observed.files[hostPaths.keepalivedConf];
+  const writer = conf && !conf.isLink ? keepalivedConfCluster(conf.content) : null;
+  if (writer !== null && writer !== desired.cluster) {
+    problems.push({ host: desired.host, check: "keepalived", message: `${hostPaths.keepalivedConf} was written for cluster "${writer}", not "${desired.cluster}": refusing to ${doing}` });
+  }
+  if (observed.ownership && observed.ownership.cluster !== desired.cluster) {
+    problems.push({ host: desired.host, check: "ownership", message: `this host is managed by cluster "${observed.ownership.cluster}", not "${desired.cluster}": refusing to ${doing}` });
+  }
+  return problems;
+}
+
 export function preflightHost(desired: DesiredHostState, observed: ObservedHostState): PreflightProblem[] {
   const problems: PreflightProblem[] = [];
   const add = (check: PreflightProblem["check"], message: string) => problems.push({ host: desired.host, check, message });
@@ -46,19 +63,11 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
       add("keepalived", "keepalived is not installed: health checks and failover groups run in keepalived (install the keepalived package)");
     }
     const conf = observed.files[hostPaths.keepalivedConf];
-    if (conf) {
-      const writer = conf.isLink ? null : keepalivedConfCluster(conf.content);
-      if (writer === null) {
-        add("keepalived", `${hostPaths.keepalivedConf} exists and was not written by lvs-dr: refusing to overwrite it (move it away, or put its services in the spec)`);
-      } else if (writer !== desired.cluster) {
-        add("keepalived", `${hostPaths.keepalivedConf} was written for cluster "${writer}", not "${desired.cluster}": refusing to take it over`);
-      }
+    if (conf && !conf.isLink && keepalivedConfCluster(conf.content) === null) {
+      add("keepalived", `${hostPaths.keepalivedConf} exists and was not written by lvs-dr: refusing to overwrite it (move it away, or put its services in the spec)`);
     }
   }
-
-  if (observed.ownership && observed.ownership.cluster !== desired.cluster) {
-    add("ownership", `this host is managed by cluster "${observed.ownership.cluster}", not "${desired.cluster}": refusing to take it over`);
-  }
+  problems.push(...foreignOwnership(desired, observed, "take it over"));
 
   // Same broadcast domain, live: every RIP on-link through the director's NIC, and answering ARP.
   for (const rip of desired.onLinkPeers) {
