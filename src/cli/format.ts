@@ -63,9 +63,15 @@ export function formatPlan(plan: ClusterPlan): string {
   return lines.join("\n");
 }
 
+/** One line per destination a director did not register because its real server is not ready. */
+export function formatHeldBack(plan: ClusterPlan): string[] {
+  return plan.heldBack.map((h) => `${h.director}: held back ${h.realServer} (${h.destination}): ${h.reason}; make ${h.realServer} ready first (apply it, or run without --host)`);
+}
+
 export function planJson(plan: ClusterPlan): unknown {
   return {
     empty: plan.empty,
+    heldBack: plan.heldBack,
     waves: plan.waves.map((w) => ({
       wave: w.wave,
       hosts: w.hosts.map((h) => ({ host: h.host, steps: h.steps.map((s) => ({ op: s.op, description: describeStep(s) })) })),

@@ -12,6 +12,7 @@ import { holdAnswers, marker, renderApplyScript, travelsInline } from "../render
 import { clusterPlanOf, planCluster, planClusterHost, type ClusterPlan } from "../plan/cluster-plan";
 import type { HostPlan } from "../plan/host-plan";
 import type { HostDrift } from "../plan/drift";
+import { holdBackUnready, realServerNotReady, type HeldBack } from "../plan/hold-back";
 import { foreignOwnership, preflightHost, ripsToJudge, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool, type Settled } from "../transport/pool";
 import { TransportError, type ConnectOptions, type HostSession, type Transport } from "../transport/types";
@@ -70,6 +71,8 @@ export interface ApplyReport {
 /** A run against one cluster: sessions are opened once and reused for every round trip. */
 export class ClusterRun {
   readonly desired: DesiredClusterState;
+  /** The whole cluster, when `hosts` limits the run: the real servers outside it are checked before a director registers them. */
+  private readonly cluster: DesiredClusterState;
   private readonly sessions: SessionPool;
   private readonly targets: Map<string, HostTarget>;
   private readonly concurrency: number;
@@ -84,8 +87,9 @@ export class ClusterRun {
       const unknown = [...only].filter((h) => !desired.hosts.some((d) => d.host === h));
       if (unknown.length) throw new Error(`no such host in the cluster: ${unknown.join(", ")}`);
     }
+    this.cluster = desired;
     this.desired = only ? { ...desired, hosts: desired.hosts.filter((h) => only.has(h.host)), targets: desired.targets.filter((t) => only.has(t.name)) } : desired;
-    this.targets = new Map(this.desired.targets.map((t) => [t.name, t]));
+    this.targets = new Map(desired.targets.map((t) => [t.name, t]));
     this.concurrency = Math.max(1, options.concurrency ?? 32);
     this.sessions = new SessionPool(options.transport, {
       connectConcurrency: options.connectConcurrency ?? 16,
@@ -146,6 +150,28 @@ export class ClusterRun {
     if (failed.length) throw new Error(`could not probe ARP from every director:\n  ${failed.join("\n  ")}`);
   }
 
+  /**
+   * The real servers this run's directors serve that the run does not include, observed (read
+   * only): RIP -> name and why each is not ready to be registered. Empty when the run has them all.
+   */
+  private async realServersNotReady(): Promise<Map<string, { realServer: string; reason: string }>> {
+    const inRun = new Set(this.desired.hosts.map((h) => h.host));
+    const rips = new Set(this.desired.hosts.filter((h) => h.role === "director").flatMap((h) => h.destinations.map((d) => d.address)));
+    const outside = this.cluster.hosts.filter((h) => h.role === "real-server" && !inRun.has(h.host) && rips.has(h.primaryAddress));
+    const results = await runOnHosts(outside, this.concurrency, async (host) => {
+      const observed = await observeHost(await this.session(host.host), host, { preflight: false });
+      await this.sessions.release(host.host);
+      return realServerNotReady(host, observed);
+    });
+    const notReady = new Map<string, { realServer: string; reason: string }>();
+    results.forEach((r, i) => {
+      const host = outside[i]!;
+      const reason = r.ok ? r.value : `it could not be observed: ${(r.error as Error).message}`;
+      if (reason !== null) notReady.set(host.primaryAddress, { realServer: host.host, reason });
+    });
+    return notReady;
+  }
+
   /** Preflight on every host, from an observation made with `preflight`. */
   preflight(observed: ReadonlyMap<string, ObservedHostState>): PreflightProblem[] {
     return this.desired.hosts.flatMap((h) => preflightHost(h, observed.get(h.host)!));
@@ -161,14 +187,22 @@ export class ClusterRun {
     // Each host is planned as soon as it is observed (its plan depends on its own observation
     // only); a host with nothing to do needs no session after that.
     const hostPlans = new Map<string, HostPlan>();
+    const notReady = destroy ? new Map<string, { realServer: string; reason: string }>() : await this.realServersNotReady();
+    const heldBack: HeldBack[] = [];
     const idle = (host: DesiredHostState, seen: ObservedHostState) => {
-      const planned = planClusterHost(host, seen, { destroy });
+      let plannedFor = host;
+      if (host.role === "director" && notReady.size) {
+        const held = holdBackUnready(host, seen, notReady);
+        plannedFor = held.desired;
+        heldBack.push(...held.heldBack);
+      }
+      const planned = planClusterHost(plannedFor, seen, { destroy });
       hostPlans.set(host.host, planned);
       return planned.waves.length === 0;
     };
     const observed = await this.observe({ preflight: !destroy, release: idle });
     const observedAt = Date.now();
-    const plan = clusterPlanOf(this.desired, this.desired.hosts.map((h) => hostPlans.get(h.host)!));
+    const plan = clusterPlanOf(this.desired, this.desired.hosts.map((h) => hostPlans.get(h.host)!), heldBack);
     const timings: Record<string, number> = { observe: observedAt - started };
     if (!destroy) await this.judgeNewRealServers(plan, observed);
     timings.plan = Date.now() - observedAt;

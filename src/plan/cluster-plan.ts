@@ -8,6 +8,7 @@ import { releasedHostState } from "../model/desired";
 import type { DesiredHostState, ObservedHostState } from "../model/host-state";
 import { waveOrder, type HostWavePlan, type Wave } from "../model/steps";
 import type { HostDrift } from "./drift";
+import type { HeldBack } from "./hold-back";
 import { planHost, type HostPlan } from "./host-plan";
 
 export interface ClusterPlan {
@@ -17,6 +18,8 @@ export interface ClusterPlan {
   drift: HostDrift[];
   /** True when no host needs any step. */
   empty: boolean;
+  /** Destinations left out because their real server, outside a run limited by `hosts`, is not ready. */
+  heldBack: HeldBack[];
 }
 
 export interface PlanOptions {
@@ -41,7 +44,7 @@ export function planCluster(desired: DesiredClusterState, observed: ReadonlyMap<
 }
 
 /** The cluster plan from its hosts' plans (`planClusterHost`, one per host, in the spec's order). */
-export function clusterPlanOf(desired: DesiredClusterState, hosts: HostPlan[]): ClusterPlan {
+export function clusterPlanOf(desired: DesiredClusterState, hosts: HostPlan[], heldBack: HeldBack[] = []): ClusterPlan {
   checkFailoverGroups(hosts);
   const waves = waveOrder.map((wave) => ({
     wave,
@@ -53,6 +56,7 @@ export function clusterPlanOf(desired: DesiredClusterState, hosts: HostPlan[]): 
     waves: waves.filter((w) => w.hosts.length > 0),
     drift: hosts.map((h) => h.diff.drift),
     empty: hosts.every((h) => h.waves.length === 0),
+    heldBack,
   };
 }
 

@@ -1,6 +1,10 @@
 /** The lvsdr command line against the lab, as users and cron jobs run it: bin/lvsdr in a child process. */
-import { resolve } from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { stringify } from "yaml";
 import { LAB_ADDRESSES, labExecOk } from "../../lab";
+import { readClusterValue } from "../../src/config/load";
 import { lvsdr, REPO } from "./helpers";
 import { describeLab } from "./lab-suite";
 
@@ -29,8 +33,16 @@ describeLab("lvsdr on the lab", () => {
     expect(lvsdr("drift", "--stack", "lab").code).toBe(2);
   }, 120_000);
 
-  it("apply shows progress per host and a summary; then drift exits 0", () => {
+  it("apply asks first: without --yes and no terminal it says what it would change and changes nothing", () => {
     const r = lvsdr("apply", "--stack", "lab");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("1. real servers made ready");
+    expect(r.stderr).toMatch(/^apply would change live hosts: \d+ steps on 5 hosts; nothing was changed: re-run with --yes to go ahead$/m);
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(2);
+  }, 120_000);
+
+  it("apply shows progress per host and a summary; then drift exits 0", () => {
+    const r = lvsdr("apply", "--stack", "lab", "--yes");
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^rs1: step 1\/\d+ set net\/ipv4\/conf\/all\/arp_ignore = 1/m);
     expect(r.stderr).toContain("director: done (directors)");
@@ -50,9 +62,22 @@ describeLab("lvsdr on the lab", () => {
     const json = JSON.parse(lvsdr("drift", "--stack", "lab", "--json").stdout) as { clean: boolean; hosts: { host: string; clean: boolean; items: { status: string; key: string; expected: string; actual: string }[] }[] };
     expect(json.clean).toBe(false);
     expect(json.hosts.find((h) => h.host === "rs2")!.items).toEqual([expect.objectContaining({ status: "changed", key: "net/ipv4/conf/all/arp_ignore", expected: "1", actual: "0" })]);
-    expect(lvsdr("apply", "--stack", "lab").code).toBe(0);
+    expect(lvsdr("apply", "--stack", "lab", "--yes").code).toBe(0);
     expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
   }, 180_000);
+
+  it("destroy refuses hosts another cluster manages and changes nothing anywhere", () => {
+    // The lab's hosts under another cluster's name: their ownership records say "lab".
+    const other = { ...(readClusterValue({ stack: "lab", stacksDir: resolve(REPO, "stacks") }).value as Record<string, unknown>), name: "other" };
+    const file = join(mkdtempSync(join(tmpdir(), "lvsdr-other-")), "other.yaml");
+    writeFileSync(file, stringify(other));
+    const r = lvsdr("destroy", "--file", file, "--yes");
+    expect(r.code).toBe(1);
+    for (const host of ["director", "rs1", "rs2", "rs3", "rsvm1"]) {
+      expect(r.stderr).toContain(`${host}: ownership: this host is managed by cluster "lab", not "other": refusing to destroy it`);
+    }
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
+  }, 120_000);
 
   it("destroy asks first: without --yes and no terminal it changes nothing", async () => {
     const r = lvsdr("destroy", "--stack", "lab");
@@ -70,6 +95,21 @@ describeLab("lvsdr on the lab", () => {
     expect(await labExecOk("director", "ipvsadm -Sn")).toBe("");
     expect(lvsdr("drift", "--stack", "lab").code).toBe(2);
   }, 180_000);
+
+  it("--host director registers only the real servers observed ready, and says which it held back", async () => {
+    expect(lvsdr("apply", "--stack", "lab", "--yes", "--host", "rs1", "rs2", "rsvm1").code).toBe(0);
+    const r = lvsdr("apply", "--stack", "lab", "--yes", "--host", "director");
+    expect(r.code).toBe(0);
+    const rs3 = LAB_ADDRESSES.realServer(3);
+    expect(r.stderr).toContain(`warning: director: held back rs3 (tcp:${LAB_ADDRESSES.vip}:80/${rs3}:80): net/ipv4/conf/all/arp_ignore is 0, not 1`);
+    const table = await labExecOk("director", "ipvsadm -Sn");
+    expect(table).toContain(`-r ${LAB_ADDRESSES.realServer(1)}:80`);
+    expect(table).not.toContain(rs3);
+    // The whole cluster: rs3 made ready, then registered.
+    expect(lvsdr("apply", "--stack", "lab", "--yes").code).toBe(0);
+    expect(await labExecOk("director", "ipvsadm -Sn")).toContain(`-r ${rs3}:80`);
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
+  }, 240_000);
 
   it("a host that cannot be reached is an error (exit 1), not drift", () => {
     const unreachable = lvsdr("drift", "--file", resolve(REPO, "test/lab/unreachable.yaml"));

@@ -2,7 +2,7 @@
 import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
 import { ApplyError, PreflightError } from "../../ops/engine";
-import { destructiveSteps, formatPlan, planSize } from "../format";
+import { destructiveSteps, formatHeldBack, formatPlan, planSize } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
 import { loadSpec, openRun, progressPrinter, type RunCommandOptions } from "../run";
@@ -33,6 +33,7 @@ function changeCommand(name: "apply" | "destroy", io: CliIo, setExit: (code: num
         try {
           const { plan, problems } = await run.plan({ destroy });
           if (problems.length) throw new PreflightError(problems);
+          for (const line of formatHeldBack(plan)) io.err(`warning: ${line}`);
           if (plan.empty) {
             io.out("nothing to do: every host already holds what the spec says");
             setExit(exitCodes.ok);

@@ -7,5 +7,5 @@ export function addSourceOptions(command: Command): Command {
     .option("--file <path>", "read a spec file (a Pulumi stack file, or YAML/JSON holding just the cluster)")
     .option("--stacks-dir <dir>", "where stack files live", "stacks")
     .option("--concurrency <n>", "hosts worked on at once", undefined)
-    .option("--host <name...>", "only these hosts (the others are not contacted)");
+    .option("--host <name...>", "only these hosts are changed; a director's real servers outside them are only observed, and registered only if ready");
 }

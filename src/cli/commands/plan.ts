@@ -1,6 +1,6 @@
 /** `lvsdr plan`: what apply (or destroy) would do, host by host, without changing anything. */
 import { Command } from "commander";
-import { formatDrift, formatPlan, planJson } from "../format";
+import { formatDrift, formatHeldBack, formatPlan, planJson } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
 import { loadSpec, openRun, type RunCommandOptions } from "../run";
@@ -10,7 +10,7 @@ export function planCommand(io: CliIo, setExit: (code: number) => void): Command
   return addSourceOptions(new Command("plan"))
     .description("Observe every host and show the ordered steps apply would run; changes nothing")
     .option("--destroy", "plan the tool's withdrawal from every host instead")
-    .option("--json", "print { empty, waves: [{ wave, hosts: [{ host, steps }] }], drift }")
+    .option("--json", "print { empty, heldBack, waves: [{ wave, hosts: [{ host, steps }] }], drift }")
     .addHelpText("after", "\nExamples:\n  lvsdr plan --stack staging\n  lvsdr plan --stack prod --json | jq '.waves[].hosts[].host'\n")
     .action(async (opts: RunCommandOptions & { json?: boolean; destroy?: boolean }) => {
       try {
@@ -22,6 +22,7 @@ export function planCommand(io: CliIo, setExit: (code: number) => void): Command
             io.out(formatDrift(plan.drift));
             io.out("");
             io.out(formatPlan(plan));
+            for (const line of formatHeldBack(plan)) io.err(`warning: ${line}`);
             for (const p of problems) io.err(`preflight: ${p.host}: ${p.check}: ${p.message}`);
           }
           setExit(problems.length ? exitCodes.error : exitCodes.ok);
