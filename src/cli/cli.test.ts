@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { printable, processIo } from "./io";
 import { runCli } from "./main";
 
 const stacksDir = join(__dirname, "../../stacks");
@@ -86,5 +87,41 @@ describe("every command", () => {
     const r = await cli("drift", "--stack", "prod", "--stacks-dir", stacksDir, "--host", "prod-lb1");
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/prod-lb1.*encrypted/);
+  });
+});
+
+describe("conventions", () => {
+  it("--version prints the package's version", async () => {
+    const r = await cli("--version");
+    expect(r.code).toBe(0);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    expect(r.out.trim()).toBe((require("../../package.json") as { version: string }).version);
+  });
+
+  it("a --stack that does not exist says where it looked and lists the stacks that do", async () => {
+    const r = await cli("validate", "--stack", "staging", "--stacks-dir", stacksDir);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`--stack: no stack "staging": ${join(stacksDir, "Pulumi.staging.yaml")} (${join(stacksDir, "Pulumi.staging.yaml")}) does not exist; the stacks in ${stacksDir}: dev, lab, lab-ha, prod`);
+  });
+
+  it("help shows the defaults", async () => {
+    const r = await cli("apply", "--help");
+    expect(r.out).toContain('(default: "stacks")');
+    expect(r.out).toContain("(default: 32)");
+  });
+
+  it("text from hosts loses terminal escape sequences and control characters before it is printed", () => {
+    expect(printable("step 1/2 \x1b[31mred\x1b[0m\x1b]0;owned\x07 done\r\x08\n\tnext")).toBe("step 1/2 red done\n\tnext");
+    const written: string[] = [];
+    const spy = jest.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      processIo.err("rs1: warning: \x1b[2Jcleared");
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written).toEqual(["rs1: warning: cleared\n"]);
   });
 });

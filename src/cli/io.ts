@@ -4,10 +4,23 @@ export interface CliIo {
   err(text: string): void;
 }
 
+/**
+ * Text as a terminal should show it: escape sequences and control characters other than newline
+ * and tab removed. Step lines, warnings and drift values come from hosts, and a hostile or broken
+ * host must not be able to move the cursor, retitle the terminal or hide a line.
+ */
+export function printable(text: string): string {
+  return text
+    .replace(/\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])/g, "")
+    .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, "");
+}
+
+const line = (text: string): string => printable(text.endsWith("\n") ? text : `${text}\n`);
+
 export const processIo: CliIo = {
-  out: (text) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
-  err: (text) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`),
+  out: (text) => process.stdout.write(line(text)),
+  err: (text) => process.stderr.write(line(text)),
 };
 
-/** Exit codes every command shares; `drift` adds 2 for "drift found". */
-export const exitCodes = { ok: 0, error: 1, drift: 2 } as const;
+/** Exit codes every command shares; `drift` uses 2 for "drift found", `plan --detailed-exitcode` for "changes". */
+export const exitCodes = { ok: 0, error: 1, drift: 2, changes: 2 } as const;

@@ -1,4 +1,6 @@
 /** The lvsdr command line: one subcommand per file under commands/. */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Command, CommanderError } from "commander";
 import { applyCommand, destroyCommand } from "./commands/apply";
 import { driftCommand } from "./commands/drift";
@@ -7,9 +9,22 @@ import { statusCommand } from "./commands/status";
 import { validateCommand } from "./commands/validate";
 import { exitCodes, processIo, type CliIo } from "./io";
 
+/** The package's version, from the package.json above this file (src/ under ts-jest, dist/src once built). */
+function packageVersion(): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, "package.json");
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "lvs-dr" && pkg.version) return pkg.version;
+    }
+  }
+  return "unknown";
+}
+
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command("lvsdr")
     .description("Provision and check LVS-DR (Linux Virtual Server, direct routing) clusters over SSH")
+    .version(packageVersion(), "-V, --version", "print the version")
     .exitOverride()
     .configureOutput({ writeOut: (s: string) => io.out(s), writeErr: (s: string) => io.err(s) })
     .showHelpAfterError();

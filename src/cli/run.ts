@@ -3,7 +3,7 @@ import { loadCluster } from "../config/load";
 import type { Cluster } from "../config/schema";
 import { ClusterRun, type ProgressEvent } from "../ops/engine";
 import { SshTransport } from "../transport/ssh";
-import type { CliIo } from "./io";
+import { printable, type CliIo } from "./io";
 import { specSource, type SourceOptions } from "./source";
 
 export interface RunCommandOptions extends SourceOptions {
@@ -40,7 +40,7 @@ export function progressPrinter(io: CliIo, tty: boolean): { onProgress: (e: Prog
     onProgress: (e) => {
       if (e.kind === "step") {
         if (tty) {
-          process.stderr.write(`\r\x1b[K${frames[n++ % frames.length]} ${e.host}: ${e.index}/${e.total} ${e.description}`.slice(0, (process.stderr.columns ?? 100) - 1));
+          process.stderr.write(`\r\x1b[K${printable(`${frames[n++ % frames.length]} ${e.host}: ${e.index}/${e.total} ${e.description}`).slice(0, (process.stderr.columns ?? 100) - 1)}`);
           live = true;
         } else io.err(`${e.host}: step ${e.index}/${e.total} ${e.description}`);
       } else if (e.kind === "wave-done") {

@@ -3,8 +3,8 @@
  * under one config key, so the Pulumi program and the CLI read the same file) or from a plain
  * YAML/JSON file holding just the cluster. Every problem comes back as `path: message`.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { clusterSchema } from "./cluster";
@@ -57,6 +57,18 @@ export function stackFilePath(stack: string, stacksDir = "stacks"): string {
   return join(stacksDir, `Pulumi.${stack}.yaml`);
 }
 
+/** What a user who named a stack that does not exist needs: where it was looked for, and the stacks that do exist. */
+function noSuchStack(stack: string, stacksDir: string): string {
+  let stacks: string[] = [];
+  try {
+    stacks = readdirSync(stacksDir).flatMap((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1] ?? []).sort();
+  } catch {
+    return `no stack "${stack}": the stacks directory ${stacksDir} (${resolve(stacksDir)}) cannot be read`;
+  }
+  const where = `${join(stacksDir, `Pulumi.${stack}.yaml`)} (${resolve(stacksDir, `Pulumi.${stack}.yaml`)})`;
+  return `no stack "${stack}": ${where} does not exist; the stacks in ${stacksDir}: ${stacks.join(", ") || "none"}`;
+}
+
 /** Reads a YAML or JSON document; YAML syntax errors carry their line. */
 export function readYamlFile(path: string): unknown {
   let text: string;
@@ -97,6 +109,7 @@ export function describeSource(source: SpecSource): string {
 export function readClusterValue(source: SpecSource): { value: unknown; path: string } {
   if ("stack" in source) {
     const path = stackFilePath(source.stack, source.stacksDir);
+    if (!existsSync(path)) throw new SpecError(path, [{ path: "--stack", message: noSuchStack(source.stack, source.stacksDir ?? "stacks") }]);
     return { value: clusterFromStackDocument(readYamlFile(path), path), path };
   }
   const doc = readYamlFile(source.file);

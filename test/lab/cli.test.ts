@@ -31,6 +31,7 @@ describeLab("lvsdr on the lab", () => {
     expect(plan.drift.clean).toBe(false);
     expect(plan.preflight).toEqual([]);
     expect(lvsdr("drift", "--stack", "lab").code).toBe(2);
+    expect(lvsdr("plan", "--stack", "lab", "--detailed-exitcode").code).toBe(2);
   }, 120_000);
 
   it("apply asks first: without --yes and no terminal it says what it would change and changes nothing", () => {
@@ -51,6 +52,7 @@ describeLab("lvsdr on the lab", () => {
     expect(drift.code).toBe(0);
     expect(JSON.parse(drift.stdout)).toMatchObject({ clean: true });
     expect(lvsdr("apply", "--stack", "lab").stdout).toContain("nothing to do");
+    expect(lvsdr("plan", "--stack", "lab", "--detailed-exitcode").code).toBe(0);
   }, 180_000);
 
   it("catches a real server's ARP setting changed by hand: exit 2 with expected and actual", async () => {

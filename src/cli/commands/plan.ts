@@ -11,8 +11,9 @@ export function planCommand(io: CliIo, setExit: (code: number) => void): Command
     .description("Observe every host and show the ordered steps apply would run; changes nothing")
     .option("--destroy", "plan the tool's withdrawal from every host instead")
     .option("--json", "print { empty, heldBack, waves: [{ wave, hosts: [{ host, steps }] }], drift }")
-    .addHelpText("after", "\nExamples:\n  lvsdr plan --stack staging\n  lvsdr plan --stack prod --json | jq '.waves[].hosts[].host'\n")
-    .action(async (opts: RunCommandOptions & { json?: boolean; destroy?: boolean }) => {
+    .option("--detailed-exitcode", "exit 0 when there is nothing to do, 2 when there are changes (1 stays an error)")
+    .addHelpText("after", "\nExamples:\n  lvsdr plan --stack staging\n  lvsdr plan --stack prod --json | jq '.waves[].hosts[].host'\n  lvsdr plan --stack prod --detailed-exitcode   # in CI: 0 nothing to do, 2 changes, 1 error\n")
+    .action(async (opts: RunCommandOptions & { json?: boolean; destroy?: boolean; detailedExitcode?: boolean }) => {
       try {
         const run = openRun(loadSpec(opts), opts, io);
         try {
@@ -25,7 +26,7 @@ export function planCommand(io: CliIo, setExit: (code: number) => void): Command
             for (const line of formatHeldBack(plan)) io.err(`warning: ${line}`);
             for (const p of problems) io.err(`preflight: ${p.host}: ${p.check}: ${p.message}`);
           }
-          setExit(problems.length ? exitCodes.error : exitCodes.ok);
+          setExit(problems.length ? exitCodes.error : opts.detailedExitcode && !plan.empty ? exitCodes.changes : exitCodes.ok);
         } finally {
           await run.close();
         }
