@@ -42,6 +42,33 @@ virtualServices: [{ name: http, vip: 198.51.100.5, protocol: tcp, port: 80, real
     expect(r.err).toMatch(/: 3 problems\n$/);
   });
 
+  it("names an unknown key in the path, suggests the key meant, and gives the line and column of each problem", async () => {
+    const file = specFile(`name: t
+connectionDefaults: { user: root, privateKeyPath: k, knownHostsFile: kh }
+directors: [{ name: lb, interface: eth0, dip: 198.51.100.2/24 }]
+realServers: [{ name: web, rip: 198.51.100.9 }]
+virtualServices:
+  - name: http
+    vip: 198.51.100.5
+    protocol: tcp
+    port: 70000
+    realservers: [{ name: web }]
+    healthCheck: { type: http, pathh: /health }
+`);
+    const r = await cli("validate", "--file", file);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${file}:9:11: virtualServices[0].port: Too big: expected number to be <=65535`);
+    expect(r.err).toContain(`${file}:10:18: virtualServices[0].realservers: unknown key; did you mean realServers?`);
+    expect(r.err).toMatch(new RegExp(`${file}:11:\\d+: virtualServices\\[0\\]\\.healthCheck\\.pathh: unknown key; did you mean path\\?`));
+    const json = JSON.parse((await cli("validate", "--file", file, "--json")).out) as { issues: { path: string; line?: number; column?: number }[] };
+    expect(json.issues.find((i) => i.path === "virtualServices[0].port")).toMatchObject({ line: 9, column: 11 });
+  });
+
+  it("lists the keys allowed where an unknown key is nothing like any of them", async () => {
+    const r = await cli("validate", "--file", specFile(`name: t\ndirectors: [{ name: lb, interface: eth0, dip: 198.51.100.2/24, colour: blue }]\n`));
+    expect(r.err).toMatch(/directors\[0\]\.colour: unknown key; the keys here are name, .*interface.*dip/);
+  });
+
   it("--json prints { ok, issues: [{ path, message }] }", async () => {
     const r = await cli("validate", "--file", specFile(bad), "--json");
     expect(r.code).toBe(1);

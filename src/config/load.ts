@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument, type Document } from "yaml";
 import type { z } from "zod";
 import { clusterSchema } from "./cluster";
 import type { Cluster } from "./schema";
@@ -17,6 +17,15 @@ export const clusterConfigKey = `${projectName}:cluster`;
 export interface SpecIssue {
   /** Dotted path into the cluster spec, e.g. `virtualServices[0].realServers[1].port`. */
   path: string;
+  message: string;
+  /** Where the file has it (1-based), when the spec came from a file. */
+  line?: number;
+  column?: number;
+}
+
+/** An issue with its path as keys, before it is written as text. */
+interface RawIssue {
+  segments: PropertyKey[];
   message: string;
 }
 
@@ -45,11 +54,99 @@ export function zodIssues(error: z.ZodError, prefix: readonly PropertyKey[] = []
   return error.issues.map((issue) => ({ path: formatPath([...prefix, ...issue.path]), message: issue.message }));
 }
 
+/** One issue per unknown key, the key in its path, with the nearest known key as a suggestion. */
+function rawIssues(error: z.ZodError, value: unknown): RawIssue[] {
+  return error.issues.flatMap((issue): RawIssue[] => {
+    if (issue.code !== "unrecognized_keys") return [{ segments: issue.path, message: issue.message }];
+    const known = keysAt(clusterSchema, issue.path, value);
+    return issue.keys.map((key) => ({ segments: [...issue.path, key], message: unknownKeyMessage(key, known) }));
+  });
+}
+
+function unknownKeyMessage(key: string, known: string[]): string {
+  const near = known
+    .map((k) => ({ k, d: k.toLowerCase() === key.toLowerCase() ? 0 : editDistance(k.toLowerCase(), key.toLowerCase()) }))
+    .filter((c) => c.d <= Math.max(1, Math.floor(key.length / 4)))
+    .sort((a, b) => a.d - b.d)[0];
+  if (near) return `unknown key; did you mean ${near.k}?`;
+  return known.length ? `unknown key; the keys here are ${known.join(", ")}` : "unknown key";
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** Minimal view of zod's schema definitions, enough to find an object's keys by path. */
+interface SchemaDef {
+  type: string;
+  innerType?: unknown;
+  in?: unknown;
+  shape?: Record<string, unknown>;
+  element?: unknown;
+  valueType?: unknown;
+  options?: unknown[];
+}
+
+function defOf(schema: unknown): SchemaDef | undefined {
+  return (schema as { _zod?: { def?: SchemaDef } } | undefined)?._zod?.def;
+}
+
+function unwrapSchema(schema: unknown): unknown {
+  for (let def = defOf(schema); def; def = defOf(schema)) {
+    if (def.innerType !== undefined) schema = def.innerType;
+    else if (def.type === "pipe") schema = def.in;
+    else break;
+  }
+  return schema;
+}
+
+/** The keys the schema allows for the object at `path` in `value` (a union: the branch the value takes). */
+function keysAt(schema: unknown, path: readonly PropertyKey[], value: unknown): string[] {
+  let current = unwrapSchema(schema);
+  let v = value;
+  const pick = (s: unknown, val: unknown): unknown => {
+    const def = defOf(s);
+    if (def?.type !== "union" || !def.options) return s;
+    const objects = def.options.map(unwrapSchema).filter((o) => defOf(o)?.type === "object");
+    // The branch whose literal fields (a discriminator such as `type`) the value matches.
+    const matches = objects.filter((o) =>
+      Object.entries(defOf(o)!.shape ?? {}).every(([k, f]) => {
+        const lit = defOf(f) as { type: string; values?: unknown[] } | undefined;
+        return lit?.type !== "literal" || (lit.values ?? []).includes((val as Record<string, unknown> | null)?.[k]);
+      }),
+    );
+    return matches[0] ?? objects[0] ?? s;
+  };
+  for (const seg of path) {
+    current = pick(current, v);
+    const def = defOf(current);
+    if (def?.type === "object") current = unwrapSchema(def.shape?.[String(seg)]);
+    else if (def?.type === "array") current = unwrapSchema(def.element);
+    else if (def?.type === "record") current = unwrapSchema(def.valueType);
+    else return [];
+    v = (v as Record<PropertyKey, unknown> | null | undefined)?.[seg as string];
+  }
+  const def = defOf(pick(current, v));
+  return def?.type === "object" ? Object.keys(def.shape ?? {}) : [];
+}
+
 /** Validates an already-parsed value (from YAML, JSON or Pulumi config). */
 export function parseCluster(value: unknown): ParseResult {
+  const result = parseClusterRaw(value);
+  if (result.ok) return result;
+  return { ok: false, issues: result.issues.map((i) => ({ path: formatPath(i.segments), message: i.message })) };
+}
+
+function parseClusterRaw(value: unknown): { ok: true; cluster: Cluster } | { ok: false; issues: RawIssue[] } {
   const result = clusterSchema.safeParse(value);
   if (result.success) return { ok: true, cluster: result.data };
-  return { ok: false, issues: zodIssues(result.error) };
+  return { ok: false, issues: rawIssues(result.error, value) };
 }
 
 export function stackFilePath(stack: string, stacksDir = "stacks"): string {
@@ -71,20 +168,41 @@ function noSuchStack(stack: string, stacksDir: string): string {
 
 /** Reads a YAML or JSON document; YAML syntax errors carry their line. */
 export function readYamlFile(path: string): unknown {
+  return readYamlDocument(path).value;
+}
+
+/** Line and column (1-based) of a path into a document, or of the nearest part of it that exists. */
+export type Locate = (segments: readonly PropertyKey[]) => { line: number; column: number } | null;
+
+function readYamlDocument(path: string): { value: unknown; locate: Locate } {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
     throw new SpecError(path, [{ path: "(file)", message: `cannot be read: ${(err as Error).message}` }]);
   }
-  const doc = parseDocument(text, { prettyErrors: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, lineCounter });
   if (doc.errors.length > 0) {
     throw new SpecError(
       path,
       doc.errors.map((e) => ({ path: "(file)", message: `YAML syntax error at line ${e.linePos?.[0]?.line ?? "?"}: ${e.message.split("\n")[0]}` })),
     );
   }
-  return doc.toJS();
+  return { value: doc.toJS(), locate: locator(doc, lineCounter) };
+}
+
+function locator(doc: Document, lineCounter: LineCounter): Locate {
+  return (segments) => {
+    for (let n = segments.length; n >= 0; n--) {
+      const node = doc.getIn(segments.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) {
+        const { line, col } = lineCounter.linePos(node.range[0]);
+        return { line, column: col };
+      }
+    }
+    return null;
+  };
 }
 
 /** Picks the cluster out of a Pulumi stack file's `config:` block. */
@@ -106,21 +224,41 @@ export function describeSource(source: SpecSource): string {
 }
 
 /** Reads the raw cluster value from a stack (config key) or a plain spec file. */
-export function readClusterValue(source: SpecSource): { value: unknown; path: string } {
-  if ("stack" in source) {
-    const path = stackFilePath(source.stack, source.stacksDir);
-    if (!existsSync(path)) throw new SpecError(path, [{ path: "--stack", message: noSuchStack(source.stack, source.stacksDir ?? "stacks") }]);
-    return { value: clusterFromStackDocument(readYamlFile(path), path), path };
-  }
-  const doc = readYamlFile(source.file);
-  const isStackFile = doc !== null && typeof doc === "object" && "config" in doc;
-  return { value: isStackFile ? clusterFromStackDocument(doc, source.file) : doc, path: source.file };
+export function readClusterValue(source: SpecSource): { value: unknown; path: string; locate: Locate } {
+  const path = "stack" in source ? stackFilePath(source.stack, source.stacksDir) : source.file;
+  if ("stack" in source && !existsSync(path)) throw new SpecError(path, [{ path: "--stack", message: noSuchStack(source.stack, source.stacksDir ?? "stacks") }]);
+  const doc = readYamlDocument(path);
+  const isStackFile = "stack" in source || (doc.value !== null && typeof doc.value === "object" && "config" in doc.value);
+  if (!isStackFile) return { value: doc.value, path, locate: doc.locate };
+  const prefix = ["config", clusterConfigKey];
+  return { value: clusterFromStackDocument(doc.value, path), path, locate: (segments) => doc.locate([...prefix, ...segments]) };
+}
+
+/** Reads and validates a spec; every issue carries the line and column where the file has it. */
+export function checkClusterSource(source: SpecSource): { path: string; result: ParseResult } {
+  const { value, path, locate } = readClusterValue(source);
+  const result = parseClusterRaw(value);
+  if (result.ok) return { path, result };
+  return {
+    path,
+    result: {
+      ok: false,
+      issues: result.issues.map((i) => {
+        const at = locate(i.segments);
+        return { path: formatPath(i.segments), message: i.message, ...(at ? { line: at.line, column: at.column } : {}) };
+      }),
+    },
+  };
 }
 
 /** Reads and validates; throws SpecError listing every problem. */
 export function loadCluster(source: SpecSource): Cluster {
-  const { value, path } = readClusterValue(source);
-  const result = parseCluster(value);
+  const { path, result } = checkClusterSource(source);
   if (!result.ok) throw new SpecError(path, result.issues);
   return result.cluster;
+}
+
+/** `file:line:column: path: message`, or `path: message` where the position is not known. */
+export function formatIssue(source: string, issue: SpecIssue): string {
+  return `${issue.line !== undefined ? `${source}:${issue.line}:${issue.column}: ` : ""}${issue.path}: ${issue.message}`;
 }

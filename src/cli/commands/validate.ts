@@ -1,6 +1,6 @@
 /** `lvsdr validate`: checks a cluster spec without contacting any host. */
 import { Command } from "commander";
-import { parseCluster, readClusterValue, type SpecIssue } from "../../config/load";
+import { checkClusterSource, formatIssue, type SpecIssue } from "../../config/load";
 import type { Cluster } from "../../config/schema";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
@@ -15,8 +15,7 @@ export interface ValidationReport {
 
 export function collectValidation(options: SourceOptions): ValidationReport {
   const source = specSource(options);
-  const { value, path } = readClusterValue(source);
-  const result = parseCluster(value);
+  const { path, result } = checkClusterSource(source);
   if (!result.ok) return { ok: false, source: path, issues: result.issues };
   return { ok: true, source: path, issues: [], summary: summarize(result.cluster) };
 }
@@ -39,7 +38,7 @@ export function printValidation(report: ValidationReport, io: CliIo, json: boole
     io.out(`ok: ${report.source}: ${report.summary}`);
     return;
   }
-  for (const issue of report.issues) io.err(`${issue.path}: ${issue.message}`);
+  for (const issue of report.issues) io.err(formatIssue(report.source, issue));
   io.err(`${report.source}: ${plural(report.issues.length, "problem")}`);
 }
 
@@ -49,7 +48,7 @@ export function validateCommand(io: CliIo, setExit: (code: number) => void): Com
     .option("--stack <name>", "read stacks/Pulumi.<name>.yaml")
     .option("--file <path>", "read a spec file (a Pulumi stack file, or YAML/JSON holding just the cluster)")
     .option("--stacks-dir <dir>", "where stack files live", "stacks")
-    .option("--json", "print { ok, issues: [{ path, message }] }")
+    .option("--json", "print { ok, issues: [{ path, message, line?, column? }] }")
     .addHelpText("after", "\nExamples:\n  lvsdr validate --stack prod\n  lvsdr validate --file cluster.yaml --json\n")
     .action((opts: SourceOptions & { json?: boolean }) => {
       try {
