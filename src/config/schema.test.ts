@@ -154,7 +154,7 @@ describe("cluster spec: every rule names its field", () => {
   });
 
   it("unknown fields are refused rather than ignored", () => {
-    expectIssue({ ...labLikeSpec(), directorz: [] }, "(cluster)", /directorz/);
+    expectIssue({ ...labLikeSpec(), directorz: [] }, "directorz", /^unknown key; did you mean directors\?$/);
   });
 
   it("collects every problem in one pass", () => {
