@@ -63,7 +63,7 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
       add("keepalived", "keepalived is not installed: health checks and failover groups run in keepalived (install the keepalived package)");
     }
     const conf = observed.files[hostPaths.keepalivedConf];
-    if (conf && !conf.isLink && keepalivedConfCluster(conf.content) === null) {
+    if (conf && (conf.isLink || keepalivedConfCluster(conf.content) === null)) {
       add("keepalived", `${hostPaths.keepalivedConf} exists and was not written by lvs-dr: refusing to overwrite it (move it away, or put its services in the spec)`);
     }
   }
