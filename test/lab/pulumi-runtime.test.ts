@@ -9,7 +9,7 @@
  * it encrypted. The stack files the suite writes are `stacks/Pulumi.test-*.yaml` (git-ignored,
  * removed afterwards); states live in temporary directories.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -138,12 +138,16 @@ async function expectNoChange(op: Operation, where: Where = {}): Promise<RunResu
   return result;
 }
 
-function run(cmd: string, args: string[], cwd: string): string {
-  return execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 300_000 });
-}
-
 async function runAsync(cmd: string, args: string[], cwd: string): Promise<string> {
   return (await promisify(execFile)(cmd, args, { cwd, encoding: "utf8", timeout: 300_000 })).stdout;
+}
+
+/** A fresh clone of this repository in another directory, installed with `npm ci` (which builds it). */
+async function freshClone(): Promise<{ project: string; backendDir: string }> {
+  const clone = join(mkdtempSync(join(tmpdir(), "lvsdr-moved-")), "somewhere", "lvs-dr");
+  await runAsync("git", ["clone", "-q", REPO, clone], tmpdir());
+  await runAsync("npm", ["ci", "--no-audit", "--no-fund", "--prefer-offline"], clone);
+  return { project: clone, backendDir: join(dirname(clone), "state") };
 }
 
 /**
@@ -175,7 +179,14 @@ async function consumerProject(): Promise<{ project: string; backendDir: string 
 describeLab("pulumi up under Pulumi's own Node.js runtime (engine stand-in)", () => {
   let pristine: Record<string, string>;
 
+  // The two places the state moves to are installed while the first tests run (npm, not the
+  // lab), and are ready before the test that measures requests under a change.
+  const moved = {} as { clone: Promise<{ project: string; backendDir: string }>; consumer: Promise<{ project: string; backendDir: string }> };
+
   beforeAll(async () => {
+    moved.clone = freshClone();
+    moved.consumer = consumerProject();
+    for (const p of Object.values(moved)) p.catch(() => undefined); // awaited, and reported, where used
     // Whatever an earlier suite left: this suite starts from hosts the tool does not manage.
     const leftovers = new ClusterRun(loadCluster({ stack: "lab", stacksDir: join(REPO, "stacks") }), { transport: new SshTransport(), connectOptions: { baseDir: REPO } });
     try {
@@ -256,6 +267,7 @@ describeLab("pulumi up under Pulumi's own Node.js runtime (engine stand-in)", ()
   }, 300_000);
 
   it("a spec change (one weight, one real server removed) drains and removes in the safe order, no request failing", async () => {
+    await Promise.allSettled(Object.values(moved));
     const spec = labSpec();
     const http = spec.virtualServices![0]!;
     http.realServers = http.realServers!.filter((r) => r.name !== "rs3").map((r) => (r.name === "rs2" ? { ...r, weight: 3 } : r));
@@ -279,16 +291,8 @@ describeLab("pulumi up under Pulumi's own Node.js runtime (engine stand-in)", ()
     expect(await answeringServers()).toEqual(new Set(["rs1", "rs2", "rsvm1"]));
   }, 300_000);
 
-  // Installed while the clone is set up and used (the two moves share nothing but the lab).
-  let consumer: Promise<{ project: string; backendDir: string }>;
-
   it("moved: a fresh clone in another directory refreshes, updates and destroys the stack", async () => {
-    consumer = consumerProject();
-    consumer.catch(() => undefined); // awaited, and reported, by the next test
-    const clone = join(mkdtempSync(join(tmpdir(), "lvsdr-moved-")), "somewhere", "lvs-dr");
-    run("git", ["clone", "-q", REPO, clone], tmpdir());
-    run("npm", ["ci", "--no-audit", "--no-fund", "--prefer-offline"], clone);
-    const backendDir = join(dirname(clone), "state");
+    const { project: clone, backendDir } = await moved.clone;
     moveStackTo(clone, backendDir);
 
     await expectNoChange("refresh", { projectDir: clone, backendDir });
@@ -303,7 +307,7 @@ describeLab("pulumi up under Pulumi's own Node.js runtime (engine stand-in)", ()
     ok(await pulumi("destroy")); // the original state: its hosts are gone already
     ok(await pulumi("up"));
 
-    const { project, backendDir } = await consumer;
+    const { project, backendDir } = await moved.consumer;
     moveStackTo(project, backendDir);
 
     await expectNoChange("refresh", { projectDir: project, backendDir });
