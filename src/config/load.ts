@@ -51,10 +51,6 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out === "" ? "(cluster)" : out;
 }
 
-export function zodIssues(error: z.ZodError, prefix: readonly PropertyKey[] = []): SpecIssue[] {
-  return error.issues.map((issue) => ({ path: formatPath([...prefix, ...issue.path]), message: issue.message }));
-}
-
 /** One issue per unknown key, the key in its path, with the nearest known key as a suggestion. */
 function rawIssues(error: z.ZodError, value: unknown): RawIssue[] {
   return error.issues.flatMap((issue): RawIssue[] => {
@@ -67,8 +63,15 @@ function rawIssues(error: z.ZodError, value: unknown): RawIssue[] {
 /** Validates an already-parsed value (from YAML, JSON or Pulumi config). */
 export function parseCluster(value: unknown): ParseResult {
   const result = parseClusterRaw(value);
-  if (result.ok) return result;
-  return { ok: false, issues: result.issues.map((i) => ({ path: formatPath(i.segments), message: i.message })) };
+  return result.ok ? result : { ok: false, issues: specIssues(result.issues) };
+}
+
+/** Issues as text paths, with the line and column where `locate` finds them. */
+function specIssues(raw: RawIssue[], locate?: Locate): SpecIssue[] {
+  return raw.map((i) => {
+    const at = locate?.(i.segments) ?? null;
+    return { path: formatPath(i.segments), message: i.message, ...(at ? { line: at.line, column: at.column } : {}) };
+  });
 }
 
 function parseClusterRaw(value: unknown): { ok: true; cluster: Cluster } | { ok: false; issues: RawIssue[] } {
@@ -94,14 +97,10 @@ function noSuchStack(stack: string, stacksDir: string): string {
   return `no stack "${stack}": ${where} does not exist; the stacks in ${stacksDir}: ${stacks.join(", ") || "none"}`;
 }
 
-/** Reads a YAML or JSON document; YAML syntax errors carry their line. */
-export function readYamlFile(path: string): unknown {
-  return readYamlDocument(path).value;
-}
-
 /** Line and column (1-based) of a path into a document, or of the nearest part of it that exists. */
 export type Locate = (segments: readonly PropertyKey[]) => { line: number; column: number } | null;
 
+/** Reads a YAML or JSON document; YAML syntax errors carry their line. */
 function readYamlDocument(path: string): { value: unknown; locate: Locate } {
   let text: string;
   try {
@@ -166,17 +165,7 @@ export function readClusterValue(source: SpecSource): { value: unknown; path: st
 export function checkClusterSource(source: SpecSource): { path: string; result: ParseResult } {
   const { value, path, locate } = readClusterValue(source);
   const result = parseClusterRaw(value);
-  if (result.ok) return { path, result };
-  return {
-    path,
-    result: {
-      ok: false,
-      issues: result.issues.map((i) => {
-        const at = locate(i.segments);
-        return { path: formatPath(i.segments), message: i.message, ...(at ? { line: at.line, column: at.column } : {}) };
-      }),
-    },
-  };
+  return { path, result: result.ok ? result : { ok: false, issues: specIssues(result.issues, locate) } };
 }
 
 /** Reads and validates; throws SpecError listing every problem. */
