@@ -388,9 +388,11 @@ export class StandInEngine {
         const program = await this.runProgram(addr, operation === "preview", env, monitor);
         outputs = monitor.stackOutputs;
         if (program.exitCode !== 0 && !this.errors.length) this.fail("program", `exited with ${program.exitCode}`);
-        resources = monitor.nextState();
-        if (operation === "up" && !this.errors.length) resources = await this.deleteAll(provider, resources, monitor.unregistered());
-        if (operation === "up" && this.errors.length) resources = monitor.nextStateAfterFailure();
+        if (operation === "preview") resources = monitor.nextState();
+        // After a failure, nothing is deleted: what the run did not reach stays as it was.
+        else if (this.errors.length) resources = monitor.nextStateAfterFailure();
+        // A delete that fails leaves its resource, and what it holds up, in the state.
+        else resources = await this.deleteAll(provider, [...monitor.nextState(), ...monitor.unregistered()], monitor.unregistered());
       } else if (operation === "refresh") {
         resources = await this.refreshAll(provider, resources);
       } else {
@@ -440,7 +442,7 @@ export class StandInEngine {
   /** Deletes `doomed` (a subset of `all`), dependents and children first, independent ones at once. */
   private async deleteAll(provider: ProviderHost, all: ResourceState[], doomed: ResourceState[]): Promise<ResourceState[]> {
     const left = new Map(doomed.map((r) => [r.urn, r]));
-    const gone = new Set<string>();
+    const gone = new Set<ResourceState>();
     const blockedBy = (r: ResourceState): boolean => [...left.values()].some((o) => o !== r && (o.parent === r.urn || o.dependencies.includes(r.urn)));
     while (left.size) {
       const ready = [...left.values()].filter((r) => !blockedBy(r));
@@ -459,7 +461,7 @@ export class StandInEngine {
               return false;
             }
           }
-          gone.add(r.urn);
+          gone.add(r);
           this.record({ op: "delete", urn: r.urn, type: r.type, name: nameOf(r.urn), changes: [] });
           return true;
         }),
@@ -467,7 +469,7 @@ export class StandInEngine {
       // A failed delete leaves it, and everything it holds up, in the state.
       if (results.includes(false)) break;
     }
-    return all.filter((r) => !gone.has(r.urn));
+    return all.filter((r) => !gone.has(r));
   }
 
   /** Reads every custom resource from its host; the outputs that changed are the drift. */
