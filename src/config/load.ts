@@ -32,12 +32,17 @@ interface RawIssue {
 
 export type ParseResult = { ok: true; cluster: Cluster } | { ok: false; issues: SpecIssue[] };
 
+/** One indented `path: message` line per issue, for messages that list them. */
+export function issueLines(issues: readonly SpecIssue[]): string {
+  return issues.map((i) => `  ${i.path}: ${i.message}`).join("\n");
+}
+
 export class SpecError extends Error {
   constructor(
     readonly source: string,
     readonly issues: SpecIssue[],
   ) {
-    super(`${source}: invalid cluster spec:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`);
+    super(`${source}: invalid cluster spec:\n${issueLines(issues)}`);
     this.name = "SpecError";
   }
 }

@@ -11,7 +11,7 @@
  */
 import "./stack-frames";
 import * as pulumi from "@pulumi/pulumi";
-import { parseCluster } from "../config/load";
+import { issueLines, parseCluster } from "../config/load";
 import type { ClusterInput } from "../config/schema";
 import { Director, RealServer, RealServerRelease } from "./providers";
 import { splitConnections, type ClusterConnections } from "./state";
@@ -184,7 +184,7 @@ function plainSpec(input: unknown, parent: pulumi.Resource): ClusterInput {
   if (input === null || typeof input !== "object") throw new pulumi.ResourceError("cluster: must be an object (the cluster spec)", parent);
   // Every problem at once, before any resource exists (the providers' check says it again per host).
   const parsed = parseCluster(input);
-  if (!parsed.ok) throw new pulumi.ResourceError(`cluster is not a valid cluster spec:\n${parsed.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`, parent, true);
+  if (!parsed.ok) throw new pulumi.ResourceError(`cluster is not a valid cluster spec:\n${issueLines(parsed.issues)}`, parent, true);
   return input as ClusterInput;
 }
 

@@ -5,7 +5,7 @@
  */
 import "./stack-frames";
 import * as pulumi from "@pulumi/pulumi";
-import { parseCluster, projectName } from "../config/load";
+import { issueLines, parseCluster, projectName } from "../config/load";
 import type { ClusterInput } from "../config/schema";
 import { LvsDrCluster } from "./components";
 
@@ -15,7 +15,7 @@ const parsed = parseCluster(raw);
 if (!parsed.ok) {
   // Thrown before any resource exists, so `pulumi preview` stops here with every problem listed;
   // a RunError is reported by its message alone, without a stack.
-  throw new pulumi.RunError(`stack config ${projectName}:cluster is not a valid cluster spec:\n${parsed.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`);
+  throw new pulumi.RunError(`stack config ${projectName}:cluster is not a valid cluster spec:\n${issueLines(parsed.issues)}`);
 }
 
 // The raw value goes in (defaults are filled in by the providers' check). Relative key and
