@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
+import * as os from "node:os";
 import * as path from "node:path";
 
 export type LabRole = "director" | "real-server" | "client" | "router";
@@ -193,6 +194,7 @@ export async function labUp(opts: { realServers?: number; directors?: number } =
 
 /** Takes the lab down: no namespace, link, process or mount of the lab is left. */
 export async function labDown(): Promise<void> {
+  await closeSharedConnections();
   await scriptOrThrow("down.sh");
 }
 
@@ -235,6 +237,7 @@ export async function labExec(hostName: string, command: string, opts: LabExecOp
   const h = labHost(hostName, hosts);
   const args = [
     "-F", "/dev/null",
+    ...(opts.user === undefined && opts.knownHostsPath === undefined ? sharedConnection() : []),
     "-i", h.privateKeyPath,
     "-o", "IdentitiesOnly=yes",
     "-o", "StrictHostKeyChecking=yes",
@@ -248,6 +251,38 @@ export async function labExec(hostName: string, command: string, opts: LabExecOp
     command,
   ];
   return run("ssh", args, { timeoutMs: opts.timeoutMs ?? 60_000, input: opts.input });
+}
+
+/**
+ * OpenSSH connection sharing for the lab's own commands: a handshake with a VM costs about 0.9 s
+ * under emulation, a session on a shared connection 0.1 s, and the suites run hundreds. A shared
+ * connection to a host that reboots, is reset or frozen dies within seconds (server-alive checks),
+ * and the next command opens a new one. A command with its own user or known_hosts file never
+ * shares: those test the handshake itself. The tool's own transport (ssh2) never shares.
+ */
+function sharedConnectionDir(): string {
+  return path.join(os.tmpdir(), `lvslab-ssh-${process.getuid?.() ?? 0}`);
+}
+
+function sharedConnection(): string[] {
+  const dir = sharedConnectionDir();
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return [
+    "-o", "ControlMaster=auto",
+    "-o", `ControlPath=${dir}/%C`,
+    "-o", "ControlPersist=30",
+    "-o", "ServerAliveInterval=2",
+    "-o", "ServerAliveCountMax=2",
+  ];
+}
+
+/** Ends every shared connection (they would end by themselves 30 s after their last use). */
+async function closeSharedConnections(): Promise<void> {
+  const dir = sharedConnectionDir();
+  if (!fs.existsSync(dir)) return;
+  for (const socket of fs.readdirSync(dir)) {
+    await run("ssh", ["-F", "/dev/null", "-o", `ControlPath=${path.join(dir, socket)}`, "-O", "exit", "lab"], { timeoutMs: 5_000 });
+  }
 }
 
 /** Like labExec, but throws unless the command exits 0; returns stdout. */
