@@ -161,6 +161,12 @@ export interface OwnershipRecord {
   files: string[];
   /** Virtual services handed to keepalived: it owns their IPVS entries, the tool its configuration. */
   keepalivedServices?: string[];
+  /**
+   * The VIPs of its failover group (`<interface>/<address>/<prefix>`): VRRP's to add and remove,
+   * recorded so that a stop which leaves one behind (a backup that became master as the other
+   * director stopped) can be cleaned up.
+   */
+  vrrpAddresses?: string[];
   /** The IPVS timeouts a director had before the tool set them, to put back on release. */
   ipvsTimeouts?: IpvsTimeouts;
 }

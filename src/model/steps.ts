@@ -41,8 +41,11 @@ export type Step =
   | { op: "wait-keepalived-released"; services: VirtualServiceState[]; timeoutSeconds: number }
   /** A destination in one of keepalived's services that its configuration lacks; it may be gone already. */
   | { op: "remove-stray-destination"; destination: DestinationState }
-  /** Stop keepalived and disable it at boot: it removes its IPVS entries and lets go of its VIPs. */
-  | { op: "stop-keepalived" }
+  /**
+   * Stop keepalived and disable it at boot. It lets go of its VIPs itself; `leftoverVips` are
+   * removed after it if one is still there (a backup that took over as the other director stopped).
+   */
+  | { op: "stop-keepalived"; leftoverVips: InterfaceAddress[] }
   | { op: "set-ipvs-timeouts"; timeouts: IpvsTimeouts };
 
 export type StepOp = Step["op"];

@@ -14,6 +14,7 @@ const ownershipSchema = z
     sysctls: z.record(z.string(), z.string()),
     files: z.array(z.string()),
     keepalivedServices: z.array(z.string()).optional(),
+    vrrpAddresses: z.array(z.string()).optional(),
     ipvsTimeouts: z.object({ tcp: z.number().int(), tcpFin: z.number().int(), udp: z.number().int() }).strict().optional(),
   })
   .strict();

@@ -81,6 +81,8 @@ export interface KeepalivedDiff {
   enable: boolean;
   /** keepalived runs with a configuration of ours but the spec needs none: stop and disable it. */
   stop: boolean;
+  /** Its failover group's VIPs that the spec does not keep on this host: removed if the stop leaves them. */
+  leftoverVips: InterfaceAddress[];
 }
 
 function addressText(a: InterfaceAddress): string {
@@ -104,7 +106,7 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
     destinations: { missing: [], changed: [], unexpected: [] },
     sysctls: { changed: [], unexpected: [] },
     files: { changed: [], unexpected: [] },
-    keepalived: { missingServices: [], unexpectedDestinations: [], handBack: [], start: false, enable: false, stop: false },
+    keepalived: { missingServices: [], unexpectedDestinations: [], handBack: [], start: false, enable: false, stop: false, leftoverVips: [] },
     ipvsTimeouts: null,
   };
   // Services keepalived owns now (desired) and owned before (recorded): their entries are its own.
@@ -287,6 +289,10 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   } else if (!desired.keepalived && (daemon?.running || daemon?.enabled) && owned?.files.includes(hostPaths.keepalivedConf)) {
     push("keepalived", "keepalived", "unexpected", null, `${daemon.running ? "running" : "enabled at boot"} with lvs-dr's configuration`);
     diff.keepalived.stop = true;
+    diff.keepalived.leftoverVips = (owned.vrrpAddresses ?? []).filter((key) => !desiredAddrKeys.has(key)).flatMap((key) => {
+      const [iface, address, prefix] = key.split("/");
+      return iface && address && prefix ? [{ interface: iface, address, prefix: Number(prefix) }] : [];
+    });
   }
 
   diff.drift.clean = items.every((i) => i.status === "unmanaged");

@@ -161,7 +161,7 @@ function keepalivedSteps(desired: DesiredHostState, diff: HostDiff, carries: (d:
   const none = { configure: [], ready: [], drained: [] };
   // Stopped first. Run with --dont-release-ipvs, it leaves its entries: the tool takes over the
   // services it keeps (no moment without them) and drains and removes the others.
-  if (!desired.keepalived) return k.stop ? { ...none, configure: [{ op: "stop-keepalived" }] } : none;
+  if (!desired.keepalived) return k.stop ? { ...none, configure: [{ op: "stop-keepalived", leftoverVips: k.leftoverVips }] } : none;
   const conf = diff.files.changed.find((f) => f.path === hostPaths.keepalivedConf);
   const dropIn = diff.files.changed.find((f) => f.path === hostPaths.keepalivedDropIn);
   const leaving = k.unexpectedDestinations.filter((d) => d.weight !== 0);

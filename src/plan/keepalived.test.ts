@@ -290,6 +290,29 @@ describe("planning a director in keepalived mode", () => {
     expect(steps.map((s) => s.op)).toContain("stop-keepalived");
     expect(steps).toContainEqual({ op: "remove-file", path: hostPaths.keepalivedConf });
   });
+
+  it("destroy removes the group's VIP after keepalived stops, on the backup too: it may have taken over as the master stopped", () => {
+    const { desired, after } = keepalivedApplied(haSpec());
+    const vip = { interface: "eth0", address: "198.51.100.5", prefix: 32 };
+    // The backup holds no VIP when observed; the record says which are its group's.
+    expect(after.get("director2")!.ownership?.vrrpAddresses).toEqual(["eth0/198.51.100.5/32"]);
+    expect(after.get("director2")!.addresses.some((a) => a.address === vip.address)).toBe(false);
+    const plan = planCluster(desired, after, { destroy: true });
+    for (const d of ["director", "director2"]) {
+      expect(stepsOf(plan, d).find((s) => s.op === "stop-keepalived")).toEqual({ op: "stop-keepalived", leftoverVips: [vip] });
+    }
+    const script = renderApplyScript(plan.waves.find((w) => w.wave === "directors")!.hosts.find((h) => h.host === "director2")!);
+    const stop = script.indexOf("systemctl stop keepalived");
+    expect(stop).toBeGreaterThan(-1);
+    expect(script.indexOf("ip addr del 198.51.100.5/32 dev eth0", stop)).toBeGreaterThan(stop);
+  });
+
+  it("back to a static VIP on the same NIC: the stop does not remove the VIP the spec keeps", () => {
+    const { after } = keepalivedApplied(haSpec());
+    const single = labLikeSpec({ directors: [directors[0]!], virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, scheduler: "rr", realServers: [{ name: "rs1" }, { name: "rs2" }] } as never] });
+    const plan = planCluster(desiredOf(single), after);
+    expect(stepsOf(plan, "director").find((s) => s.op === "stop-keepalived")).toEqual({ op: "stop-keepalived", leftoverVips: [] });
+  });
 });
 
 describe("a director's IPVS settings (directors[].ipvs)", () => {

@@ -45,6 +45,8 @@ export function nextOwnership(desired: DesiredHostState, observed: ObservedHostS
     files: union(desired.files.map((f) => f.path), keepOwned ? owned?.files ?? [] : []),
   };
   if (keepalivedServices.length) record.keepalivedServices = keepalivedServices;
+  const vrrpAddresses = (desired.keepalived?.vrrp?.vips ?? []).map(addressKey);
+  if (vrrpAddresses.length) record.vrrpAddresses = vrrpAddresses;
   // The timeouts before the tool set them (the kernel's defaults if ip_vs was not even loaded).
   const originalTimeouts = owned?.ipvsTimeouts ?? (desired.ipvsTimeouts ? (observed.ipvs.timeouts ?? kernelIpvsTimeouts) : undefined);
   if (originalTimeouts && (desired.ipvsTimeouts || keepOwned)) record.ipvsTimeouts = originalTimeouts;
@@ -70,6 +72,7 @@ export function sameOwnership(a: OwnershipRecord | null, b: OwnershipRecord | nu
     sameSet(a.destinations, b.destinations) &&
     sameSet(a.files, b.files) &&
     sameSet(a.keepalivedServices ?? [], b.keepalivedServices ?? []) &&
+    sameSet(a.vrrpAddresses ?? [], b.vrrpAddresses ?? []) &&
     JSON.stringify(a.ipvsTimeouts ?? null) === JSON.stringify(b.ipvsTimeouts ?? null) &&
     sysA.length === Object.keys(b.sysctls).length &&
     sysA.every(([k, v]) => b.sysctls[k] === v)

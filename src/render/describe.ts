@@ -59,7 +59,9 @@ export function describeStep(step: Step): string {
     case "remove-stray-destination":
       return `remove real server ${destinationKey(step.destination)} (not in keepalived's configuration)`;
     case "stop-keepalived":
-      return "stop keepalived and disable it at boot";
+      return step.leftoverVips.length
+        ? `stop keepalived and disable it at boot; remove ${step.leftoverVips.map((a) => a.address).join(", ")} if it is left behind`
+        : "stop keepalived and disable it at boot";
     case "set-ipvs-timeouts":
       return `set IPVS timeouts tcp ${step.timeouts.tcp}s, tcpfin ${step.timeouts.tcpFin}s, udp ${step.timeouts.udp}s`;
     default: {

@@ -296,12 +296,8 @@ function stepCommand(step: Step): string {
       const a = step.address;
       return `ip addr replace ${quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`)} dev ${quote(assertInterface(a.interface))}`;
     }
-    case "remove-address": {
-      const a = step.address;
-      const cidr = quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`);
-      const dev = quote(assertInterface(a.interface));
-      return `if ip -o addr show dev ${dev} to ${cidr} 2>/dev/null | grep -q .; then ip addr del ${cidr} dev ${dev}; fi`;
-    }
+    case "remove-address":
+      return removeAddressCommand(step.address);
     case "write-file":
       return writeFileCommand(step.file, "when-replacing");
     case "remove-file":
@@ -332,7 +328,7 @@ function stepCommand(step: Step): string {
         `systemctl ${step.restart ? "restart" : "reload-or-restart"} keepalived </dev/null`,
       ].join("\n");
     case "stop-keepalived":
-      return `systemctl stop keepalived </dev/null\n${enableKeepalived("disable")}`;
+      return [`systemctl stop keepalived </dev/null`, enableKeepalived("disable"), ...step.leftoverVips.map(removeAddressCommand)].join("\n");
     case "wait-keepalived-ready":
       return waitKeepalivedCommand(step.services, "ready", step.timeoutSeconds);
     case "wait-keepalived-released":
@@ -390,6 +386,13 @@ function writeKeepalivedConfigCommand(f: RenderedFile): string {
  * runs Debian's update-rc.d for the package's init script (7 s on the lab's director), and
  * without --no-reload a daemon-reload (2 s), which only a changed unit file needs.
  */
+/** Removes an address if the interface still holds it (an absent one is not an error). */
+function removeAddressCommand(a: InterfaceAddress): string {
+  const cidr = quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`);
+  const dev = quote(assertInterface(a.interface));
+  return `if ip -o addr show dev ${dev} to ${cidr} 2>/dev/null | grep -q .; then ip addr del ${cidr} dev ${dev}; fi`;
+}
+
 function enableKeepalived(verb: "enable" | "disable"): string {
   return `SYSTEMCTL_SKIP_SYSV=1 systemctl ${verb} --no-reload --quiet keepalived </dev/null`;
 }
