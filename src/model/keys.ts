@@ -26,6 +26,12 @@ export function addressKey(addr: InterfaceAddress): string {
   return `${addr.interface}/${addr.address}/${addr.prefix}`;
 }
 
+/** The address an `addressKey` names; null for text of another shape (a record is read from a host). */
+export function addressFromKey(key: string): InterfaceAddress | null {
+  const [iface, address, prefix, ...rest] = key.split("/");
+  return iface && address && prefix && rest.length === 0 && /^\d+$/.test(prefix) ? { interface: iface, address, prefix: Number(prefix) } : null;
+}
+
 export function sameService(a: VirtualServiceState, b: VirtualServiceState): boolean {
   return serviceDifferences(a, b).length === 0;
 }

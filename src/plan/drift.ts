@@ -18,6 +18,7 @@ import {
   type VirtualServiceState,
 } from "../model/host-state";
 import {
+  addressFromKey,
   addressKey,
   destinationDifferences,
   destinationKey,
@@ -289,10 +290,7 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   } else if (!desired.keepalived && (daemon?.running || daemon?.enabled) && owned?.files.includes(hostPaths.keepalivedConf)) {
     push("keepalived", "keepalived", "unexpected", null, `${daemon.running ? "running" : "enabled at boot"} with lvs-dr's configuration`);
     diff.keepalived.stop = true;
-    diff.keepalived.leftoverVips = (owned.vrrpAddresses ?? []).filter((key) => !desiredAddrKeys.has(key)).flatMap((key) => {
-      const [iface, address, prefix] = key.split("/");
-      return iface && address && prefix ? [{ interface: iface, address, prefix: Number(prefix) }] : [];
-    });
+    diff.keepalived.leftoverVips = (owned.vrrpAddresses ?? []).filter((key) => !desiredAddrKeys.has(key)).flatMap((key) => addressFromKey(key) ?? []);
   }
 
   diff.drift.clean = items.every((i) => i.status === "unmanaged");

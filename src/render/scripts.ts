@@ -363,6 +363,13 @@ function writeFileCommand(f: RenderedFile, rename: "always" | "when-replacing"):
   ].join("\n");
 }
 
+/** Removes an address if the interface still holds it (an absent one is not an error). */
+function removeAddressCommand(a: InterfaceAddress): string {
+  const cidr = quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`);
+  const dev = quote(assertInterface(a.interface));
+  return `if ip -o addr show dev ${dev} to ${cidr} 2>/dev/null | grep -q .; then ip addr del ${cidr} dev ${dev}; fi`;
+}
+
 /**
  * keepalived's configuration goes in only once keepalived's own check accepts it: written beside
  * the old file, checked (`-t`, whose exit code says whether the file is usable), renamed over it.
@@ -386,13 +393,6 @@ function writeKeepalivedConfigCommand(f: RenderedFile): string {
  * runs Debian's update-rc.d for the package's init script (7 s on the lab's director), and
  * without --no-reload a daemon-reload (2 s), which only a changed unit file needs.
  */
-/** Removes an address if the interface still holds it (an absent one is not an error). */
-function removeAddressCommand(a: InterfaceAddress): string {
-  const cidr = quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`);
-  const dev = quote(assertInterface(a.interface));
-  return `if ip -o addr show dev ${dev} to ${cidr} 2>/dev/null | grep -q .; then ip addr del ${cidr} dev ${dev}; fi`;
-}
-
 function enableKeepalived(verb: "enable" | "disable"): string {
   return `SYSTEMCTL_SKIP_SYSV=1 systemctl ${verb} --no-reload --quiet keepalived </dev/null`;
 }
