@@ -13,6 +13,10 @@ describeLab("lvsdr on the lab", () => {
     const r = lvsdr("destroy", "--stack", "lab", "--yes");
     if (r.code !== 0) throw new Error(`could not reset the lab: ${r.stderr}`);
   }, 180_000);
+  // The next suite finds the hosts as this one found them, whatever order jest picks.
+  afterAll(() => {
+    lvsdr("destroy", "--stack", "lab", "--yes");
+  }, 180_000);
 
   it("drift on untouched hosts exits 2 and names what is missing", () => {
     const r = lvsdr("drift", "--stack", "lab");
