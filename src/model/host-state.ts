@@ -220,6 +220,22 @@ export function textSha256(text: string): string {
   return createHash("sha256").update(text, "utf8").digest("hex");
 }
 
+/**
+ * What a host's state digest covers: the addresses on these interfaces, these /proc/sys values
+ * and these files. What a plan for the host depends on, and nothing that churns on its own
+ * (other interfaces come and go on container hosts; address lifetimes count down).
+ */
+export interface HostStateScope {
+  interfaces: string[];
+  sysctlKeys: string[];
+  files: string[];
+}
+
+/** A host's state digest as observed (SHA-256, hex), with what it covers: the apply script recomputes it. */
+export interface HostStateCheck extends HostStateScope {
+  sha256: string;
+}
+
 export interface ObservedHostState {
   host: string;
   addresses: InterfaceAddress[];
@@ -250,4 +266,6 @@ export interface ObservedHostState {
   arpReplies: Record<string, boolean>;
   /** keepalived on a director: installed, running (its pid alive), enabled at boot. Null: not observed. */
   keepalived: { installed: boolean; running: boolean; enabled: boolean } | null;
+  /** The state digest, when observed for a plan: a plan's first script on the host refuses if it changed. */
+  state?: HostStateCheck;
 }

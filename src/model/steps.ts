@@ -4,6 +4,7 @@
  */
 import type {
   DestinationState,
+  HostStateCheck,
   IpvsTimeouts,
   InterfaceAddress,
   OwnershipRecord,
@@ -105,4 +106,6 @@ export interface HostWavePlan {
   expectedIpvsFingerprint: string | null;
   /** The same table as `ipvsadm -Sn` printed it, when known. */
   expectedIpvsListing: string | null;
+  /** On a host's first wave of a plan: the state it was planned from; the script refuses, changing nothing, if it differs. */
+  expectedState?: HostStateCheck;
 }

@@ -8,7 +8,8 @@ import { desiredClusterState, type DesiredClusterState, type HostTarget } from "
 import type { DesiredHostState, ObservedHostState } from "../model/host-state";
 import type { HostWavePlan, Wave } from "../model/steps";
 import { describeStep } from "../render/describe";
-import { holdAnswers, marker, renderApplyScript, travelsInline } from "../render/scripts";
+import { holdAnswers, marker, parseStepLine, refusalCodes } from "../model/script-protocol";
+import { renderApplyScript, travelsInline } from "../render/scripts";
 import { clusterPlanOf, planCluster, planClusterHost, type ClusterPlan } from "../plan/cluster-plan";
 import type { HostPlan } from "../plan/host-plan";
 import type { HostDrift } from "../plan/drift";
@@ -118,11 +119,11 @@ export class ClusterRun {
    * still work, rather than with all the others at the end.
    */
   async observe(
-    options: { preflight?: boolean; release?: (host: DesiredHostState, observed: ObservedHostState) => boolean; only?: string[] } = {},
+    options: { preflight?: boolean; forPlan?: boolean; release?: (host: DesiredHostState, observed: ObservedHostState) => boolean; only?: string[] } = {},
   ): Promise<Map<string, ObservedHostState>> {
     const hosts = options.only ? this.desired.hosts.filter((h) => options.only!.includes(h.host)) : this.desired.hosts;
     const results = await runOnHosts(hosts, this.concurrency, async (host) => {
-      const observed = await observeHost(await this.session(host.host), host, { preflight: options.preflight ?? false });
+      const observed = await observeHost(await this.session(host.host), host, { preflight: options.preflight ?? false, forPlan: options.forPlan ?? false });
       this.emit({ host: host.host, kind: "observed" });
       if (options.release?.(host, observed)) await this.sessions.release(host.host);
       return observed;
@@ -200,7 +201,7 @@ export class ClusterRun {
       hostPlans.set(host.host, planned);
       return planned.waves.length === 0;
     };
-    const observed = await this.observe({ preflight: !destroy, release: idle });
+    const observed = await this.observe({ preflight: !destroy, forPlan: true, release: idle });
     const observedAt = Date.now();
     const plan = clusterPlanOf(this.desired, this.desired.hosts.map((h) => hostPlans.get(h.host)!), heldBack);
     const timings: Record<string, number> = { observe: observedAt - started };
@@ -218,6 +219,36 @@ export class ClusterRun {
   async apply(options: { destroy?: boolean; waves?: readonly Wave[] } = {}): Promise<ApplyReport> {
     const { plan, problems, timings } = await this.plan({ destroy: options.destroy ?? false });
     if (problems.length) throw new PreflightError(problems);
+    return this.applyPlanned(plan, { ...(options.waves ? { waves: options.waves } : {}), timings });
+  }
+
+  /**
+   * Checks, one round trip per host and changing nothing, that every host the plan changes is
+   * still as it was observed for the plan (its state digest, and a director's IPVS table): the
+   * first script of each host, with no steps. Returns the hosts that changed, with why. Worth its
+   * round trip when time passed since the plan (a question answered, a saved plan); the scripts
+   * check again before they change anything.
+   */
+  async verifyPlanned(plan: ClusterPlan): Promise<{ host: string; message: string }[]> {
+    const firsts = plan.hosts.flatMap((h) => (h.waves[0] ? [{ ...h.waves[0], steps: [] }] : []));
+    const results = await runOnHosts(firsts, this.concurrency, async (check) => {
+      const result = await (await this.session(check.host)).runScript(renderApplyScript(check), { timeoutMs: 60_000 });
+      return result.code === 0 ? null : scriptFailure(check, result);
+    });
+    return results.flatMap((r, i) => {
+      const host = firsts[i]!.host;
+      if (!r.ok) return [{ host, message: (r.error as Error).message }];
+      return r.value === null ? [] : [{ host, message: r.value }];
+    });
+  }
+
+  /**
+   * Runs a plan made before (by `plan`, in this run or a saved one): each host's first script
+   * refuses, changing nothing there, if the host is no longer as the plan saw it. A failed wave
+   * stops before the next.
+   */
+  async applyPlanned(plan: ClusterPlan, options: { waves?: readonly Wave[]; timings?: Record<string, number> } = {}): Promise<ApplyReport> {
+    const timings = options.timings ?? {};
     const applied: HostApplyResult[] = [];
     // A caller that orders hosts itself (Pulumi resources with dependencies) runs one wave at a time.
     const waves = options.waves ? plan.waves.filter((w) => options.waves!.includes(w.wave)) : plan.waves;
@@ -275,9 +306,9 @@ export class ClusterRun {
       timeoutMs,
       ...(input ? { input } : {}),
       onLine: (line) => {
-        const step = new RegExp(`^${marker} step (\\d+)/(\\d+) (.*)$`).exec(line);
+        const step = parseStepLine(line);
         if (step) {
-          this.emit({ host: host.host, kind: "step", wave: hostPlan.wave, index: Number(step[1]), total: Number(step[2]), description: step[3] ?? "" });
+          this.emit({ host: host.host, kind: "step", wave: hostPlan.wave, ...step });
         } else if (line.startsWith(`${marker} warn `)) {
           const message = line.slice(`${marker} warn `.length);
           warnings.push(message);
@@ -285,15 +316,7 @@ export class ClusterRun {
         }
       },
     });
-    if (result.code !== 0) {
-      const reason =
-        result.code === 75
-          ? "another lvs-dr run holds the lock on this host"
-          : result.code === 76
-            ? "the IPVS table changed between observing and applying; run again"
-            : lastStepFailure(hostPlan, result.stdout, result.stderr, result.code);
-      throw new Error(reason);
-    }
+    if (result.code !== 0) throw new Error(scriptFailure(hostPlan, result));
     if (result.stdout.includes(`${marker} held back`)) return heldBack;
     this.emit({ host: host.host, kind: "wave-done", wave: hostPlan.wave });
     return { host: host.host, wave: hostPlan.wave, steps: hostPlan.steps.length, warnings };
@@ -319,6 +342,20 @@ function waveTimeoutMs(wave: { hosts: readonly HostWavePlan[] }): number {
 function withHost(host: string, error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   return error instanceof TransportError ? message : `${host}: ${message}`;
+}
+
+/** Why an apply script failed: a refusal (nothing changed) by its exit code, or the step it stopped at. */
+function scriptFailure(plan: HostWavePlan, result: { code: number; stdout: string; stderr: string }): string {
+  switch (result.code) {
+    case refusalCodes.lockHeld:
+      return "another lvs-dr run holds the lock on this host";
+    case refusalCodes.ipvsChanged:
+      return "the IPVS table changed since it was observed; nothing was changed on this host: plan again";
+    case refusalCodes.hostChanged:
+      return "this host changed since the plan was made (its addresses, kernel settings or the tool's files); nothing was changed on it: plan again";
+    default:
+      return lastStepFailure(plan, result.stdout, result.stderr, result.code);
+  }
 }
 
 function lastStepFailure(plan: HostWavePlan, stdout: string, stderr: string, code: number): string {

@@ -1,12 +1,12 @@
 /** Observing a host: one round trip with the observe script, parsed into structured state. */
-import type { DesiredHostState, ObservedHostState } from "../model/host-state";
+import type { DesiredHostState, HostStateScope, ObservedHostState } from "../model/host-state";
 import { hostPaths } from "../model/paths";
 import { parseArpProbes, parseObservation } from "../parse/observe";
 import { renderArpProbeScript, renderObserveScript, type ObserveRequest } from "../render/scripts";
 import { TransportError, type HostSession } from "../transport/types";
 
 /** Every file the tool can ever write, so owned files no longer in the spec are seen too. */
-export const observedFiles = [
+export const observedFiles: string[] = [
   hostPaths.sysctlConf,
   hostPaths.ipvsRules,
   hostPaths.ipvsSysctlConf,
@@ -24,10 +24,11 @@ export const observedFiles = [
  * of the same-broadcast-domain check rides on the observe round trip; only a new RIP without a
  * resolved neighbour entry costs one more (`probeArp`). A drift check reads none of it.
  */
-export function observeRequest(host: DesiredHostState, options: { preflight?: boolean } = {}): ObserveRequest {
+export function observeRequest(host: DesiredHostState, options: { preflight?: boolean; forPlan?: boolean } = {}): ObserveRequest {
   const director = host.role === "director";
   const preflight = options.preflight ?? false;
   return {
+    ...(options.forPlan ? { state: stateScope(host) } : {}),
     sysctlKeys: host.sysctls.map((s) => s.key),
     filePaths: observedFiles,
     tools: preflight,
@@ -39,13 +40,23 @@ export function observeRequest(host: DesiredHostState, options: { preflight?: bo
   };
 }
 
-export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number; preflight?: boolean } = {}): Promise<ObservedHostState> {
-  const request = observeRequest(host, { preflight: options.preflight ?? false });
+/**
+ * What a plan for the host depends on, for its state digest: the addresses on `lo` and its NIC
+ * (where the tool puts VIPs), the kernel settings the spec sets, and every file the tool writes
+ * (its ownership record among them, which names what it owns elsewhere).
+ */
+export function stateScope(host: DesiredHostState): HostStateScope {
+  return { interfaces: [...new Set(["lo", host.interface])], sysctlKeys: host.sysctls.map((s) => s.key), files: observedFiles };
+}
+
+/** `forPlan`: the observation a plan is made from, with the host's state digest for its apply script to check. */
+export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number; preflight?: boolean; forPlan?: boolean } = {}): Promise<ObservedHostState> {
+  const request = observeRequest(host, { preflight: options.preflight ?? false, forPlan: options.forPlan ?? false });
   const result = await session.runScript(renderObserveScript(request), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false });
   if (result.code !== 0) {
     throw new TransportError(host.host, "run", `the observe script exited ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" | ")}`);
   }
-  return parseObservation(host.host, result.stdout);
+  return parseObservation(host.host, result.stdout, request.state);
 }
 
 /** Asks a director whether each RIP answers ARP on its interface; only RIPs without a resolved entry are sent a request. */

@@ -2,14 +2,14 @@
  * Turns the observe script's output (see render/scripts.ts) into ObservedHostState: one
  * round trip's text becomes all the structured state the planner needs.
  */
-import { textSha256, type IpvsTimeouts, type ObservedFile, type ObservedHostState } from "../model/host-state";
+import { textSha256, type HostStateScope, type IpvsTimeouts, type ObservedFile, type ObservedHostState } from "../model/host-state";
 import { destinationKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
+import { marker } from "../model/script-protocol";
 import { parseIpAddr, parseNeighbours, parseRouteBatch } from "./ip";
 import { ParseError, parseIpvsRules, parseIpvsThresholds } from "./ipvsadm";
 import { parseOwnershipRecord } from "./ownership";
 
-const marker = "@@lvsdr";
 /** The observe script's output format this parser reads (render/scripts.ts writes it). */
 const observeVersion = "6";
 
@@ -32,7 +32,8 @@ function splitBlocks(text: string): Block[] {
   return blocks;
 }
 
-export function parseObservation(host: string, output: string): ObservedHostState {
+/** `stateScope`: what the script's state digest covered, when it was asked for one. */
+export function parseObservation(host: string, output: string, stateScope?: HostStateScope): ObservedHostState {
   const first = splitBlocks(output.slice(0, output.indexOf("\n") + 1))[0];
   if (first?.header[0] !== "observe") throw new ParseError(`observation of ${host}`, "the output does not start with the observe marker");
   if (first.header[1] !== observeVersion) throw new ParseError(`observation of ${host}`, `the output is of observe script version ${first.header[1]}, not ${observeVersion}`);
@@ -86,6 +87,10 @@ export function parseObservation(host: string, output: string): ObservedHostStat
       if (arg !== "loaded" && arg !== "not-loaded" && arg !== "no-ipvsadm") throw new ParseError(`observation of ${host}`, `unknown IPVS status ${arg}`);
       state.ipvs.status = arg;
       ipvsText = body;
+    } else if (kind === "state") {
+      if (!stateScope) throw new ParseError(`observation of ${host}`, "a state digest that was not asked for");
+      if (!/^[0-9a-f]{64}$/.test(arg ?? "")) throw new ParseError(`observation of ${host}`, `the state digest "${arg}" is not a SHA-256`);
+      state.state = { ...stateScope, sha256: arg! };
     } else if (kind === "keepalived") {
       const words = new Set(block.header.slice(1));
       state.keepalived = { installed: words.has("installed"), running: words.has("running"), enabled: words.has("enabled") };
@@ -122,6 +127,7 @@ export function parseObservation(host: string, output: string): ObservedHostStat
       };
     });
   }
+  if (stateScope && !state.state) throw new ParseError(`observation of ${host}`, "the state digest asked for is missing");
   const ownership = state.files[hostPaths.ownership];
   if (ownership && !ownership.isLink && ownership.content !== undefined) state.ownership = parseOwnershipRecord(ownership.content);
   return state;

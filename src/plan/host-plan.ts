@@ -42,7 +42,10 @@ export function planHost(desired: DesiredHostState, observed: ObservedHostState)
         held: group.vips.filter((v) => observed.addresses.some((a) => a.address === v.address && a.interface === v.interface)).map((v) => v.address),
       }
     : null;
-  return { host: desired.host, role: desired.role, diff, waves: waves.filter((w) => w.steps.length > 0), vrrp };
+  const planned = waves.filter((w) => w.steps.length > 0);
+  // The host's first script checks that the host is still as observed; its later ones follow it.
+  if (observed.state && planned[0]) planned[0] = { ...planned[0], expectedState: observed.state };
+  return { host: desired.host, role: desired.role, diff, waves: planned, vrrp };
 }
 
 function planRealServer(desired: DesiredHostState, observed: ObservedHostState, diff: HostDiff): HostWavePlan[] {

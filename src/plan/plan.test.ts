@@ -349,3 +349,32 @@ describe("planner properties", () => {
     );
   });
 });
+
+describe("a plan is checked against the state it was made from", () => {
+  const withDigests = (observed: Map<string, ObservedHostState>) =>
+    new Map([...observed].map(([name, s], i) => [name, { ...s, state: { interfaces: ["lo", "eth0"], sysctlKeys: [], files: [], sha256: i.toString(16).padStart(64, "0") } }]));
+
+  it("each host's first script carries the digest observed; its later ones follow it and do not", () => {
+    const { desired, after } = converge(labLikeSpec());
+    // The VIP moves: real servers add the new one before the director, and let the old one go after it.
+    const moved = labLikeSpec();
+    moved.virtualServices![0]!.vip = "198.51.100.6";
+    const seen = withDigests(after);
+    const plan = planCluster(desiredOf(moved), seen);
+    expect(plan.waves.map((w) => w.wave)).toEqual(["prepare-real-servers", "directors", "release-real-servers"]);
+    for (const host of plan.hosts) {
+      expect(host.waves.length).toBeGreaterThan(0);
+      expect(host.waves[0]!.expectedState).toEqual(seen.get(host.host)!.state);
+      for (const later of host.waves.slice(1)) expect(later.expectedState).toBeUndefined();
+    }
+    expect(plan.hosts.find((h) => h.host === "rs1")!.waves.map((w) => w.wave)).toEqual(["prepare-real-servers", "release-real-servers"]);
+    // Without a digest (a drift check's observation), no script checks one.
+    expect(planCluster(desired, blankCluster(desired)).waves.flatMap((w) => w.hosts).every((h) => h.expectedState === undefined)).toBe(true);
+  });
+
+  it("is plain data: a plan saved as JSON and read back is the same plan", () => {
+    const { desired } = converge(labLikeSpec());
+    const plan = planCluster(desired, withDigests(blankCluster(desired)));
+    expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+  });
+});

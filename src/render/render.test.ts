@@ -14,7 +14,8 @@ import { blankCluster, applyPlan } from "../plan/testing/cluster";
 import { labLikeSpec } from "../testing/specs";
 import { renderFile, renderOwnershipFile } from "./files";
 import { ipvsLine } from "./ipvsadm";
-import { holdAnswers, renderApplyScript, renderArpProbeScript, renderObserveScript, renderStepCommand, type ObserveRequest } from "./scripts";
+import { holdAnswers } from "../model/script-protocol";
+import { renderApplyScript, renderArpProbeScript, renderObserveScript, renderStepCommand, type ObserveRequest } from "./scripts";
 import { heredoc, quote, RenderError } from "./shell";
 
 const sh = (script: string) => execFileSync("/bin/sh", ["-c", script], { encoding: "utf8" });
@@ -371,6 +372,56 @@ describe("scripts", () => {
       const emptyGuard = renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(""), expectedIpvsListing: "" });
       expect(emptyGuard).not.toContain("ipvsadm");
       expect(emptyGuard).not.toContain("grep");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuse to apply, changing nothing, when the host is not as the plan observed it (its state digest)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lvsdr-state-"));
+    try {
+      const scope = { interfaces: ["lo", "eth0"], sysctlKeys: ["net/ipv4/conf/all/arp_ignore"], files: [hostPaths.sysctlConf, hostPaths.ownership] };
+      // The host's paths move into the test directory; `ip -o addr show` reads a file.
+      const local = (script: string) =>
+        `ip() { if [ "$1" = -o ]; then cat ${dir}/addrs; else echo '[]'; fi; }\n` +
+        script.split("/proc/sys/").join(`${dir}/sys/`).split(hostPaths.sysctlConf).join(`${dir}/conf`).split(hostPaths.ownership).join(`${dir}/owner`).split("/run/lvs-dr").join(dir);
+      const eth0 = "2: eth0    inet 198.51.100.10/24 brd 198.51.100.255 scope global eth0\\       valid_lft forever preferred_lft forever";
+      const host = (o: { addrs?: string[]; arpIgnore?: string; conf?: string | null } = {}) => {
+        rmSync(join(dir, "sys"), { recursive: true, force: true });
+        mkdirSync(join(dir, "sys/net/ipv4/conf/all"), { recursive: true });
+        writeFileSync(join(dir, "sys/net/ipv4/conf/all/arp_ignore"), `${o.arpIgnore ?? "1"}\n`);
+        writeFileSync(join(dir, "addrs"), ["1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever", ...(o.addrs ?? [eth0])].join("\n") + "\n");
+        rmSync(join(dir, "conf"), { force: true });
+        if (o.conf !== null) writeFileSync(join(dir, "conf"), o.conf ?? "net.ipv4.conf.all.arp_ignore = 1\n");
+      };
+      host();
+      const observeScript = renderObserveScript({ sysctlKeys: [], filePaths: [], tools: false, routeTargets: [], ipvs: false, linkTargets: {}, state: scope });
+      const observed = parseObservation("rs1", execFileSync("sh", [], { input: local(observeScript), encoding: "utf8" }).split(`${dir}/sys/`).join("/proc/sys/"), scope);
+      expect(observed.state).toEqual({ ...scope, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      const plan = { host: "rs1", wave: "prepare-real-servers" as const, steps: [{ op: "remove-file" as const, path: hostPaths.sysctlConf }], expectedIpvsFingerprint: null, expectedIpvsListing: null, expectedState: observed.state! };
+      const apply = (shell: string) => spawnSync(shell, [], { input: local(renderApplyScript(plan)), encoding: "utf8" });
+      const cases: [string, Parameters<typeof host>[0], number][] = [
+        ["as observed", {}, 0],
+        // What a plan does not depend on: lifetimes counting down, other interfaces coming and going.
+        ["lifetimes and other interfaces", { addrs: [eth0.replace("valid_lft forever", "valid_lft 3599sec"), "5: veth9    inet 10.1.0.1/24 scope global veth9\\       valid_lft forever preferred_lft forever"] }, 0],
+        ["a VIP added on eth0", { addrs: [eth0, "2: eth0    inet 198.51.100.5/32 scope global eth0\\       valid_lft forever preferred_lft forever"] }, 78],
+        ["arp_ignore set back by hand", { arpIgnore: "0" }, 78],
+        ["the tool's file edited", { conf: "net.ipv4.conf.all.arp_ignore = 2\n" }, 78],
+        ["the tool's file removed", { conf: null }, 78],
+      ];
+      for (const shell of ["sh", "bash"]) {
+        for (const [what, change, code] of cases) {
+          host(change);
+          const had = existsSync(join(dir, "conf"));
+          const r = apply(shell);
+          expect([what, r.status]).toEqual([what, code]);
+          if (code === 78) {
+            expect(r.stderr).toContain("this host changed since the plan was made");
+            expect(existsSync(join(dir, "conf"))).toBe(had);
+            expect(r.stdout).not.toContain("@@lvsdr step");
+          } else expect(existsSync(join(dir, "conf"))).toBe(false);
+        }
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,10 +1,11 @@
 /**
  * The two scripts the tool ever sends to a host: one that observes everything the planner
  * needs in one round trip, and one that applies a host's steps in one batch under a lock.
- * Output lines starting with `@@lvsdr` are markers the parse layer reads.
+ * Output lines starting with `@@lvsdr` are markers the parse layer reads (model/script-protocol.ts).
  */
 import { isIpvsStep, type HostWavePlan, type Step } from "../model/steps";
-import type { DestinationState, InterfaceAddress, RenderedFile, VirtualServiceState } from "../model/host-state";
+import type { DestinationState, HostStateScope, InterfaceAddress, RenderedFile, VirtualServiceState } from "../model/host-state";
+import { holdAnswers, marker, refusalCodes } from "../model/script-protocol";
 import { hostPort, serviceKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { describeStep } from "./describe";
@@ -21,7 +22,6 @@ import {
   quote,
 } from "./shell";
 
-export const marker = "@@lvsdr";
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH";
 
 /**
@@ -124,6 +124,26 @@ const ipvsFingerprint = `lvsdr_fp=$(ipvsadm -Sn | sha256sum) && lvsdr_fp=\${lvsd
  */
 const wholeListingLimit = 16 * 1024;
 
+/**
+ * Sets `$lvsdr_state` to the SHA-256 of what a plan for the host depends on (`HostStateScope`):
+ * each address on the scope's interfaces (interface, family, address/prefix: not lifetimes, which
+ * count down), which of the files are links or there, and the /proc/sys values and files' text.
+ * The observe script prints it and the apply script compares it: both render it here, so the two
+ * hash the same bytes. Three processes (ip, grep, sha256sum): only a plan asks for it.
+ */
+function stateDigestCommand(scope: HostStateScope): string {
+  const interfaces = scope.interfaces.map((i) => quote(assertInterface(i))).join("|");
+  const files = scope.files.map((f) => quote(assertManagedPath(f))).join(" ");
+  const values = [...scope.sysctlKeys.map((k) => quote(`/proc/sys/${assertSysctlKey(k)}`)), files].filter(Boolean).join(" ");
+  return [
+    "lvsdr_state=$({",
+    `  ip -o addr show 2>/dev/null | while read -r _ lvsdr_dev lvsdr_fam lvsdr_cidr _; do case "\${lvsdr_dev%%@*}" in ${interfaces || "''"}) echo "\${lvsdr_dev%%@*} $lvsdr_fam $lvsdr_cidr" ;; esac; done`,
+    ...(files ? [`  for lvsdr_f in ${files}; do if [ -L "$lvsdr_f" ]; then echo "link $lvsdr_f"; elif [ -e "$lvsdr_f" ]; then echo "file $lvsdr_f"; fi; done`] : []),
+    `  LC_ALL=C grep -s -H '' ${values || "/dev/null"} || :`,
+    "} | sha256sum) && lvsdr_state=${lvsdr_state%% *}",
+  ].join("\n");
+}
+
 export interface ObserveRequest {
   sysctlKeys: string[];
   filePaths: string[];
@@ -141,6 +161,8 @@ export interface ObserveRequest {
   neighbours?: boolean;
   /** A director: whether keepalived is installed, running and enabled at boot (builtins only). */
   keepalived?: boolean;
+  /** A plan's observation: the host's state digest over this scope (`@@lvsdr state <sha256>`). */
+  state?: HostStateScope;
 }
 
 /** The commands the tool runs on hosts, as the observe script looks them up. */
@@ -194,6 +216,7 @@ export function renderObserveScript(req: ObserveRequest): string {
       `echo "${marker} keepalived$lvsdr_k"`,
     );
   }
+  if (req.state) lines.push(stateDigestCommand(req.state), `echo "${marker} state $lvsdr_state"`);
   // Addresses, the neighbour table when asked (the section's header says so), then one route
   // lookup per on-link peer: one JSON array per line. `-force` goes on past an unreachable
   // target, which prints nothing.
@@ -383,7 +406,7 @@ function writeKeepalivedConfigCommand(f: RenderedFile): string {
   return [
     `[ -d ${quote(f.path.slice(0, f.path.lastIndexOf("/")))} ] || mkdir -p ${quote(f.path.slice(0, f.path.lastIndexOf("/")))}`,
     `(umask 077 && printf '%s' ${quote(f.content)} > ${tmp})`,
-    `if ! lvsdr_kt=$(keepalived -t -f ${tmp} 2>&1 </dev/null); then rm -f ${tmp}; printf '%s\\n' "${marker} error keepalived refused the configuration:" "$lvsdr_kt" >&2; exit 77; fi`,
+    `if ! lvsdr_kt=$(keepalived -t -f ${tmp} 2>&1 </dev/null); then rm -f ${tmp}; printf '%s\\n' "${marker} error keepalived refused the configuration:" "$lvsdr_kt" >&2; exit ${refusalCodes.keepalivedConfigRefused}; fi`,
     `mv -f ${tmp} ${path}`,
   ].join("\n");
 }
@@ -527,8 +550,6 @@ function batchProgress(steps: readonly Step[], from: number, to: number): string
   return `printf '%s\\n' ${each.join(" ")}`;
 }
 
-/** What a held apply script reads on stdin: `go` to make its changes, anything else to make none. */
-export const holdAnswers = { go: "go\n", stop: "stop\n" } as const;
 
 export interface ApplyScriptOptions {
   /** Seconds to wait for another run's lock. */
@@ -559,11 +580,11 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
     // `mkdir` only when a directory is missing: a test is a builtin, mkdir a process.
     `${[...dirs].map((d) => `[ -d ${quote(assertManagedPath(d))} ]`).join(" && ")} || mkdir -p ${[...dirs].map((d) => quote(assertManagedPath(d))).join(" ")}`,
     `exec 9>>${quote(hostPaths.lock)}`,
-    `if ! flock -w ${assertUint(lockWaitSeconds)} 9; then echo '${marker} error another lvs-dr run holds ${hostPaths.lock}' >&2; exit 75; fi`,
+    `if ! flock -w ${assertUint(lockWaitSeconds)} 9; then echo '${marker} error another lvs-dr run holds ${hostPaths.lock}' >&2; exit ${refusalCodes.lockHeld}; fi`,
   ];
   if (plan.expectedIpvsFingerprint !== null) {
     if (!/^[0-9a-f]{64}$/.test(plan.expectedIpvsFingerprint)) throw new Error("invalid IPVS fingerprint");
-    const changed = `echo '${marker} error the IPVS table changed since it was observed; run again' >&2; exit 76`;
+    const changed = `echo '${marker} error the IPVS table changed since it was observed; run again' >&2; exit ${refusalCodes.ipvsChanged}`;
     const listing = plan.expectedIpvsListing;
     if (listing === "") {
       // Observed empty (a first apply): the kernel's own listing still has nothing after its
@@ -579,6 +600,13 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
     } else {
       lines.push(`if [ -e /proc/net/ip_vs ]; then ${ipvsFingerprint}; else lvsdr_fp=none; fi`, `if [ "$lvsdr_fp" != ${quote(plan.expectedIpvsFingerprint)} ]; then ${changed}; fi`);
     }
+  }
+  if (plan.expectedState) {
+    if (!/^[0-9a-f]{64}$/.test(plan.expectedState.sha256)) throw new Error("invalid host state digest");
+    lines.push(
+      stateDigestCommand(plan.expectedState),
+      `if [ "$lvsdr_state" != ${plan.expectedState.sha256} ]; then echo '${marker} error this host changed since the plan was made (its addresses, kernel settings or the tool files); nothing was changed on it' >&2; exit ${refusalCodes.hostChanged}; fi`,
+    );
   }
   if (options.held) {
     lines.push(
