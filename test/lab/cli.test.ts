@@ -1,11 +1,12 @@
 /** The lvsdr command line against the lab, as users and cron jobs run it: bin/lvsdr in a child process. */
+import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import { LAB_ADDRESSES, labExecOk } from "../../lab";
 import { readClusterValue } from "../../src/config/load";
-import { lvsdr, REPO } from "./helpers";
+import { hostSnapshots, lvsdr, REPO } from "./helpers";
 import { describeLab } from "./lab-suite";
 
 describeLab("lvsdr on the lab", () => {
@@ -122,4 +123,49 @@ describeLab("lvsdr on the lab", () => {
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toMatch(/ghost: connect/);
   }, 120_000);
+
+  const HOSTS = ["director", "rs1", "rs2", "rs3", "rsvm1"];
+
+  it("a saved plan runs exactly as planned; a host changed since makes apply refuse and change nothing anywhere", async () => {
+    expect(lvsdr("destroy", "--stack", "lab", "--yes").code).toBe(0);
+    const planFile = join(mkdtempSync(join(tmpdir(), "lvsdr-plan-")), "lab.plan");
+    const saved = lvsdr("plan", "--stack", "lab", "--out", planFile);
+    expect(saved.code).toBe(0);
+    expect(saved.stderr).toContain(`plan saved to ${planFile}: \`lvsdr apply ${planFile}\` runs exactly it`);
+    // rs2 changed by hand after the plan was made.
+    await labExecOk("rs2", "sysctl -qw net.ipv4.conf.all.arp_ignore=1");
+    const before = await hostSnapshots(HOSTS);
+    const refused = lvsdr("apply", planFile, "--yes");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("rs2: this host changed since the plan was made (its addresses, kernel settings or the tool's files); nothing was changed on it: plan again");
+    expect(refused.stderr).toContain("nothing was changed on any host: 1 host is no longer as the plan saw it");
+    expect(await hostSnapshots(HOSTS)).toEqual(before);
+    // As the plan saw it again: the same file applies, and the cluster is what the spec says.
+    await labExecOk("rs2", "sysctl -qw net.ipv4.conf.all.arp_ignore=0");
+    const applied = lvsdr("apply", planFile, "--yes");
+    expect(applied.code).toBe(0);
+    expect(applied.stderr).not.toMatch(/FAILED|warning|changed since/);
+    expect(applied.stdout).toMatch(/^apply: \d+ steps on 5 hosts/m);
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
+  }, 240_000);
+
+  it("the plan shown is the plan run: a host changed while the question is open is refused and nothing changes", async () => {
+    expect(lvsdr("destroy", "--stack", "lab", "--yes").code).toBe(0);
+    // A terminal for the question (util-linux `script`), answered once the plan is on screen.
+    const child = spawn("script", ["-qfec", `${process.execPath} ${resolve(REPO, "bin/lvsdr")} apply --stack lab`, "/dev/null"], { cwd: REPO });
+    let screen = "";
+    child.stdout.on("data", (d: Buffer) => (screen += d.toString()));
+    const exited = new Promise<number>((done) => child.on("close", (code) => done(code ?? -1)));
+    const deadline = Date.now() + 120_000;
+    while (!screen.includes("Go ahead? [y/N]") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(screen).toContain("Go ahead? [y/N]");
+    await labExecOk("rs3", "ip addr add 198.51.100.5/32 dev lo");
+    const before = await hostSnapshots(HOSTS);
+    child.stdin.write("y\r");
+    expect(await exited).toBe(1);
+    expect(screen).toContain("rs3: this host changed since the plan was made");
+    expect(screen).toContain("nothing was changed on any host");
+    expect(await hostSnapshots(HOSTS)).toEqual(before);
+    await labExecOk("rs3", "ip addr del 198.51.100.5/32 dev lo");
+  }, 240_000);
 });

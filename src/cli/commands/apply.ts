@@ -1,13 +1,17 @@
 /** `lvsdr apply` and `lvsdr destroy`: change the hosts, with progress, a question before any change, and a summary. */
 import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
+import { loadCluster } from "../../config/load";
+import type { Cluster } from "../../config/schema";
 import { ApplyError, PreflightError } from "../../ops/engine";
+import type { ClusterPlan } from "../../plan/cluster-plan";
+import { describeStep } from "../../render/describe";
 import { destructiveSteps, formatHeldBack, formatPlan, planSize } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
+import { readPlanFile, specDigest, type PlanFile } from "../plan-file";
 import { loadSpec, openRun, progressPrinter, type RunCommandOptions } from "../run";
 import { addSourceOptions } from "./options";
-import { describeStep } from "../../render/describe";
 
 async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -18,65 +22,107 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
-function changeCommand(name: "apply" | "destroy", io: CliIo, setExit: (code: number) => void): Command {
-  const destroy = name === "destroy";
-  return addSourceOptions(new Command(name))
-    .description(destroy ? "Remove everything the tool created on every host (directors let go first)" : "Bring every host to the spec: real servers first, then directors, then releases")
-    .option("-y, --yes", "go ahead without asking (needed when not on a terminal)")
-    .addHelpText("after", destroy ? "\nExamples:\n  lvsdr destroy --stack dev\n  lvsdr destroy --stack dev --yes\n" : "\nExamples:\n  lvsdr apply --stack prod\n  lvsdr apply --stack lab --yes --concurrency 64\n")
-    .action(async (opts: RunCommandOptions & { yes?: boolean }) => {
-      const tty = Boolean(process.stderr.isTTY);
-      const progress = progressPrinter(io, tty);
-      try {
-        const cluster = loadSpec(opts);
-        const run = openRun(cluster, opts, io, progress.onProgress);
-        try {
-          const { plan, problems } = await run.plan({ destroy });
-          if (problems.length) throw new PreflightError(problems);
-          for (const line of formatHeldBack(plan)) io.err(`warning: ${line}`);
-          if (plan.empty) {
-            io.out("nothing to do: every host already holds what the spec says");
-            setExit(exitCodes.ok);
-            return;
-          }
-          io.out(formatPlan(plan));
-          // Like `pulumi up` and `terraform apply`: every change to live hosts is confirmed.
-          if (!opts.yes) {
-            const taking = destructiveSteps(plan);
-            const what = `${planSize(plan)}${taking.length ? `, ${taking.length} taking something away (e.g. ${taking[0]!.host}: ${describeStep(taking[0]!.step)})` : ""}`;
-            if (!process.stdin.isTTY) {
-              io.err(`${name} would change live hosts: ${what}; nothing was changed: re-run with --yes to go ahead`);
-              setExit(exitCodes.error);
-              return;
-            }
-            if (!(await confirm(`${name}: ${what}. Go ahead?`))) {
-              io.err("nothing was changed");
-              setExit(exitCodes.error);
-              return;
-            }
-          }
-          const started = Date.now();
-          const report = await run.apply({ destroy });
-          progress.done();
-          const steps = report.applied.reduce((n, a) => n + a.steps, 0);
-          const warnings = report.applied.flatMap((a) => a.warnings.map((w) => `${a.host}: ${w}`));
-          const hostCount = new Set(report.applied.map((a) => a.host)).size;
-          io.out(`${name}: ${steps} steps on ${hostCount} host${hostCount === 1 ? "" : "s"} in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
-          for (const w of warnings) io.err(`warning: ${w}`);
-          setExit(exitCodes.ok);
-        } finally {
-          await run.close();
-        }
-      } catch (error) {
-        progress.done();
-        if (error instanceof ApplyError) {
-          io.err(error.message);
-          io.err(`${error.completed.length} host wave(s) completed before the failure; run \`lvsdr plan\` to see what is left`);
-          setExit(exitCodes.error);
-        } else setExit(handleError(error, io, false));
-      }
-    });
+type ChangeOptions = RunCommandOptions & { yes?: boolean };
+
+/** A saved plan's spec, read again from where it was read: refused if it is not the spec the plan was made from. */
+function savedSpec(saved: PlanFile, opts: ChangeOptions): Cluster {
+  if (opts.stack !== undefined || opts.file !== undefined || opts.host?.length) {
+    throw new Error("a plan file names its spec and its hosts: give it without --stack, --file or --host");
+  }
+  const cluster = loadCluster({ file: saved.spec.resolved });
+  if (specDigest(cluster) !== saved.spec.sha256) {
+    throw new Error(`the spec changed since the plan was made: ${saved.spec.path} (${saved.spec.resolved}); nothing was changed: make the plan again`);
+  }
+  return cluster;
 }
 
-export const applyCommand = (io: CliIo, setExit: (code: number) => void) => changeCommand("apply", io, setExit);
-export const destroyCommand = (io: CliIo, setExit: (code: number) => void) => changeCommand("destroy", io, setExit);
+/**
+ * Shows the plan, asks (unless `--yes`), and runs exactly the plan shown. After a question or
+ * from a saved plan, every host is first checked to be as the plan saw it (one round trip each):
+ * if any changed, nothing is changed anywhere.
+ */
+async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: number) => void, opts: ChangeOptions, planFile?: string): Promise<void> {
+  const progress = progressPrinter(io, Boolean(process.stderr.isTTY));
+  try {
+    const saved = planFile !== undefined ? readPlanFile(planFile) : null;
+    const cluster = saved ? savedSpec(saved, opts) : loadSpec(opts);
+    const destroy = saved ? saved.destroy : name === "destroy";
+    const verb = destroy ? "destroy" : "apply";
+    const run = openRun(cluster, saved?.hosts ? { ...opts, host: saved.hosts } : opts, io, progress.onProgress);
+    try {
+      let plan: ClusterPlan;
+      if (saved) plan = saved.plan;
+      else {
+        const planned = await run.plan({ destroy });
+        if (planned.problems.length) throw new PreflightError(planned.problems);
+        plan = planned.plan;
+      }
+      for (const line of formatHeldBack(plan)) io.err(`warning: ${line}`);
+      if (plan.empty) {
+        io.out("nothing to do: every host already holds what the spec says");
+        setExit(exitCodes.ok);
+        return;
+      }
+      io.out(formatPlan(plan));
+      // Like `pulumi up` and `terraform apply`: every change to live hosts is confirmed.
+      if (!opts.yes) {
+        const taking = destructiveSteps(plan);
+        const what = `${planSize(plan)}${taking.length ? `, ${taking.length} taking something away (e.g. ${taking[0]!.host}: ${describeStep(taking[0]!.step)})` : ""}`;
+        if (!process.stdin.isTTY) {
+          io.err(`${verb} would change live hosts: ${what}; nothing was changed: re-run with --yes to go ahead`);
+          setExit(exitCodes.error);
+          return;
+        }
+        if (!(await confirm(`${verb}: ${what}. Go ahead?`))) {
+          io.err("nothing was changed");
+          setExit(exitCodes.error);
+          return;
+        }
+      }
+      if (saved || !opts.yes) {
+        const changed = await run.verifyPlanned(plan);
+        if (changed.length) {
+          for (const c of changed) io.err(`${c.host}: ${c.message}`);
+          io.err(`nothing was changed on any host: ${changed.length} host${changed.length === 1 ? " is" : "s are"} no longer as the plan saw ${changed.length === 1 ? "it" : "them"}; run \`lvsdr plan\` again`);
+          setExit(exitCodes.error);
+          return;
+        }
+      }
+      const started = Date.now();
+      const report = await run.applyPlanned(plan);
+      progress.done();
+      const steps = report.applied.reduce((n, a) => n + a.steps, 0);
+      const warnings = report.applied.flatMap((a) => a.warnings.map((w) => `${a.host}: ${w}`));
+      const hostCount = new Set(report.applied.map((a) => a.host)).size;
+      io.out(`${verb}: ${steps} steps on ${hostCount} host${hostCount === 1 ? "" : "s"} in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
+      for (const w of warnings) io.err(`warning: ${w}`);
+      setExit(exitCodes.ok);
+    } finally {
+      await run.close();
+    }
+  } catch (error) {
+    progress.done();
+    if (error instanceof ApplyError) {
+      io.err(error.message);
+      io.err(`${error.completed.length} host wave(s) completed before the failure; run \`lvsdr plan\` to see what is left`);
+      setExit(exitCodes.error);
+    } else setExit(handleError(error, io, false));
+  }
+}
+
+export function applyCommand(io: CliIo, setExit: (code: number) => void): Command {
+  return addSourceOptions(new Command("apply"))
+    .description("Bring every host to the spec: real servers first, then directors, then releases; with PLAN_FILE, run a plan saved by `lvsdr plan --out`")
+    .argument("[plan-file]", "a plan saved by `lvsdr plan --out FILE`: refused if the spec or any host changed since")
+    .option("-y, --yes", "go ahead without asking (needed when not on a terminal)")
+    .addHelpText("after", "\nExamples:\n  lvsdr apply --stack prod\n  lvsdr apply --stack lab --yes --concurrency 64\n  lvsdr plan --stack prod --out prod.plan && lvsdr apply prod.plan\n")
+    .action((planFile: string | undefined, opts: ChangeOptions) => runChange("apply", io, setExit, opts, planFile));
+}
+
+export function destroyCommand(io: CliIo, setExit: (code: number) => void): Command {
+  return addSourceOptions(new Command("destroy"))
+    .description("Remove everything the tool created on every host (directors let go first)")
+    .option("-y, --yes", "go ahead without asking (needed when not on a terminal)")
+    .addHelpText("after", "\nExamples:\n  lvsdr destroy --stack dev\n  lvsdr destroy --stack dev --yes\n")
+    .action((opts: ChangeOptions) => runChange("destroy", io, setExit, opts));
+}

@@ -1,9 +1,13 @@
 /** `lvsdr plan`: what apply (or destroy) would do, host by host, without changing anything. */
+import { resolve } from "node:path";
 import { Command } from "commander";
+import { describeSource } from "../../config/load";
 import { formatDrift, formatHeldBack, formatPlan, planJson } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
+import { specDigest, writePlanFile } from "../plan-file";
 import { loadSpec, openRun, type RunCommandOptions } from "../run";
+import { specSource } from "../source";
 import { addSourceOptions } from "./options";
 
 export function planCommand(io: CliIo, setExit: (code: number) => void): Command {
@@ -12,12 +16,22 @@ export function planCommand(io: CliIo, setExit: (code: number) => void): Command
     .option("--destroy", "plan the tool's withdrawal from every host instead")
     .option("--json", "print { empty, heldBack, waves: [{ wave, hosts: [{ host, steps }] }], drift }")
     .option("--detailed-exitcode", "exit 0 when there is nothing to do, 2 when there are changes (1 stays an error)")
-    .addHelpText("after", "\nExamples:\n  lvsdr plan --stack staging\n  lvsdr plan --stack prod --json | jq '.waves[].hosts[].host'\n  lvsdr plan --stack prod --detailed-exitcode   # in CI: 0 nothing to do, 2 changes, 1 error\n")
-    .action(async (opts: RunCommandOptions & { json?: boolean; destroy?: boolean; detailedExitcode?: boolean }) => {
+    .option("--out <file>", "save the plan for `lvsdr apply FILE`, which runs exactly it (readable by its owner only: it can hold the spec's secrets)")
+    .addHelpText("after", "\nExamples:\n  lvsdr plan --stack staging\n  lvsdr plan --stack prod --json | jq '.waves[].hosts[].host'\n  lvsdr plan --stack prod --detailed-exitcode   # in CI: 0 nothing to do, 2 changes, 1 error\n  lvsdr plan --stack prod --out prod.plan && lvsdr apply prod.plan\n")
+    .action(async (opts: RunCommandOptions & { json?: boolean; destroy?: boolean; detailedExitcode?: boolean; out?: string }) => {
       try {
-        const run = openRun(loadSpec(opts), opts, io);
+        const cluster = loadSpec(opts);
+        const run = openRun(cluster, opts, io);
         try {
           const { plan, problems } = await run.plan({ destroy: Boolean(opts.destroy) });
+          if (opts.out !== undefined) {
+            if (problems.length) io.err(`the plan was not saved to ${opts.out}: preflight failed, and apply would refuse it`);
+            else {
+              const specPath = describeSource(specSource(opts));
+              writePlanFile(opts.out, { spec: { path: specPath, resolved: resolve(specPath), sha256: specDigest(cluster) }, destroy: Boolean(opts.destroy), hosts: opts.host?.length ? opts.host : null, plan });
+              io.err(`plan saved to ${opts.out}${opts.out === resolve(opts.out) ? "" : ` (${resolve(opts.out)})`}: \`lvsdr apply ${opts.out}\` runs exactly it`);
+            }
+          }
           if (opts.json) io.out(JSON.stringify({ ...(planJson(plan) as object), preflight: problems }, null, 2));
           else {
             io.out(formatDrift(plan.drift));
