@@ -20,7 +20,11 @@ export function openRun(cluster: Cluster, options: RunCommandOptions, io: CliIo,
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) throw new Error(`--concurrency: must be a positive integer, got "${options.concurrency}"`);
   return new ClusterRun(cluster, {
     transport: new SshTransport(),
-    connectOptions: { baseDir: process.cwd(), onTrust: (host, fp) => io.err(`${host}: trusted on first use: host key ${fp}`) },
+    connectOptions: {
+      baseDir: process.cwd(),
+      onTrust: (host, fp) => io.err(`${host}: trusted on first use: host key ${fp}`),
+      onDialRetry: (d) => io.err(`${d.host}: connect attempt ${d.attempt} of ${d.attempts} failed: ${d.message}; trying again in ${(d.delayMs / 1000).toFixed(1)} s`),
+    },
     ...(concurrency !== undefined ? { concurrency } : {}),
     ...(options.host?.length ? { hosts: options.host } : {}),
     ...(onProgress ? { onProgress } : {}),

@@ -9,7 +9,7 @@ import { runOnHosts, SessionPool } from "./pool";
 import { inlineScriptLimit } from "../render/scripts";
 import { backoffMs, dialAttempts, SshTransport, type SshSession } from "./ssh";
 import { generateKey, startTestServer, type TestServer } from "./testing/ssh-server";
-import { TransportError, type HostSession, type Transport } from "./types";
+import { TransportError, type DialRetry, type HostSession, type Transport } from "./types";
 
 jest.setTimeout(15_000);
 
@@ -213,6 +213,24 @@ describe("connect retries", () => {
     );
     expect(err.message).toContain(`127.0.0.1:${port}`);
     expect(err.message).toContain("after 3 attempt(s)");
+  });
+
+  it("reports each failed attempt as it happens, with its error and the wait before the next", async () => {
+    const port = await freePort();
+    const retries: (DialRetry & { at: number })[] = [];
+    const started = Date.now();
+    await expectTransportError(
+      transport.connect("gone", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, dialErrorLimit: 3 }), { onDialRetry: (d) => retries.push({ ...d, at: Date.now() - started }) }),
+      "connect",
+    );
+    // Attempts 1 and 2 are reported (the third is the error itself); the first at once, before any wait.
+    expect(retries.map((r) => [r.host, r.attempt, r.attempts])).toEqual([
+      ["gone", 1, 3],
+      ["gone", 2, 3],
+    ]);
+    expect(retries[0]!.message).toMatch(/ECONNREFUSED/);
+    expect(retries[0]!.at).toBeLessThan(200);
+    expect(retries.map((r) => r.delayMs)).toEqual([20, 40]); // this suite's transport starts its backoff at 20 ms
   });
 
   it("counts attempts against a server that hangs up, and times out a silent one", async () => {

@@ -184,13 +184,17 @@ export class SshTransport implements Transport {
     const attempts = dialAttempts(c.dialErrorLimit, this.opts.unlimitedDialCap);
     let last: unknown;
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (attempt > 1) await sleep(backoffMs(attempt - 1, this.opts.initialBackoffMs, this.opts.maxBackoffMs));
       try {
         const sock = via ? await forward(via, c) : undefined;
         return await this.dialOnce(label, c, creds, verify, sock);
       } catch (err) {
         if (!(err instanceof RetryableDialError)) throw err;
         last = err;
+      }
+      if (attempt < attempts) {
+        const delayMs = backoffMs(attempt, this.opts.initialBackoffMs, this.opts.maxBackoffMs);
+        options.onDialRetry?.({ host: label, attempt, attempts, message: (last as Error).message, delayMs });
+        await sleep(delayMs);
       }
     }
     const how = via ? "through the bastion " : "";

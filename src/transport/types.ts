@@ -48,6 +48,19 @@ export interface ConnectOptions {
   baseDir?: string;
   /** Reported when trust-on-first-use accepts a key, so the user sees what was trusted. */
   onTrust?: (host: string, fingerprint: string) => void;
+  /** Reported after each failed dial that will be tried again: the operator sees a host refuse or time out at once, not after every attempt. */
+  onDialRetry?: (event: DialRetry) => void;
+}
+
+export interface DialRetry {
+  /** The host, or `bastion <name>`. */
+  host: string;
+  /** The attempt that failed (1-based) and how many there will be at most. */
+  attempt: number;
+  attempts: number;
+  message: string;
+  /** The wait before the next attempt. */
+  delayMs: number;
 }
 
 export interface Transport {
