@@ -441,3 +441,40 @@ export async function labHttpd(name: string, action: "stop" | "start", hosts: La
   const want = action === "start" ? "0" : "1";
   await labExecOk(name, `for i in $(seq 100); do r=0; ${listening} || r=1; [ "$r" = ${want} ] && exit 0; sleep 0.1; done; exit 1`);
 }
+
+/**
+ * Stops or starts a namespace host's sshd by itself (its files, addresses and HTTP server stay):
+ * a host the tool cannot reach, with the rest of the cluster up. The new sshd joins the host's
+ * namespaces through its HTTP server's process, and its pid is recorded so `lab:down` ends it.
+ */
+export async function labSshd(name: string, action: "stop" | "start", hosts: LabHosts = loadLabHosts()): Promise<void> {
+  const host = labHost(name, hosts);
+  if (host.namespace === null || host.role !== "real-server") throw new Error(`lab: ${name} is not a namespace real server`);
+  const p = labPaths();
+  const pidFile = path.join(p.state, "pids", `${name}.sshd.pid`);
+  const answers = () =>
+    new Promise<boolean>((done) => {
+      const s = net.connect({ host: host.address, port: host.port, timeout: 1000 });
+      s.once("connect", () => (s.destroy(), done(true)));
+      s.once("error", () => done(false));
+      s.once("timeout", () => (s.destroy(), done(false)));
+    });
+  if (action === "stop") {
+    const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
+    if (pidAlive(pid)) process.kill(pid, "SIGTERM");
+  } else if (!(await answers())) {
+    const httpd = fs.readFileSync(path.join(p.state, "pids", `${name}.httpd.pid`), "utf8").trim();
+    const log = fs.openSync(path.join(p.state, "hosts", name, "host.log"), "a");
+    // nsenter execs sshd in the namespaces it entered: its pid is sshd's.
+    const child = spawn("nsenter", ["-t", httpd, "-m", "-u", "-n", "/usr/sbin/sshd", "-D", "-e", "-f", path.join(p.state, "hosts", name, "sshd_config")], { detached: true, stdio: ["ignore", log, log] });
+    fs.closeSync(log);
+    child.unref();
+    fs.writeFileSync(pidFile, `${child.pid}\n`);
+  }
+  const want = action === "start";
+  for (let i = 0; i < 100; i++) {
+    if ((await answers()) === want) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`lab: ${name}'s sshd did not ${action} (port ${host.port} ${want ? "still closed" : "still open"})`);
+}

@@ -1,5 +1,5 @@
 /** How plans and drift read on a terminal and in JSON. Collect-then-print: these only format. */
-import type { ClusterPlan } from "../plan/cluster-plan";
+import type { ClusterPlan, NotReached } from "../plan/cluster-plan";
 import type { DriftItem, HostDrift } from "../plan/drift";
 import { describeStep } from "../render/describe";
 import { takesAway, type Step } from "../model/steps";
@@ -32,8 +32,27 @@ export function formatDrift(drift: HostDrift[]): string {
   return lines.join("\n");
 }
 
-export function driftJson(drift: HostDrift[]): { clean: boolean; hosts: { host: string; role: string; clean: boolean; items: DriftItem[] }[] } {
-  return { clean: drift.every((d) => d.clean), hosts: drift.map((d) => ({ host: d.host, role: d.role, clean: d.clean, items: d.items })) };
+/** The version of the `--json` output's shape; it changes only when a field changes meaning or goes away. */
+export const jsonFormatVersion = 1;
+
+type HostDriftJson = { host: string; role: string; reached: true; clean: boolean; items: DriftItem[] } | { host: string; reached: false; error: string };
+
+/** Every host's drift, and one entry per host not reached. */
+export function driftJson(drift: HostDrift[], notReached: readonly NotReached[] = []): { clean: boolean; hosts: HostDriftJson[] } {
+  return {
+    clean: drift.every((d) => d.clean) && notReached.length === 0,
+    hosts: [
+      ...drift.map((d): HostDriftJson => ({ host: d.host, role: d.role, reached: true, clean: d.clean, items: d.items })),
+      ...notReached.map((n): HostDriftJson => ({ host: n.host, reached: false, error: n.message })),
+    ],
+  };
+}
+
+/** The hosts not reached, one line per cause: the same cause on ten hosts is printed once, with their names. */
+export function formatNotReached(notReached: readonly NotReached[]): string[] {
+  const byCause = new Map<string, string[]>();
+  for (const n of notReached) byCause.set(n.message, [...(byCause.get(n.message) ?? []), n.host]);
+  return [...byCause].map(([message, hosts]) => `not reached: ${hosts.join(", ")}: ${message}`);
 }
 
 /** Steps that take something away from live traffic or a host. */
@@ -68,15 +87,22 @@ export function formatHeldBack(plan: ClusterPlan): string[] {
   return plan.heldBack.map((h) => `${h.director}: held back ${h.realServer} (${h.destination}): ${h.reason}; make ${h.realServer} ready first (apply it, or run without --host)`);
 }
 
+/** One line per host wave left out because a host it depends on was not reached. */
+export function formatWithheld(plan: ClusterPlan): string[] {
+  return plan.withheld.map((w) => `${w.host}: ${w.wave} held back: ${w.reason}`);
+}
+
 export function planJson(plan: ClusterPlan): unknown {
   return {
     empty: plan.empty,
     heldBack: plan.heldBack,
+    notReached: plan.notReached,
+    withheld: plan.withheld,
     waves: plan.waves.map((w) => ({
       wave: w.wave,
       hosts: w.hosts.map((h) => ({ host: h.host, steps: h.steps.map((s) => ({ op: s.op, description: describeStep(s) })) })),
     })),
-    drift: driftJson(plan.drift),
+    drift: driftJson(plan.drift, plan.notReached),
   };
 }
 

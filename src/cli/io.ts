@@ -22,5 +22,8 @@ export const processIo: CliIo = {
   err: (text) => process.stderr.write(line(text)),
 };
 
-/** Exit codes every command shares; `drift` uses 2 for "drift found", `plan --detailed-exitcode` for "changes". */
-export const exitCodes = { ok: 0, error: 1, drift: 2, changes: 2 } as const;
+/**
+ * Exit codes every command shares; `drift` uses 2 for "drift found", `plan --detailed-exitcode`
+ * for "changes", `apply` and `destroy` 3 for "every host reached converged, some were not reached".
+ */
+export const exitCodes = { ok: 0, error: 1, drift: 2, changes: 2, partial: 3 } as const;

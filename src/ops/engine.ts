@@ -10,13 +10,13 @@ import type { HostWavePlan, Wave } from "../model/steps";
 import { describeStep } from "../render/describe";
 import { holdAnswers, marker, parseStepLine, refusalCodes } from "../model/script-protocol";
 import { renderApplyScript, travelsInline } from "../render/scripts";
-import { clusterPlanOf, planCluster, planClusterHost, type ClusterPlan } from "../plan/cluster-plan";
+import { clusterPlanOf, planCluster, planClusterHost, type ClusterPlan, type NotReached } from "../plan/cluster-plan";
 import type { HostPlan } from "../plan/host-plan";
 import type { HostDrift } from "../plan/drift";
 import { holdBackUnready, realServerNotReady, type HeldBack } from "../plan/hold-back";
 import { foreignOwnership, preflightHost, ripsToJudge, type PreflightProblem } from "../plan/preflight";
 import { runOnHosts, SessionPool, type Settled } from "../transport/pool";
-import { TransportError, type ConnectOptions, type HostSession, type Transport } from "../transport/types";
+import type { ConnectOptions, HostSession, Transport } from "../transport/types";
 import { observeHost, probeArp } from "./observe";
 
 export type ProgressEvent =
@@ -118,9 +118,14 @@ export class ClusterRun {
    * later round trip needs it closes its session as soon as it is observed, while slower hosts
    * still work, rather than with all the others at the end.
    */
-  async observe(
-    options: { preflight?: boolean; forPlan?: boolean; release?: (host: DesiredHostState, observed: ObservedHostState) => boolean; only?: string[] } = {},
-  ): Promise<Map<string, ObservedHostState>> {
+  async observe(options: ObserveOptions = {}): Promise<Map<string, ObservedHostState>> {
+    const { observed, notReached } = await this.observeEach(options);
+    if (notReached.length) throw notObserved(notReached);
+    return observed;
+  }
+
+  /** Observes every host it can: the hosts observed, and the others with why (`observe` rejects instead). */
+  async observeEach(options: ObserveOptions = {}): Promise<{ observed: Map<string, ObservedHostState>; notReached: NotReached[] }> {
     const hosts = options.only ? this.desired.hosts.filter((h) => options.only!.includes(h.host)) : this.desired.hosts;
     const results = await runOnHosts(hosts, this.concurrency, async (host) => {
       const observed = await observeHost(await this.session(host.host), host, { preflight: options.preflight ?? false, forPlan: options.forPlan ?? false });
@@ -128,9 +133,14 @@ export class ClusterRun {
       if (options.release?.(host, observed)) await this.sessions.release(host.host);
       return observed;
     });
-    const failed = results.flatMap((r, i) => (r.ok ? [] : [withHost(hosts[i]!.host, r.error)]));
-    if (failed.length) throw new Error(`could not observe every host:\n  ${failed.join("\n  ")}`);
-    return new Map(results.map((r, i) => [hosts[i]!.host, (r as { ok: true; value: ObservedHostState }).value]));
+    const observed = new Map<string, ObservedHostState>();
+    const notReached: NotReached[] = [];
+    results.forEach((r, i) => {
+      const host = hosts[i]!.host;
+      if (r.ok) observed.set(host, r.value);
+      else notReached.push({ host, message: withoutHost(host, r.error) });
+    });
+    return { observed, notReached };
   }
 
   /**
@@ -139,7 +149,7 @@ export class ClusterRun {
    * only when there is one.
    */
   private async judgeNewRealServers(plan: ClusterPlan, observed: Map<string, ObservedHostState>): Promise<void> {
-    const directors = this.desired.hosts.filter((h) => h.role === "director");
+    const directors = this.desired.hosts.filter((h) => h.role === "director" && observed.has(h.host));
     const results = await runOnHosts(directors, this.concurrency, async (director) => {
       const seen = observed.get(director.host)!;
       const steps = plan.waves.flatMap((w) => w.hosts.filter((h) => h.host === director.host).flatMap((h) => h.steps));
@@ -147,7 +157,7 @@ export class ClusterRun {
       const replies = ask.length ? await probeArp(await this.session(director.host), director, ask) : {};
       seen.arpReplies = Object.fromEntries([...answered.map((rip) => [rip, true] as const), ...ask.map((rip) => [rip, replies[rip] === true] as const)]);
     });
-    const failed = results.flatMap((r, i) => (r.ok ? [] : [withHost(directors[i]!.host, r.error)]));
+    const failed = results.flatMap((r, i) => (r.ok ? [] : [`${directors[i]!.host}: ${withoutHost(directors[i]!.host, r.error)}`]));
     if (failed.length) throw new Error(`could not probe ARP from every director:\n  ${failed.join("\n  ")}`);
   }
 
@@ -173,42 +183,64 @@ export class ClusterRun {
     return notReady;
   }
 
-  /** Preflight on every host, from an observation made with `preflight`. */
+  /** Preflight on every host observed, from an observation made with `preflight`. */
   preflight(observed: ReadonlyMap<string, ObservedHostState>): PreflightProblem[] {
-    return this.desired.hosts.flatMap((h) => preflightHost(h, observed.get(h.host)!));
+    return this.desired.hosts.flatMap((h) => (observed.has(h.host) ? preflightHost(h, observed.get(h.host)!) : []));
   }
 
   async drift(): Promise<HostDrift[]> {
     return planCluster(this.desired, await this.observe({ release: () => true })).drift;
   }
 
-  async plan(options: { destroy?: boolean } = {}): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[]; timings: Record<string, number> }> {
+  /** Drift of every host reached, and the hosts not reached with why (`drift` rejects instead). */
+  async driftEach(): Promise<{ drift: HostDrift[]; notReached: NotReached[] }> {
+    const { observed, notReached } = await this.observeEach({ release: () => true });
+    const reached = this.desired.hosts.filter((h) => observed.has(h.host));
+    return { drift: clusterPlanOf(this.desired, reached.map((h) => planClusterHost(h, observed.get(h.host)!)), [], notReached).drift, notReached };
+  }
+
+  /**
+   * Observes every host and plans. With `partial`, a host that cannot be observed is left out and
+   * named in `plan.notReached`: its directors do not register it (unless they already do), and
+   * with a director not reached no real server is released. Without, it rejects.
+   */
+  async plan(
+    options: { destroy?: boolean; partial?: boolean } = {},
+  ): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[]; timings: Record<string, number> }> {
     const destroy = options.destroy ?? false;
     const started = Date.now();
-    // Each host is planned as soon as it is observed (its plan depends on its own observation
-    // only); a host with nothing to do needs no session after that.
+    // Each real server is planned as soon as it is observed (its plan depends on its own
+    // observation only); one with nothing to do needs no session after that. Directors are
+    // planned once every real server was reached or not.
     const hostPlans = new Map<string, HostPlan>();
     const notReady = destroy ? new Map<string, { realServer: string; reason: string }>() : await this.realServersNotReady();
-    const heldBack: HeldBack[] = [];
     const idle = (host: DesiredHostState, seen: ObservedHostState) => {
-      let plannedFor = host;
-      if (host.role === "director" && notReady.size) {
-        const held = holdBackUnready(host, seen, notReady);
-        plannedFor = held.desired;
-        heldBack.push(...held.heldBack);
-      }
-      const planned = planClusterHost(plannedFor, seen, { destroy });
+      if (host.role === "director") return false;
+      const planned = planClusterHost(host, seen, { destroy });
       hostPlans.set(host.host, planned);
       return planned.waves.length === 0;
     };
-    const observed = await this.observe({ preflight: !destroy, forPlan: true, release: idle });
+    const { observed, notReached } = await this.observeEach({ preflight: !destroy, forPlan: true, release: idle });
+    if (notReached.length && !options.partial) throw notObserved(notReached);
     const observedAt = Date.now();
-    const plan = clusterPlanOf(this.desired, this.desired.hosts.map((h) => hostPlans.get(h.host)!), heldBack);
+    for (const n of notReached) {
+      const host = this.desired.hosts.find((h) => h.host === n.host)!;
+      if (host.role === "real-server" && !destroy) notReady.set(host.primaryAddress, { realServer: host.host, reason: `it was not reached (${n.message})` });
+    }
+    const heldBack: HeldBack[] = [];
+    for (const director of this.desired.hosts.filter((h) => h.role === "director" && observed.has(h.host))) {
+      const seen = observed.get(director.host)!;
+      const held = notReady.size ? holdBackUnready(director, seen, notReady) : { desired: director, heldBack: [] };
+      heldBack.push(...held.heldBack);
+      hostPlans.set(director.host, planClusterHost(held.desired, seen, { destroy }));
+    }
+    const reached = this.desired.hosts.filter((h) => observed.has(h.host));
+    const plan = clusterPlanOf(this.desired, reached.map((h) => hostPlans.get(h.host)!), heldBack, notReached);
     const timings: Record<string, number> = { observe: observedAt - started };
     if (!destroy) await this.judgeNewRealServers(plan, observed);
     timings.plan = Date.now() - observedAt;
     // Destroy skips the checks a change needs, but never touches another cluster's host.
-    const problems = destroy ? this.desired.hosts.flatMap((h) => foreignOwnership(h, observed.get(h.host)!, "destroy it")) : this.preflight(observed);
+    const problems = destroy ? reached.flatMap((h) => foreignOwnership(h, observed.get(h.host)!, "destroy it")) : this.preflight(observed);
     return { plan, observed, problems, timings };
   }
 
@@ -338,10 +370,24 @@ function waveTimeoutMs(wave: { hosts: readonly HostWavePlan[] }): number {
   return 120_000 + waits * 1000;
 }
 
-/** An error's message led by its host, unless the transport already named it. */
-function withHost(host: string, error: unknown): string {
+/** An error's message without the host a transport error leads with. */
+function withoutHost(host: string, error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return error instanceof TransportError ? message : `${host}: ${message}`;
+  return message.startsWith(`${host}: `) ? message.slice(host.length + 2) : message;
+}
+
+/** Every host's failure, named. */
+function notObserved(notReached: readonly NotReached[]): Error {
+  return new Error(`could not observe every host:\n  ${notReached.map((n) => `${n.host}: ${n.message}`).join("\n  ")}`);
+}
+
+interface ObserveOptions {
+  preflight?: boolean;
+  /** The observation a plan is made from: with the hosts' state digests. */
+  forPlan?: boolean;
+  /** True when the host needs no later round trip: its session is closed at once. */
+  release?: (host: DesiredHostState, observed: ObservedHostState) => boolean;
+  only?: string[];
 }
 
 /** Why an apply script failed: a refusal (nothing changed) by its exit code, or the step it stopped at. */

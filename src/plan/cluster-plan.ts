@@ -18,8 +18,25 @@ export interface ClusterPlan {
   drift: HostDrift[];
   /** True when no host needs any step. */
   empty: boolean;
-  /** Destinations left out because their real server, outside a run limited by `hosts`, is not ready. */
+  /** Destinations left out because their real server is not ready: outside a run limited by `hosts`, or not reached. */
   heldBack: HeldBack[];
+  /** Hosts that could not be observed, and why: the plan leaves them as they are. */
+  notReached: NotReached[];
+  /** Host waves left out because a host they depend on was not reached. */
+  withheld: Withheld[];
+}
+
+/** A host a run could not observe (not reachable, host key refused, ...), and why. */
+export interface NotReached {
+  host: string;
+  message: string;
+}
+
+/** A host's wave left out of a plan, and why. */
+export interface Withheld {
+  host: string;
+  wave: Wave;
+  reason: string;
 }
 
 export interface PlanOptions {
@@ -43,8 +60,23 @@ export function planCluster(desired: DesiredClusterState, observed: ReadonlyMap<
   );
 }
 
-/** The cluster plan from its hosts' plans (`planClusterHost`, one per host, in the spec's order). */
-export function clusterPlanOf(desired: DesiredClusterState, hosts: HostPlan[], heldBack: HeldBack[] = []): ClusterPlan {
+/**
+ * The cluster plan from its hosts' plans (`planClusterHost`, one per host reached, in the spec's
+ * order). With a director not reached, no real server is released: taking a VIP off `lo` while
+ * that director may still send it traffic would drop the traffic. What real servers not reached
+ * mean for their directors is decided before, by holding them back (`holdBackUnready`).
+ */
+export function clusterPlanOf(desired: DesiredClusterState, planned: HostPlan[], heldBack: HeldBack[] = [], notReached: NotReached[] = []): ClusterPlan {
+  const directorsDown = notReached.filter((n) => desired.hosts.some((h) => h.host === n.host && h.role === "director")).map((n) => n.host);
+  const withheld: Withheld[] = [];
+  const hosts = directorsDown.length
+    ? planned.map((h) => {
+        const release = h.waves.find((w) => w.wave === "release-real-servers");
+        if (!release) return h;
+        withheld.push({ host: h.host, wave: release.wave, reason: `director${directorsDown.length > 1 ? "s" : ""} ${directorsDown.join(", ")} not reached: ${h.host} keeps what it holds until ${directorsDown.length > 1 ? "they let" : "it lets"} go of it` });
+        return { ...h, waves: h.waves.filter((w) => w !== release) };
+      })
+    : planned;
   checkFailoverGroups(hosts);
   const waves = waveOrder.map((wave) => ({
     wave,
@@ -57,6 +89,8 @@ export function clusterPlanOf(desired: DesiredClusterState, hosts: HostPlan[], h
     drift: hosts.map((h) => h.diff.drift),
     empty: hosts.every((h) => h.waves.length === 0),
     heldBack,
+    notReached,
+    withheld,
   };
 }
 

@@ -6,7 +6,7 @@ import type { ObservedHostState } from "../model/host-state";
 import { destinationKey } from "../model/keys";
 import type { Step } from "../model/steps";
 import { labLikeSpec } from "../testing/specs";
-import { planCluster, type ClusterPlan } from "./cluster-plan";
+import { clusterPlanOf, planCluster, planClusterHost, type ClusterPlan } from "./cluster-plan";
 import { applyPlan, blankCluster } from "./testing/cluster";
 import { observe, SimulatedKernelError } from "./testing/simulated-host";
 
@@ -376,5 +376,24 @@ describe("a plan is checked against the state it was made from", () => {
     const { desired } = converge(labLikeSpec());
     const plan = planCluster(desired, withDigests(blankCluster(desired)));
     expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+  });
+});
+
+describe("a plan with hosts not reached", () => {
+  it("releases no real server while a director was not reached, and says why for each", () => {
+    const { after } = converge(labLikeSpec());
+    const moved = labLikeSpec();
+    moved.virtualServices![0]!.vip = "198.51.100.6";
+    const desired = desiredOf(moved);
+    const reached = desired.hosts.filter((h) => h.role === "real-server");
+    const plan = clusterPlanOf(desired, reached.map((h) => planClusterHost(h, after.get(h.host)!)), [], [{ host: "director", message: "connect: refused" }]);
+    // Real servers still take the new VIP (safe whatever the director does), and keep the old one.
+    expect(plan.waves.map((w) => w.wave)).toEqual(["prepare-real-servers"]);
+    expect(plan.withheld).toEqual(reached.map((h) => ({ host: h.host, wave: "release-real-servers", reason: `director director not reached: ${h.host} keeps what it holds until it lets go of it` })));
+    expect(plan.notReached).toEqual([{ host: "director", message: "connect: refused" }]);
+    // With every director reached, the same real servers are released.
+    const full = planCluster(desired, after);
+    expect(full.waves.map((w) => w.wave)).toContain("release-real-servers");
+    expect(full.withheld).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
-import { LAB_ADDRESSES, labExecOk } from "../../lab";
+import { LAB_ADDRESSES, labExecOk, labSshd } from "../../lab";
 import { readClusterValue } from "../../src/config/load";
 import { hostSnapshots, lvsdr, REPO } from "./helpers";
 import { describeLab } from "./lab-suite";
@@ -167,5 +167,45 @@ describeLab("lvsdr on the lab", () => {
     expect(screen).toContain("nothing was changed on any host");
     expect(await hostSnapshots(HOSTS)).toEqual(before);
     await labExecOk("rs3", "ip addr del 198.51.100.5/32 dev lo");
+  }, 240_000);
+
+  it("one real server down: the rest converge without it (exit 3, naming it); drift reports every other host and exits 1; back up, a re-run converges", async () => {
+    expect(lvsdr("destroy", "--stack", "lab", "--yes").code).toBe(0);
+    // The lab stack, with three dial attempts per host rather than ten (about 0.75 s for a refusal rather than 28 s).
+    const lab = readClusterValue({ stack: "lab", stacksDir: resolve(REPO, "stacks") }).value as { connectionDefaults: Record<string, unknown> };
+    const file = join(mkdtempSync(join(tmpdir(), "lvsdr-down-")), "lab.yaml");
+    writeFileSync(file, stringify({ ...lab, connectionDefaults: { ...lab.connectionDefaults, dialErrorLimit: 3 } }));
+    const rs2 = LAB_ADDRESSES.realServer(2);
+    await labSshd("rs2", "stop");
+    try {
+      const applied = lvsdr("apply", "--file", file, "--yes");
+      expect(applied.code).toBe(3);
+      // Each failed attempt as it happens, the director's held-back destination, then the summary.
+      expect(applied.stderr).toMatch(new RegExp(`^rs2: connect attempt 1 of 3 failed: connect ECONNREFUSED ${rs2}:22; trying again in 0\\.3 s$`, "m"));
+      expect(applied.stderr).toContain(`warning: director: held back rs2 (tcp:${LAB_ADDRESSES.vip}:80/${rs2}:80): it was not reached`);
+      expect(applied.stderr).toMatch(new RegExp(`^not reached: rs2: connect: cannot reach root@${rs2}:22 after 3 attempt\\(s\\): connect ECONNREFUSED`, "m"));
+      expect(applied.stdout).toMatch(/^apply: \d+ steps on 4 hosts/m);
+      const table = await labExecOk("director", "ipvsadm -Sn");
+      for (const n of [1, 3]) expect(table).toContain(`-r ${LAB_ADDRESSES.realServer(n)}:80`);
+      expect(table).not.toContain(rs2);
+
+      const drift = lvsdr("drift", "--file", file);
+      expect(drift.code).toBe(1);
+      // The director lacks rs2's destination, held back: that is drift from the spec, and said so.
+      expect(drift.stdout).toMatch(new RegExp(`^director\\s+missing\\s+destination\\s+tcp:${LAB_ADDRESSES.vip}:80/${rs2}:80\\s`, "m"));
+      expect(drift.stdout).toContain("drift on 1 of 4 hosts: director");
+      expect(drift.stderr).toContain("not reached: rs2: connect: ");
+      const json = JSON.parse(lvsdr("drift", "--file", file, "--json").stdout) as { formatVersion: number; ok: boolean; hosts: { host: string; reached: boolean; clean?: boolean; error?: string }[] };
+      expect(json.formatVersion).toBe(1);
+      expect(json.ok).toBe(false);
+      expect(json.hosts.map((h) => [h.host, h.reached, h.clean ?? null]).sort()).toEqual([["director", true, false], ["rs1", true, true], ["rs2", false, null], ["rs3", true, true], ["rsvm1", true, true]]);
+      expect(json.hosts.find((h) => h.host === "rs2")!.error).toMatch(/^connect: cannot reach/);
+    } finally {
+      await labSshd("rs2", "start");
+    }
+    const again = lvsdr("apply", "--file", file, "--yes");
+    expect(again.code).toBe(0);
+    expect(await labExecOk("director", "ipvsadm -Sn")).toContain(`-r ${rs2}:80`);
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
   }, 240_000);
 });

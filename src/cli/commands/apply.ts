@@ -6,7 +6,7 @@ import type { Cluster } from "../../config/schema";
 import { ApplyError, PreflightError } from "../../ops/engine";
 import type { ClusterPlan } from "../../plan/cluster-plan";
 import { describeStep } from "../../render/describe";
-import { destructiveSteps, formatHeldBack, formatPlan, planSize } from "../format";
+import { destructiveSteps, formatHeldBack, formatNotReached, formatPlan, formatWithheld, planSize } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
 import { readPlanFile, specDigest, type PlanFile } from "../plan-file";
@@ -53,14 +53,19 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
       let plan: ClusterPlan;
       if (saved) plan = saved.plan;
       else {
-        const planned = await run.plan({ destroy });
+        const planned = await run.plan({ destroy, partial: true });
         if (planned.problems.length) throw new PreflightError(planned.problems);
         plan = planned.plan;
       }
-      for (const line of formatHeldBack(plan)) io.err(`warning: ${line}`);
+      for (const line of [...formatHeldBack(plan), ...formatWithheld(plan)]) io.err(`warning: ${line}`);
+      // Hosts not reached are left as they are; the others converge, and the exit code says it was partial.
+      const partly = () => {
+        for (const line of formatNotReached(plan.notReached)) io.err(line);
+        return plan.notReached.length ? exitCodes.partial : exitCodes.ok;
+      };
       if (plan.empty) {
-        io.out("nothing to do: every host already holds what the spec says");
-        setExit(exitCodes.ok);
+        io.out(plan.notReached.length ? "nothing to do on the hosts reached" : "nothing to do: every host already holds what the spec says");
+        setExit(partly());
         return;
       }
       io.out(formatPlan(plan));
@@ -96,7 +101,7 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
       const hostCount = new Set(report.applied.map((a) => a.host)).size;
       io.out(`${verb}: ${steps} steps on ${hostCount} host${hostCount === 1 ? "" : "s"} in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
       for (const w of warnings) io.err(`warning: ${w}`);
-      setExit(exitCodes.ok);
+      setExit(partly());
     } finally {
       await run.close();
     }
