@@ -15,7 +15,7 @@ export function loadSpec(options: SourceOptions): Cluster {
   return loadCluster(specSource(options));
 }
 
-export function openRun(cluster: Cluster, options: RunCommandOptions, io: CliIo, onProgress?: (e: ProgressEvent) => void): ClusterRun {
+export function openRun(cluster: Cluster, options: RunCommandOptions, io: CliIo, onProgress?: (e: ProgressEvent) => void, signal?: AbortSignal): ClusterRun {
   const concurrency = options.concurrency !== undefined ? Number(options.concurrency) : undefined;
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) throw new Error(`--concurrency: must be a positive integer, got "${options.concurrency}"`);
   return new ClusterRun(cluster, {
@@ -28,6 +28,7 @@ export function openRun(cluster: Cluster, options: RunCommandOptions, io: CliIo,
     ...(concurrency !== undefined ? { concurrency } : {}),
     ...(options.host?.length ? { hosts: options.host } : {}),
     ...(onProgress ? { onProgress } : {}),
+    ...(signal ? { signal } : {}),
   });
 }
 

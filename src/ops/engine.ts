@@ -36,6 +36,12 @@ export interface EngineOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Only these hosts (by name); the others are neither contacted nor changed. */
   hosts?: string[];
+  /**
+   * Aborted: no host's script starts after this, the scripts already running finish (each is
+   * one locked script on its host, so no lock stays held), and the apply rejects with
+   * `InterruptedError`.
+   */
+  signal?: AbortSignal;
 }
 
 export class PreflightError extends Error {
@@ -54,6 +60,21 @@ export class ApplyError extends Error {
     this.name = "ApplyError";
   }
 }
+
+/** The run was interrupted (`signal`): what was done, what failed, and what was never started. */
+export class InterruptedError extends Error {
+  constructor(
+    readonly completed: HostApplyResult[],
+    readonly failures: { host: string; wave: Wave; message: string }[],
+    readonly notStarted: { host: string; wave: Wave }[],
+  ) {
+    super(`interrupted: ${completed.length} host wave(s) done, ${notStarted.length} not started${failures.length ? `, ${failures.length} failed` : ""}`);
+    this.name = "InterruptedError";
+  }
+}
+
+/** A host's script the run did not start because it was interrupted. */
+const notStarted = new Error("not started: the run was interrupted");
 
 export interface HostApplyResult {
   host: string;
@@ -96,6 +117,10 @@ export class ClusterRun {
       connectConcurrency: options.connectConcurrency ?? 16,
       ...(options.connectOptions ? { connectOptions: options.connectOptions } : {}),
     });
+  }
+
+  private get interrupted(): boolean {
+    return this.options.signal?.aborted ?? false;
   }
 
   private emit(event: ProgressEvent): void {
@@ -291,11 +316,21 @@ export class ClusterRun {
       const next = waves[k + 1];
       const nextHeld = next?.wave === "directors" && !next.hosts.some((h) => wave.hosts.some((w) => w.host === h.host)) ? this.startHeld(next, waveTimeoutMs(wave)) : null;
       const waveStarted = Date.now();
-      const results = started ? await started.release(true) : await runOnHosts(wave.hosts, this.concurrency, (hostPlan) => this.applyHostWave(hostPlan));
+      const results = started
+        ? await started.release(!this.interrupted)
+        : await runOnHosts(wave.hosts, this.concurrency, (hostPlan) => (this.interrupted ? Promise.reject(notStarted) : this.applyHostWave(hostPlan)));
       started = nextHeld;
       timings[wave.wave] = Date.now() - waveStarted;
-      const failures = results.flatMap((r, i) => (r.ok ? [] : [{ host: wave.hosts[i]!.host, wave: wave.wave, message: (r.error as Error).message }]));
-      for (const r of results) if (r.ok) applied.push(r.value);
+      const failures = results.flatMap((r, i) => (r.ok || r.error === notStarted ? [] : [{ host: wave.hosts[i]!.host, wave: wave.wave, message: (r.error as Error).message }]));
+      for (const r of results) if (r.ok && r.value.steps > 0) applied.push(r.value);
+      if (this.interrupted) {
+        // Scripts already running finished (each host's wave is one locked script); nothing else starts.
+        await started?.release(false);
+        const done = new Set(applied.filter((a) => a.wave === wave.wave).map((a) => a.host));
+        const failed = new Set(failures.map((f) => f.host));
+        const left = [...wave.hosts.filter((h) => !done.has(h.host) && !failed.has(h.host)), ...waves.slice(k + 1).flatMap((w) => w.hosts)];
+        throw new InterruptedError(applied, failures, left.map((h) => ({ host: h.host, wave: h.wave })));
+      }
       if (failures.length) {
         // The held scripts end without changing anything before the failure is reported.
         await started?.release(false);

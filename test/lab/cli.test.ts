@@ -208,4 +208,30 @@ describeLab("lvsdr on the lab", () => {
     expect(await labExecOk("director", "ipvsadm -Sn")).toContain(`-r ${rs2}:80`);
     expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
   }, 240_000);
+
+  it("Ctrl-C during apply: the scripts running finish, nothing else starts, no lock stays held, exit 130; a re-run converges", async () => {
+    expect(lvsdr("destroy", "--stack", "lab", "--yes").code).toBe(0);
+    const child = spawn(process.execPath, [resolve(REPO, "bin/lvsdr"), "apply", "--stack", "lab", "--yes"], { cwd: REPO });
+    let stderr = "";
+    let interrupted = false;
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      // The real servers' wave has begun; the director's script waits for it.
+      if (!interrupted && /^\w+: step 1\//m.test(stderr)) {
+        interrupted = true;
+        child.kill("SIGINT");
+      }
+    });
+    const code = await new Promise<number>((done) => child.on("close", (c) => done(c ?? -1)));
+    expect(interrupted).toBe(true);
+    expect(code).toBe(130);
+    expect(stderr).toContain("interrupted: the scripts already running finish on their hosts; no other host starts");
+    expect(stderr).toMatch(/^interrupted: done: .*; not started: .*director \(directors\)/m);
+    expect(stderr).not.toMatch(/^director: step/m);
+    expect(await labExecOk("director", "ipvsadm -Sn")).toBe("");
+    // Every host's lock is free.
+    for (const host of HOSTS) expect((await labExecOk(host, "flock -n /run/lvs-dr/lock true && echo free")).trim()).toBe("free");
+    expect(lvsdr("apply", "--stack", "lab", "--yes").code).toBe(0);
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
+  }, 240_000);
 });

@@ -3,7 +3,7 @@ import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
 import { loadCluster } from "../../config/load";
 import type { Cluster } from "../../config/schema";
-import { ApplyError, PreflightError } from "../../ops/engine";
+import { ApplyError, InterruptedError, PreflightError } from "../../ops/engine";
 import type { ClusterPlan } from "../../plan/cluster-plan";
 import { describeStep } from "../../render/describe";
 import { destructiveSteps, formatHeldBack, formatNotReached, formatPlan, formatWithheld, planSize } from "../format";
@@ -48,7 +48,8 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
     const cluster = saved ? savedSpec(saved, opts) : loadSpec(opts);
     const destroy = saved ? saved.destroy : name === "destroy";
     const verb = destroy ? "destroy" : "apply";
-    const run = openRun(cluster, saved?.hosts ? { ...opts, host: saved.hosts } : opts, io, progress.onProgress);
+    const interrupt = new AbortController();
+    const run = openRun(cluster, saved?.hosts ? { ...opts, host: saved.hosts } : opts, io, progress.onProgress, interrupt.signal);
     try {
       let plan: ClusterPlan;
       if (saved) plan = saved.plan;
@@ -94,7 +95,16 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
         }
       }
       const started = Date.now();
-      const report = await run.applyPlanned(plan);
+      // Ctrl-C while hosts change: no new host starts, the scripts running finish (they hold the
+      // hosts' locks), and the summary says what was done. A second Ctrl-C quits at once.
+      const onInterrupt = () => {
+        if (interrupt.signal.aborted) process.exit(exitCodes.interrupted);
+        progress.done();
+        io.err("interrupted: the scripts already running finish on their hosts; no other host starts (Ctrl-C again to quit now)");
+        interrupt.abort();
+      };
+      process.on("SIGINT", onInterrupt);
+      const report = await run.applyPlanned(plan).finally(() => process.off("SIGINT", onInterrupt));
       progress.done();
       const steps = report.applied.reduce((n, a) => n + a.steps, 0);
       const warnings = report.applied.flatMap((a) => a.warnings.map((w) => `${a.host}: ${w}`));
@@ -107,7 +117,13 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
     }
   } catch (error) {
     progress.done();
-    if (error instanceof ApplyError) {
+    if (error instanceof InterruptedError) {
+      const done = error.completed.map((c) => `${c.host} (${c.wave})`);
+      io.err(`interrupted: done: ${done.join(", ") || "nothing"}; not started: ${error.notStarted.map((n) => `${n.host} (${n.wave})`).join(", ") || "nothing"}`);
+      for (const f of error.failures) io.err(`  ${f.host} (${f.wave}) failed: ${f.message}`);
+      io.err("every script started has ended, and with it its hold on its host's lock; run `lvsdr plan` to see what is left");
+      setExit(exitCodes.interrupted);
+    } else if (error instanceof ApplyError) {
       io.err(error.message);
       io.err(`${error.completed.length} host wave(s) completed before the failure; run \`lvsdr plan\` to see what is left`);
       setExit(exitCodes.error);
