@@ -69,21 +69,23 @@ virtualServices:
     expect(r.err).toMatch(/directors\[0\]\.colour: unknown key; the keys here are name, .*interface.*dip/);
   });
 
-  it("--json prints { ok, issues: [{ path, message }] }", async () => {
+  it("--json prints { formatVersion, command, ok, source, issues: [{ path, message }] }", async () => {
     const r = await cli("validate", "--file", specFile(bad), "--json");
     expect(r.code).toBe(1);
     const json = JSON.parse(r.out) as { ok: boolean; issues: { path: string; message: string }[] };
     expect(json.ok).toBe(false);
     expect(json.issues.map((i) => i.path)).toEqual(["directors[0].interface", "virtualServices[0].realServers[0].name", "virtualServices[0].realServers[0].port"]);
     const good = JSON.parse((await cli("validate", "--stack", "lab", "--stacks-dir", stacksDir, "--json")).out);
-    expect(good).toEqual({ ok: true, issues: [] });
+    expect(good).toEqual({ formatVersion: 1, command: "validate", ok: true, source: join(stacksDir, "Pulumi.lab.yaml"), summary: expect.stringMatching(/^cluster lab: /), issues: [] });
   });
 
   it("explains what is wrong with the command line and the file itself", async () => {
     expect((await cli("validate")).err).toContain("--stack/--file: is required");
     expect((await cli("validate", "--stack", "lab", "--file", "x.yaml")).err).toContain("give one of --stack NAME or --file PATH, not both");
     expect((await cli("validate", "--stack", "../etc/passwd")).err).toContain("--stack: must be a stack name");
-    expect((await cli("validate", "--file", "/nonexistent/spec.yaml")).err).toContain("/nonexistent/spec.yaml: cannot be read");
+    expect((await cli("validate", "--file", "/nonexistent/spec.yaml")).err).toContain("/nonexistent/spec.yaml: cannot be read: no such file");
+    // A relative path as written and as resolved.
+    expect((await cli("validate", "--file", "nonexistent.yaml")).err).toContain(`nonexistent.yaml: cannot be read (${join(process.cwd(), "nonexistent.yaml")}): no such file`);
     const yamlError = await cli("validate", "--file", specFile("directors: [\n  - name: x\n   bad: indent\n"));
     expect(yamlError.code).toBe(1);
     expect(yamlError.err).toMatch(/YAML syntax error at line \d/);

@@ -111,7 +111,10 @@ function readYamlDocument(path: string): { value: unknown; locate: Locate } {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new SpecError(path, [{ path: "(file)", message: `cannot be read: ${(err as Error).message}` }]);
+    const where = resolve(path) === path ? "" : ` (${resolve(path)})`;
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (err as Error).message;
+    throw new SpecError(path, [{ path: "(file)", message: `cannot be read${where}: ${why}` }]);
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: true, lineCounter });

@@ -1,5 +1,5 @@
 /**
- * The protocol between the scripts the tool sends to hosts (render/scripts.ts) and the code that
+ * The protocol between the scripts the tool sends to hosts (render/observe-script.ts, render/apply-script.ts) and the code that
  * reads their output (parse/observe.ts, ops/engine.ts): the marker that starts every line meant
  * for the tool, the exit codes that mean a refusal rather than a failure, and what a held script
  * reads on stdin. Both sides take them from here.

@@ -2,7 +2,7 @@
 import type { DesiredHostState, HostStateScope, ObservedHostState } from "../model/host-state";
 import { hostPaths } from "../model/paths";
 import { parseArpProbes, parseObservation } from "../parse/observe";
-import { renderArpProbeScript, renderObserveScript, type ObserveRequest } from "../render/scripts";
+import { renderArpProbeScript, renderObserveScript, type ObserveRequest } from "../render/observe-script";
 import { TransportError, type HostSession } from "../transport/types";
 
 /** Every file the tool can ever write, so owned files no longer in the spec are seen too. */

@@ -1,5 +1,5 @@
 /**
- * Turns the observe script's output (see render/scripts.ts) into ObservedHostState: one
+ * Turns the observe script's output (see render/observe-script.ts) into ObservedHostState: one
  * round trip's text becomes all the structured state the planner needs.
  */
 import { textSha256, type HostStateScope, type IpvsTimeouts, type ObservedFile, type ObservedHostState } from "../model/host-state";
@@ -10,7 +10,7 @@ import { parseIpAddr, parseNeighbours, parseRouteBatch } from "./ip";
 import { ParseError, parseIpvsRules, parseIpvsThresholds } from "./ipvsadm";
 import { parseOwnershipRecord } from "./ownership";
 
-/** The observe script's output format this parser reads (render/scripts.ts writes it). */
+/** The observe script's output format this parser reads (render/observe-script.ts writes it). */
 const observeVersion = "6";
 
 interface Block {

@@ -15,7 +15,8 @@ import { labLikeSpec } from "../testing/specs";
 import { renderFile, renderOwnershipFile } from "./files";
 import { ipvsLine } from "./ipvsadm";
 import { holdAnswers } from "../model/script-protocol";
-import { renderApplyScript, renderArpProbeScript, renderObserveScript, renderStepCommand, type ObserveRequest } from "./scripts";
+import { renderApplyScript, renderStepCommand } from "./apply-script";
+import { renderArpProbeScript, renderObserveScript, type ObserveRequest } from "./observe-script";
 import { heredoc, quote, RenderError } from "./shell";
 
 const sh = (script: string) => execFileSync("/bin/sh", ["-c", script], { encoding: "utf8" });

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { Connection } from "../config/connection";
 import { hashHostName } from "./host-key";
 import { runOnHosts, SessionPool } from "./pool";
-import { inlineScriptLimit } from "../render/scripts";
+import { inlineScriptLimit } from "./invocation";
 import { backoffMs, dialAttempts, SshTransport, type SshSession } from "./ssh";
 import { generateKey, startTestServer, type TestServer } from "./testing/ssh-server";
 import { TransportError, type DialRetry, type HostSession, type Transport } from "./types";

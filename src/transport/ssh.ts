@@ -10,7 +10,7 @@ import { StringDecoder } from "node:string_decoder";
 import type { Duplex } from "node:stream";
 import { Client, utils, type ClientChannel, type ConnectConfig, type AuthenticationType } from "ssh2";
 import type { Connection, EncryptedValue } from "../config/connection";
-import { remoteInvocation } from "../render/scripts";
+import { remoteInvocation } from "./invocation";
 import { verifyHostKey, loadKnownHosts, type HostKeyVerdict } from "./host-key";
 import {
   TransportError,
@@ -43,6 +43,11 @@ interface Credentials {
   passphrase?: string;
   password?: string;
   agent?: string;
+}
+
+/** A path as the spec wrote it, and where it led when that differs: `.lab/key (/srv/x/.lab/key)`. */
+function asWrittenAndResolved(written: string, resolved: string): string {
+  return written === resolved ? written : `${written} (${resolved})`;
 }
 
 /** Attempts for a `dialErrorLimit`: -1 is unlimited (capped), 0 still tries once. */
@@ -78,7 +83,7 @@ function resolveCredentials(host: string, c: Connection, baseDir: string | undef
     try {
       key = readFileSync(path);
     } catch (err) {
-      throw new TransportError(host, "resolve-credentials", `cannot read privateKeyPath ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`, err);
+      throw new TransportError(host, "resolve-credentials", `cannot read privateKeyPath ${asWrittenAndResolved(c.privateKeyPath, path)}: ${(err as NodeJS.ErrnoException).code ?? "error"}`, err);
     }
   }
   if (key !== undefined) {
@@ -176,7 +181,8 @@ export class SshTransport implements Transport {
       try {
         knownHostsText = loadKnownHosts(c.knownHostsFile, options.baseDir);
       } catch (err) {
-        throw new TransportError(label, "host-key", `cannot read knownHostsFile ${c.knownHostsFile}: ${(err as NodeJS.ErrnoException).code ?? "error"}`, err);
+        const resolved = isAbsolute(c.knownHostsFile) ? c.knownHostsFile : resolve(options.baseDir ?? process.cwd(), c.knownHostsFile);
+        throw new TransportError(label, "host-key", `cannot read knownHostsFile ${asWrittenAndResolved(c.knownHostsFile, resolved)}: ${(err as NodeJS.ErrnoException).code ?? "error"}`, err);
       }
     }
     const verify = (key: Buffer) =>
