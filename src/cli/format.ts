@@ -35,6 +35,11 @@ export function formatDrift(drift: HostDrift[]): string {
 /** The version of the `--json` output's shape; it changes only when a field changes meaning or goes away. */
 export const jsonFormatVersion = 1;
 
+/** Every command's `--json` document: the format version, the command, whether it succeeded, then its own fields. */
+export function jsonDocument(command: string, ok: boolean, body: object): string {
+  return JSON.stringify({ formatVersion: jsonFormatVersion, command, ok, ...body }, null, 2);
+}
+
 type HostDriftJson = { host: string; role: string; reached: true; clean: boolean; items: DriftItem[] } | { host: string; reached: false; error: string };
 
 /** Every host's drift, and one entry per host not reached. */

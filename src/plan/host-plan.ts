@@ -26,7 +26,9 @@ export interface HostPlan {
 
 function withOwnership(steps: Step[], desired: DesiredHostState, observed: ObservedHostState, keepOwned: boolean): Step[] {
   const record = nextOwnership(desired, observed, keepOwned);
-  if (steps.length === 0 && sameOwnership(record, observed.ownership)) return steps;
+  // An unchanged record is not written again: on a director it lists every destination, and a
+  // one-entry change on a 10,000-entry table would carry half a megabyte for nothing.
+  if (sameOwnership(record, observed.ownership)) return steps;
   return [...steps, { op: "record-ownership", record }];
 }
 

@@ -11,7 +11,7 @@ import { serviceKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import type { Step } from "../model/steps";
 import { renderKeepalivedConf } from "../render/keepalived";
-import { renderApplyScript } from "../render/scripts";
+import { renderApplyScript } from "../render/apply-script";
 import { labLikeSpec } from "../testing/specs";
 import { planCluster, type ClusterPlan } from "./cluster-plan";
 import { clusterHealth } from "./health";
@@ -213,7 +213,8 @@ describe("planning a director in keepalived mode", () => {
         "changed keepalived keepalived disabled",
       ]),
     );
-    expect(stepsOf(plan, "director2").map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "record-ownership"]);
+    // The ownership record is unchanged, so not written again.
+    expect(stepsOf(plan, "director2").map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived"]);
   });
 
   it("one VIP held by both directors (split brain), or by none, is drift on each of the group's directors", () => {
@@ -233,7 +234,7 @@ describe("planning a director in keepalived mode", () => {
     const smaller = checkedSpec({ realServers: [{ name: "rs1" }, { name: "rs2" }] });
     const plan = planCluster(desiredOf(smaller), after);
     const steps = stepsOf(plan, "director");
-    expect(steps.map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "wait-drained", "write-keepalived-config", "reload-keepalived", "remove-stray-destination", "record-ownership"]);
+    expect(steps.map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "wait-drained", "write-keepalived-config", "reload-keepalived", "remove-stray-destination"]);
     const draining = steps[0] as Extract<Step, { op: "write-keepalived-config" }>;
     expect("content" in draining.file && draining.file.content).toMatch(/real_server 198\.51\.100\.12 80 \{\n\s+weight 0\n/);
     const final = steps[3] as Extract<Step, { op: "write-keepalived-config" }>;
@@ -247,7 +248,7 @@ describe("planning a director in keepalived mode", () => {
     const { desired, after } = keepalivedApplied(spec);
     const plan = planCluster(desiredOf(haSpec({ realServers: [{ name: "rs1" }] })), after);
     expect(stepsOf(plan, "director").map((s) => s.op)).toContain("wait-drained");
-    expect(stepsOf(plan, "director2").map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "remove-stray-destination", "record-ownership"]);
+    expect(stepsOf(plan, "director2").map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "remove-stray-destination"]);
   });
 
   it("static to keepalived mode: keepalived adopts the entries (no ipvsadm change); and back: re-added the moment keepalived lets go", () => {

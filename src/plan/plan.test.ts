@@ -397,3 +397,14 @@ describe("a plan with hosts not reached", () => {
     expect(full.withheld).toEqual([]);
   });
 });
+
+describe("a one-entry change", () => {
+  it("changes that entry and the persisted rules, and does not write an ownership record that stays the same", () => {
+    const { after } = converge(labLikeSpec());
+    const heavier = labLikeSpec();
+    heavier.virtualServices![0]!.realServers![0]!.weight = 5;
+    const plan = planCluster(desiredOf(heavier), after);
+    expect(ops(stepsOf(plan, "director"))).toEqual(["edit-destination", "write-file"]);
+    expect(plan.waves.map((w) => w.wave)).toEqual(["directors"]);
+  });
+});

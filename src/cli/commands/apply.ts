@@ -6,7 +6,7 @@ import type { Cluster } from "../../config/schema";
 import { ApplyError, InterruptedError, PreflightError } from "../../ops/engine";
 import type { ClusterPlan } from "../../plan/cluster-plan";
 import { describeStep } from "../../render/describe";
-import { destructiveSteps, formatHeldBack, formatNotReached, formatPlan, formatWithheld, planSize } from "../format";
+import { destructiveSteps, formatHeldBack, formatNotReached, formatPlan, formatWithheld, jsonDocument, planJson, planSize } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
 import { readPlanFile, specDigest, type PlanFile } from "../plan-file";
@@ -22,7 +22,7 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
-type ChangeOptions = RunCommandOptions & { yes?: boolean };
+type ChangeOptions = RunCommandOptions & { yes?: boolean; json?: boolean };
 
 /** A saved plan's spec, read again from where it was read: refused if it is not the spec the plan was made from. */
 function savedSpec(saved: PlanFile, opts: ChangeOptions): Cluster {
@@ -36,61 +36,84 @@ function savedSpec(saved: PlanFile, opts: ChangeOptions): Cluster {
   return cluster;
 }
 
+/** What `--json` prints for apply and destroy, besides the format version, the command and `ok`. */
+interface ChangeResult {
+  /** applied, nothing-to-do, partial, declined, refused, failed, interrupted or error */
+  outcome: string;
+  exitCode: number;
+  plan?: unknown;
+  applied?: { host: string; wave: string; steps: number; warnings: string[] }[];
+  failures?: { host: string; wave: string; message: string }[];
+  notStarted?: { host: string; wave: string }[];
+  /** Hosts no longer as the plan saw them: nothing was changed anywhere. */
+  changedSincePlan?: { host: string; message: string }[];
+}
+
 /**
  * Shows the plan, asks (unless `--yes`), and runs exactly the plan shown. After a question or
  * from a saved plan, every host is first checked to be as the plan saw it (one round trip each):
- * if any changed, nothing is changed anywhere.
+ * if any changed, nothing is changed anywhere. With `--json` the plan and the outcome are one
+ * document on stdout; the lines meant for a person go to stderr.
  */
 async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: number) => void, opts: ChangeOptions, planFile?: string): Promise<void> {
   const progress = progressPrinter(io, Boolean(process.stderr.isTTY));
+  const json = Boolean(opts.json);
+  const say = json ? (text: string) => io.err(text) : (text: string) => io.out(text);
+  let verb: string = name;
+  let plan: ClusterPlan | undefined;
+  const end = (result: ChangeResult) => {
+    if (json) io.out(jsonDocument(verb, result.exitCode === exitCodes.ok, { ...result, plan: plan ? planJson(plan) : null }));
+    setExit(result.exitCode);
+  };
   try {
     const saved = planFile !== undefined ? readPlanFile(planFile) : null;
     const cluster = saved ? savedSpec(saved, opts) : loadSpec(opts);
     const destroy = saved ? saved.destroy : name === "destroy";
-    const verb = destroy ? "destroy" : "apply";
+    verb = destroy ? "destroy" : "apply";
     const interrupt = new AbortController();
     const run = openRun(cluster, saved?.hosts ? { ...opts, host: saved.hosts } : opts, io, progress.onProgress, interrupt.signal);
     try {
-      let plan: ClusterPlan;
       if (saved) plan = saved.plan;
       else {
         const planned = await run.plan({ destroy, partial: true });
         if (planned.problems.length) throw new PreflightError(planned.problems);
         plan = planned.plan;
       }
-      for (const line of [...formatHeldBack(plan), ...formatWithheld(plan)]) io.err(`warning: ${line}`);
+      const shown = plan;
+      for (const line of [...formatHeldBack(shown), ...formatWithheld(shown)]) io.err(`warning: ${line}`);
       // Hosts not reached are left as they are; the others converge, and the exit code says it was partial.
-      const partly = () => {
-        for (const line of formatNotReached(plan.notReached)) io.err(line);
-        return plan.notReached.length ? exitCodes.partial : exitCodes.ok;
+      const partly = (): number => {
+        for (const line of formatNotReached(shown.notReached)) io.err(line);
+        return shown.notReached.length ? exitCodes.partial : exitCodes.ok;
       };
-      if (plan.empty) {
-        io.out(plan.notReached.length ? "nothing to do on the hosts reached" : "nothing to do: every host already holds what the spec says");
-        setExit(partly());
+      if (shown.empty) {
+        say(shown.notReached.length ? "nothing to do on the hosts reached" : "nothing to do: every host already holds what the spec says");
+        const exitCode = partly();
+        end({ outcome: exitCode === exitCodes.ok ? "nothing-to-do" : "partial", exitCode });
         return;
       }
-      io.out(formatPlan(plan));
+      say(formatPlan(shown));
       // Like `pulumi up` and `terraform apply`: every change to live hosts is confirmed.
       if (!opts.yes) {
-        const taking = destructiveSteps(plan);
-        const what = `${planSize(plan)}${taking.length ? `, ${taking.length} taking something away (e.g. ${taking[0]!.host}: ${describeStep(taking[0]!.step)})` : ""}`;
-        if (!process.stdin.isTTY) {
+        const taking = destructiveSteps(shown);
+        const what = `${planSize(shown)}${taking.length ? `, ${taking.length} taking something away (e.g. ${taking[0]!.host}: ${describeStep(taking[0]!.step)})` : ""}`;
+        if (!process.stdin.isTTY || json) {
           io.err(`${verb} would change live hosts: ${what}; nothing was changed: re-run with --yes to go ahead`);
-          setExit(exitCodes.error);
+          end({ outcome: "declined", exitCode: exitCodes.error });
           return;
         }
         if (!(await confirm(`${verb}: ${what}. Go ahead?`))) {
           io.err("nothing was changed");
-          setExit(exitCodes.error);
+          end({ outcome: "declined", exitCode: exitCodes.error });
           return;
         }
       }
       if (saved || !opts.yes) {
-        const changed = await run.verifyPlanned(plan);
+        const changed = await run.verifyPlanned(shown);
         if (changed.length) {
           for (const c of changed) io.err(`${c.host}: ${c.message}`);
           io.err(`nothing was changed on any host: ${changed.length} host${changed.length === 1 ? " is" : "s are"} no longer as the plan saw ${changed.length === 1 ? "it" : "them"}; run \`lvsdr plan\` again`);
-          setExit(exitCodes.error);
+          end({ outcome: "refused", exitCode: exitCodes.error, changedSincePlan: changed });
           return;
         }
       }
@@ -104,14 +127,15 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
         interrupt.abort();
       };
       process.on("SIGINT", onInterrupt);
-      const report = await run.applyPlanned(plan).finally(() => process.off("SIGINT", onInterrupt));
+      const report = await run.applyPlanned(shown).finally(() => process.off("SIGINT", onInterrupt));
       progress.done();
       const steps = report.applied.reduce((n, a) => n + a.steps, 0);
       const warnings = report.applied.flatMap((a) => a.warnings.map((w) => `${a.host}: ${w}`));
       const hostCount = new Set(report.applied.map((a) => a.host)).size;
-      io.out(`${verb}: ${steps} steps on ${hostCount} host${hostCount === 1 ? "" : "s"} in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
+      say(`${verb}: ${steps} steps on ${hostCount} host${hostCount === 1 ? "" : "s"} in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
       for (const w of warnings) io.err(`warning: ${w}`);
-      setExit(partly());
+      const exitCode = partly();
+      end({ outcome: exitCode === exitCodes.ok ? "applied" : "partial", exitCode, applied: report.applied });
     } finally {
       await run.close();
     }
@@ -122,12 +146,12 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
       io.err(`interrupted: done: ${done.join(", ") || "nothing"}; not started: ${error.notStarted.map((n) => `${n.host} (${n.wave})`).join(", ") || "nothing"}`);
       for (const f of error.failures) io.err(`  ${f.host} (${f.wave}) failed: ${f.message}`);
       io.err("every script started has ended, and with it its hold on its host's lock; run `lvsdr plan` to see what is left");
-      setExit(exitCodes.interrupted);
+      end({ outcome: "interrupted", exitCode: exitCodes.interrupted, applied: error.completed, failures: error.failures, notStarted: error.notStarted });
     } else if (error instanceof ApplyError) {
       io.err(error.message);
       io.err(`${error.completed.length} host wave(s) completed before the failure; run \`lvsdr plan\` to see what is left`);
-      setExit(exitCodes.error);
-    } else setExit(handleError(error, io, false));
+      end({ outcome: "failed", exitCode: exitCodes.error, applied: error.completed, failures: error.failures });
+    } else setExit(handleError(error, io, json, verb));
   }
 }
 
@@ -136,6 +160,7 @@ export function applyCommand(io: CliIo, setExit: (code: number) => void): Comman
     .description("Bring every host to the spec: real servers first, then directors, then releases; with PLAN_FILE, run a plan saved by `lvsdr plan --out`")
     .argument("[plan-file]", "a plan saved by `lvsdr plan --out FILE`: refused if the spec or any host changed since")
     .option("-y, --yes", "go ahead without asking (needed when not on a terminal)")
+    .option("--json", "print { formatVersion, command, ok, outcome, exitCode, plan, applied, failures, notStarted, changedSincePlan } on stdout (needs --yes)")
     .addHelpText("after", "\nExamples:\n  lvsdr apply --stack prod\n  lvsdr apply --stack lab --yes --concurrency 64\n  lvsdr plan --stack prod --out prod.plan && lvsdr apply prod.plan\n")
     .action((planFile: string | undefined, opts: ChangeOptions) => runChange("apply", io, setExit, opts, planFile));
 }
@@ -144,6 +169,7 @@ export function destroyCommand(io: CliIo, setExit: (code: number) => void): Comm
   return addSourceOptions(new Command("destroy"))
     .description("Remove everything the tool created on every host (directors let go first)")
     .option("-y, --yes", "go ahead without asking (needed when not on a terminal)")
+    .option("--json", "print { formatVersion, command, ok, outcome, exitCode, plan, applied, failures, notStarted, changedSincePlan } on stdout (needs --yes)")
     .addHelpText("after", "\nExamples:\n  lvsdr destroy --stack dev\n  lvsdr destroy --stack dev --yes\n")
     .action((opts: ChangeOptions) => runChange("destroy", io, setExit, opts));
 }

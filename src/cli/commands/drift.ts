@@ -1,6 +1,6 @@
 /** `lvsdr drift`: observe every host and report what differs from the spec; exit 0 clean, 2 drift, 1 error or a host not reached. */
 import { Command } from "commander";
-import { driftJson, formatDrift, formatNotReached, jsonFormatVersion } from "../format";
+import { driftJson, formatDrift, formatNotReached, jsonDocument } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
 import { loadSpec, openRun, type RunCommandOptions } from "../run";
@@ -18,7 +18,7 @@ export function driftCommand(io: CliIo, setExit: (code: number) => void): Comman
           // Every host reached gets its report; one that was not is an error, not drift.
           const { drift, notReached } = await run.driftEach();
           const code = notReached.length ? exitCodes.error : drift.every((d) => d.clean) ? exitCodes.ok : exitCodes.drift;
-          if (opts.json) io.out(JSON.stringify({ formatVersion: jsonFormatVersion, command: "drift", ok: code === exitCodes.ok, ...driftJson(drift, notReached) }, null, 2));
+          if (opts.json) io.out(jsonDocument("drift", code === exitCodes.ok, driftJson(drift, notReached)));
           else {
             io.out(formatDrift(drift));
             for (const line of formatNotReached(notReached)) io.err(line);
@@ -28,7 +28,7 @@ export function driftCommand(io: CliIo, setExit: (code: number) => void): Comman
           await run.close();
         }
       } catch (error) {
-        setExit(handleError(error, io, Boolean(opts.json)));
+        setExit(handleError(error, io, Boolean(opts.json), "drift"));
       }
     });
 }

@@ -2,7 +2,7 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
 import { describeSource } from "../../config/load";
-import { formatDrift, formatHeldBack, formatNotReached, formatPlan, formatWithheld, jsonFormatVersion, planJson } from "../format";
+import { formatDrift, formatHeldBack, formatNotReached, formatPlan, formatWithheld, jsonDocument, planJson } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
 import { specDigest, writePlanFile } from "../plan-file";
@@ -34,7 +34,7 @@ export function planCommand(io: CliIo, setExit: (code: number) => void): Command
             }
           }
           const failed = problems.length > 0 || plan.notReached.length > 0;
-          if (opts.json) io.out(JSON.stringify({ formatVersion: jsonFormatVersion, command: "plan", ok: !failed, ...(planJson(plan) as object), preflight: problems }, null, 2));
+          if (opts.json) io.out(jsonDocument("plan", !failed, { ...(planJson(plan) as object), preflight: problems }));
           else {
             io.out(formatDrift(plan.drift));
             io.out("");
@@ -48,7 +48,7 @@ export function planCommand(io: CliIo, setExit: (code: number) => void): Command
           await run.close();
         }
       } catch (error) {
-        setExit(handleError(error, io, Boolean(opts.json)));
+        setExit(handleError(error, io, Boolean(opts.json), "plan"));
       }
     });
 }

@@ -1,7 +1,7 @@
 /** `lvsdr status`: what the directors see now, per service each real server's health, per failover group its master. */
 import { Command } from "commander";
 import { clusterHealth, type ClusterHealth } from "../../plan/health";
-import { formatHealth } from "../format";
+import { formatHealth, jsonFormatVersion } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
 import { loadSpec, openRun, type RunCommandOptions } from "../run";
@@ -10,7 +10,7 @@ import { addSourceOptions } from "./options";
 export function statusCommand(io: CliIo, setExit: (code: number) => void): Command {
   return addSourceOptions(new Command("status"))
     .description("Show each real server's health and weight as its director sees it, and each failover group's master")
-    .option("--json", "print { services: [{ service, director, realServers: [...], sorryServer }], groups: [{ group, master, ... }] }")
+    .option("--json", "print { formatVersion, command, ok, services: [{ service, director, realServers: [...], sorryServer }], groups: [{ group, master, ... }] }")
     .option("--watch [seconds]", "look again every few seconds (default 2) until interrupted")
     .addHelpText("after", "\nExamples:\n  lvsdr status --stack prod\n  lvsdr status --stack prod --watch 1\n")
     .action(async (opts: RunCommandOptions & { json?: boolean; watch?: string | boolean }) => {
@@ -30,7 +30,7 @@ export function statusCommand(io: CliIo, setExit: (code: number) => void): Comma
         try {
           for (;;) {
             const health: ClusterHealth = clusterHealth(run.desired, await run.observe({ only: directors }));
-            io.out(opts.json ? JSON.stringify(health, null, interval === null ? 2 : undefined) : `${interval !== null ? `${new Date().toISOString()}\n` : ""}${formatHealth(health)}`);
+            io.out(opts.json ? JSON.stringify({ formatVersion: jsonFormatVersion, command: "status", ok: true, ...health }, null, interval === null ? 2 : undefined) : `${interval !== null ? `${new Date().toISOString()}\n` : ""}${formatHealth(health)}`);
             if (interval === null || stop) break;
             await new Promise((r) => setTimeout(r, interval * 1000));
             if (stop) break;
@@ -42,7 +42,7 @@ export function statusCommand(io: CliIo, setExit: (code: number) => void): Comma
           await run.close();
         }
       } catch (error) {
-        setExit(handleError(error, io, Boolean(opts.json)));
+        setExit(handleError(error, io, Boolean(opts.json), "status"));
       }
     });
 }

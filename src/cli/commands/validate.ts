@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { checkClusterSource, formatIssue, type SpecIssue } from "../../config/load";
 import type { Cluster } from "../../config/schema";
+import { jsonDocument } from "../format";
 import { handleError } from "../handle-error";
 import { exitCodes, type CliIo } from "../io";
 import { specSource, type SourceOptions } from "../source";
@@ -31,7 +32,7 @@ export function summarize(cluster: Cluster): string {
 
 export function printValidation(report: ValidationReport, io: CliIo, json: boolean): void {
   if (json) {
-    io.out(JSON.stringify({ ok: report.ok, issues: report.issues }, null, 2));
+    io.out(jsonDocument("validate", report.ok, { source: report.source, ...(report.summary ? { summary: report.summary } : {}), issues: report.issues }));
     return;
   }
   if (report.ok) {
@@ -48,7 +49,7 @@ export function validateCommand(io: CliIo, setExit: (code: number) => void): Com
     .option("--stack <name>", "read stacks/Pulumi.<name>.yaml")
     .option("--file <path>", "read a spec file (a Pulumi stack file, or YAML/JSON holding just the cluster)")
     .option("--stacks-dir <dir>", "where stack files live", "stacks")
-    .option("--json", "print { ok, issues: [{ path, message, line?, column? }] }")
+    .option("--json", "print { formatVersion, command, ok, source, summary?, issues: [{ path, message, line?, column? }] }")
     .addHelpText("after", "\nExamples:\n  lvsdr validate --stack prod\n  lvsdr validate --file cluster.yaml --json\n")
     .action((opts: SourceOptions & { json?: boolean }) => {
       try {
@@ -56,7 +57,7 @@ export function validateCommand(io: CliIo, setExit: (code: number) => void): Com
         printValidation(report, io, Boolean(opts.json));
         setExit(report.ok ? exitCodes.ok : exitCodes.error);
       } catch (error) {
-        setExit(handleError(error, io, Boolean(opts.json)));
+        setExit(handleError(error, io, Boolean(opts.json), "validate"));
       }
     });
 }
