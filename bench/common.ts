@@ -92,3 +92,22 @@ export async function leastObservation(targets: HostTarget[], concurrency: numbe
     session.runScript(`ip -j addr show\n${t.role === "director" ? ipvs : ""}${read}`, { killOnHost: false }),
   );
 }
+
+/** Every host as before the tool (the lab's own VIP and ARP settings undone), whatever the tool left. */
+export async function resetHosts(desired: DesiredClusterState, concurrency = 32): Promise<void> {
+  const transport = new SshTransport();
+  const results = await runOnHosts(desired.targets, concurrency, async (t) => {
+    const session = await transport.connect(t.name, t.connection, { baseDir: REPO });
+    try {
+      const script =
+        t.role === "director"
+          ? `ipvsadm -C 2>/dev/null; ip addr del ${LAB_ADDRESSES.vip}/32 dev eth0 2>/dev/null; rm -rf /etc/lvs-dr /var/lib/lvs-dr /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service; true\n`
+          : `ip addr del ${LAB_ADDRESSES.vip}/32 dev lo 2>/dev/null; for i in all lo eth0; do echo 0 > /proc/sys/net/ipv4/conf/$i/arp_ignore; echo 0 > /proc/sys/net/ipv4/conf/$i/arp_announce; done; rm -rf /etc/sysctl.d/90-lvs-dr*.conf /etc/lvs-dr /var/lib/lvs-dr /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service; true\n`;
+      await session.runScript(script);
+    } finally {
+      await session.close();
+    }
+  });
+  const failed = results.flatMap((r, i) => (r.ok ? [] : [`${desired.targets[i]!.name}: ${String((r as { error: unknown }).error)}`]));
+  if (failed.length) throw new Error(`reset failed on ${failed.length} hosts: ${failed.join("; ")}`);
+}
