@@ -231,8 +231,14 @@ export interface HostStateScope {
   files: string[];
 }
 
-/** A host's state digest as observed (SHA-256, hex), with what it covers: the apply script recomputes it. */
+/**
+ * What a plan's first script on a host checks before it changes anything: the addresses on the
+ * scope's interfaces (`lo 198.51.100.5/32`), and the SHA-256 of which of the scope's files are
+ * links or regular files followed by the kernel settings' and files' text as `grep -z` prints
+ * them. Computed from the observation a plan is made from, at no cost on the host.
+ */
 export interface HostStateCheck extends HostStateScope {
+  addresses: string[];
   sha256: string;
 }
 
@@ -246,9 +252,9 @@ export interface ObservedHostState {
   ipvs: {
     /** `not-loaded`: no ip_vs module, so an empty table; `not-observed`: not asked (real servers). */
     status: "loaded" | "not-loaded" | "no-ipvsadm" | "not-observed";
-    /** sha256 of `ipvsadm -Sn`, to refuse applying a plan made from a stale view. */
+    /** sha256 of the kernel's listing without its counters (`kernelTableListing`), to refuse applying a plan made from a stale view. */
     fingerprint: string | null;
-    /** `ipvsadm -Sn` as the host printed it, when observed: a small table is compared whole. */
+    /** That listing, when observed: a small table is compared whole. */
     listing: string | null;
     services: VirtualServiceState[];
     destinations: (DestinationState & DestinationCounters)[];

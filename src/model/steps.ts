@@ -104,7 +104,7 @@ export interface HostWavePlan {
   steps: Step[];
   /** For directors: the IPVS table fingerprint the plan was made from; the apply refuses if it changed. */
   expectedIpvsFingerprint: string | null;
-  /** The same table as `ipvsadm -Sn` printed it, when known. */
+  /** The same table as the check reads it (the kernel's listing without counters), when known. */
   expectedIpvsListing: string | null;
   /** On a host's first wave of a plan: the state it was planned from; the script refuses, changing nothing, if it differs. */
   expectedState?: HostStateCheck;

@@ -24,11 +24,10 @@ export const observedFiles: string[] = [
  * of the same-broadcast-domain check rides on the observe round trip; only a new RIP without a
  * resolved neighbour entry costs one more (`probeArp`). A drift check reads none of it.
  */
-export function observeRequest(host: DesiredHostState, options: { preflight?: boolean; forPlan?: boolean } = {}): ObserveRequest {
+export function observeRequest(host: DesiredHostState, options: { preflight?: boolean } = {}): ObserveRequest {
   const director = host.role === "director";
   const preflight = options.preflight ?? false;
   return {
-    ...(options.forPlan ? { state: stateScope(host) } : {}),
     sysctlKeys: host.sysctls.map((s) => s.key),
     filePaths: observedFiles,
     tools: preflight,
@@ -49,14 +48,14 @@ export function stateScope(host: DesiredHostState): HostStateScope {
   return { interfaces: [...new Set(["lo", host.interface])], sysctlKeys: host.sysctls.map((s) => s.key), files: observedFiles };
 }
 
-/** `forPlan`: the observation a plan is made from, with the host's state digest for its apply script to check. */
+/** `forPlan`: the observation a plan is made from, with the state check its apply script makes (computed here, not on the host). */
 export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number; preflight?: boolean; forPlan?: boolean } = {}): Promise<ObservedHostState> {
-  const request = observeRequest(host, { preflight: options.preflight ?? false, forPlan: options.forPlan ?? false });
+  const request = observeRequest(host, { preflight: options.preflight ?? false });
   const result = await session.runScript(renderObserveScript(request), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false });
   if (result.code !== 0) {
     throw new TransportError(host.host, "run", `the observe script exited ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" | ")}`);
   }
-  return parseObservation(host.host, result.stdout, request.state);
+  return parseObservation(host.host, result.stdout, options.forPlan ? stateScope(host) : undefined);
 }
 
 /** Asks a director whether each RIP answers ARP on its interface; only RIPs without a resolved entry are sent a request. */

@@ -1,7 +1,7 @@
 /**
- * Parsers for ipvsadm's output: the rules form (`ipvsadm -Sn`, also what `-R` reads) for the
- * configuration, and the thresholds listing (`ipvsadm -Ln --exact --thresholds`) for the
- * thresholds and live connection counters the rules form leaves out.
+ * Parsers for the IPVS table as listed: ipvsadm's listing (`ipvsadm -Ln --exact --thresholds`)
+ * for services, thresholds and counters, the kernel's own (`/proc/net/ip_vs`) for weights and
+ * forwarding, and the rules form (`ipvsadm -Sn`, what `-R` reads) for the persisted rules file.
  */
 import { canonicalAddress, familyOf, prefixToNetmask } from "../config/ip";
 import type { DestinationCounters, DestinationState, Forwarding, VirtualServiceState } from "../model/host-state";
@@ -126,41 +126,115 @@ export function parseIpvsRules(text: string): IpvsTable {
   return { services, destinations };
 }
 
-export interface DestinationThresholds extends DestinationCounters {
-  upperThreshold: number;
-  lowerThreshold: number;
-}
+/** A destination as listed: its thresholds and counters, without what the listing leaves out (weight, forwarding). */
+export type ListedDestination = Omit<DestinationState, "weight" | "forwarding"> & DestinationCounters;
 
 /**
- * Parses `ipvsadm -Ln --exact --thresholds`: per destination key, its thresholds and
- * connection counters.
+ * Parses `ipvsadm -Ln --exact --thresholds`: every service with its scheduler, flags and
+ * persistence, and every destination with its thresholds and counters. The listing leaves out
+ * weights and forwarding: the kernel's own listing has them (`parseKernelTable`).
  */
-export function parseIpvsThresholds(text: string): Map<string, DestinationThresholds> {
-  const out = new Map<string, DestinationThresholds>();
+export function parseIpvsListing(text: string): { services: VirtualServiceState[]; destinations: ListedDestination[] } {
+  const services: VirtualServiceState[] = [];
+  const destinations: ListedDestination[] = [];
   let service: string | null = null;
   for (const raw of text.split("\n")) {
     const line = raw.trim();
     if (line === "" || line.startsWith("IP Virtual Server") || line.startsWith("Prot ") || line.startsWith("-> RemoteAddress")) continue;
     const tokens = line.split(/\s+/);
     if (tokens[0] === "->") {
-      if (service === null) throw new ParseError("ipvsadm thresholds listing", `destination before any service: "${line}"`);
+      if (service === null) throw new ParseError("ipvsadm listing", `destination before any service: "${line}"`);
       const { address, port } = splitHostPort(tokens[1] ?? "");
       const [upper, lower, active, inactive] = tokens.slice(2, 6).map(Number);
-      out.set(destinationKey({ service, address, port }), {
-        upperThreshold: upper ?? 0,
-        lowerThreshold: lower ?? 0,
-        activeConnections: active ?? 0,
-        inactiveConnections: inactive ?? 0,
-      });
+      destinations.push({ service, address, port, upperThreshold: upper ?? 0, lowerThreshold: lower ?? 0, activeConnections: active ?? 0, inactiveConnections: inactive ?? 0 });
       continue;
     }
+    let selector: Selector;
+    let rest: string[];
     if (tokens[0] === "TCP" || tokens[0] === "UDP") {
       const { address, port } = splitHostPort(tokens[1] ?? "");
-      service = serviceKey({ protocol: tokens[0] === "TCP" ? "tcp" : "udp", address, port, fwmark: 0, family: familyOf(address) ?? 4 });
+      selector = { protocol: tokens[0] === "TCP" ? "tcp" : "udp", address, port, fwmark: 0, family: familyOf(address) ?? 4 };
+      rest = tokens.slice(2);
     } else if (tokens[0] === "FWM") {
-      service = serviceKey({ protocol: "fwmark", address: "", port: 0, fwmark: Number(tokens[1]), family: tokens[2] === "IPv6" ? 6 : 4 });
+      const v6 = tokens[2] === "IPv6";
+      selector = { protocol: "fwmark", address: "", port: 0, fwmark: Number(tokens[1]), family: v6 ? 6 : 4 };
+      rest = tokens.slice(v6 ? 3 : 2);
     } else {
-      throw new ParseError("ipvsadm thresholds listing", `unexpected line "${line}"`);
+      throw new ParseError("ipvsadm listing", `unexpected line "${line}"`);
+    }
+    // `rr`, `mh (mh-port)`, `wrr persistent 300 mask 255.255.255.0`, maybe `ops`.
+    const flags = rest[1]?.startsWith("(") ? rest[1].slice(1, -1).split(",").filter(Boolean).sort() : [];
+    const at = rest.indexOf("persistent");
+    const mask = rest.indexOf("mask");
+    services.push({
+      ...selector,
+      scheduler: rest[0] ?? "wlc",
+      flags,
+      persistence: at >= 0 ? { timeout: Number(rest[at + 1]), netmask: mask >= 0 ? rest[mask + 1]! : selector.family === 4 ? prefixToNetmask(32) : "128" } : null,
+    });
+    service = serviceKey(selector);
+  }
+  return { services, destinations };
+}
+
+const forwardingByName: Record<string, Forwarding> = { Route: "dr", Tunnel: "tunnel", Masq: "nat", Local: "local" };
+
+/**
+ * The kernel's own listing, `/proc/net/ip_vs`, as the apply script's table check sees it: every
+ * line as it is, but a destination line cut to its address, forwarding and weight (its two
+ * connection counters move with traffic). The apply script computes the same text with
+ * `awk '$1 == "->" { print $1, $2, $3, $4; next } { print }'`.
+ */
+export function kernelTableListing(procText: string): string {
+  const lines = procText.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  if (lines.length === 0) return "";
+  return lines.map((line) => {
+    const fields = line.trim().split(/\s+/);
+    return fields[0] === "->" ? fields.slice(0, 4).join(" ") : line;
+  }).join("\n") + "\n";
+}
+
+/** `C633640A:0050` or `[2001:0db8:...:0005]:0050`, as the kernel lists addresses and ports in hex. */
+function kernelHostPort(text: string): { address: string; port: number } {
+  const v6 = /^\[([0-9a-fA-F:]+)\]:([0-9A-F]{4})$/.exec(text);
+  if (v6) return { address: canonicalAddress(v6[1]!), port: parseInt(v6[2]!, 16) };
+  const v4 = /^([0-9A-F]{8}):([0-9A-F]{4})$/.exec(text);
+  if (!v4) throw new ParseError("/proc/net/ip_vs", `"${text}" is not an address and port`);
+  const n = parseInt(v4[1]!, 16);
+  return { address: [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join("."), port: parseInt(v4[2]!, 16) };
+}
+
+/**
+ * Each destination's forwarding method, weight and live connection counters, by destination key, from
+ * `/proc/net/ip_vs`. The kernel does not say a firewall-mark service's family: a destination's
+ * address does.
+ */
+export function parseKernelTable(procText: string): Map<string, DestinationCounters & { weight: number; forwarding: Forwarding }> {
+  const out = new Map<string, DestinationCounters & { weight: number; forwarding: Forwarding }>();
+  let service: ((destinationFamily: 4 | 6) => string) | null = null;
+  for (const raw of procText.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("IP Virtual Server") || line.startsWith("Prot ") || line.startsWith("-> RemoteAddress")) continue;
+    const tokens = line.split(/\s+/);
+    if (tokens[0] === "->") {
+      if (service === null) throw new ParseError("/proc/net/ip_vs", `destination before any service: "${line}"`);
+      const { address, port } = kernelHostPort(tokens[1] ?? "");
+      const [weight, active, inactive] = tokens.slice(3, 6).map(Number);
+      const forwarding = forwardingByName[tokens[2] ?? ""];
+      if (!forwarding) throw new ParseError("/proc/net/ip_vs", `unknown forwarding method in "${line}"`);
+      out.set(destinationKey({ service: service(address.includes(":") ? 6 : 4), address, port }), { forwarding, weight: weight ?? 0, activeConnections: active ?? 0, inactiveConnections: inactive ?? 0 });
+    } else if (tokens[0] === "TCP" || tokens[0] === "UDP") {
+      const protocol = tokens[0] === "TCP" ? "tcp" : "udp";
+      const { address, port } = kernelHostPort(tokens[1] ?? "");
+      const key = serviceKey({ protocol, address, port, fwmark: 0, family: address.includes(":") ? 6 : 4 });
+      service = () => key;
+    } else if (tokens[0] === "FWM") {
+      const fwmark = parseInt(tokens[1] ?? "", 16);
+      service = (family) => serviceKey({ protocol: "fwmark", address: "", port: 0, fwmark, family });
+    } else {
+      // SCTP and other protocols the tool does not manage: their destinations are not ours to count.
+      service = () => `other:${line}`;
     }
   }
   return out;

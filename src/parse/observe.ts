@@ -2,12 +2,12 @@
  * Turns the observe script's output (see render/observe-script.ts) into ObservedHostState: one
  * round trip's text becomes all the structured state the planner needs.
  */
-import { textSha256, type HostStateScope, type IpvsTimeouts, type ObservedFile, type ObservedHostState } from "../model/host-state";
+import { textSha256, type HostStateCheck, type HostStateScope, type IpvsTimeouts, type ObservedFile, type ObservedHostState } from "../model/host-state";
 import { destinationKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { marker } from "../model/script-protocol";
 import { parseIpAddr, parseNeighbours, parseRouteBatch } from "./ip";
-import { ParseError, parseIpvsRules, parseIpvsThresholds } from "./ipvsadm";
+import { kernelTableListing, ParseError, parseIpvsListing, parseKernelTable } from "./ipvsadm";
 import { parseOwnershipRecord } from "./ownership";
 
 /** The observe script's output format this parser reads (render/observe-script.ts writes it). */
@@ -32,7 +32,7 @@ function splitBlocks(text: string): Block[] {
   return blocks;
 }
 
-/** `stateScope`: what the script's state digest covered, when it was asked for one. */
+/** `stateScope`: for the observation a plan is made from, what its state check covers. */
 export function parseObservation(host: string, output: string, stateScope?: HostStateScope): ObservedHostState {
   const first = splitBlocks(output.slice(0, output.indexOf("\n") + 1))[0];
   if (first?.header[0] !== "observe") throw new ParseError(`observation of ${host}`, "the output does not start with the observe marker");
@@ -87,10 +87,6 @@ export function parseObservation(host: string, output: string, stateScope?: Host
       if (arg !== "loaded" && arg !== "not-loaded" && arg !== "no-ipvsadm") throw new ParseError(`observation of ${host}`, `unknown IPVS status ${arg}`);
       state.ipvs.status = arg;
       ipvsText = body;
-    } else if (kind === "state") {
-      if (!stateScope) throw new ParseError(`observation of ${host}`, "a state digest that was not asked for");
-      if (!/^[0-9a-f]{64}$/.test(arg ?? "")) throw new ParseError(`observation of ${host}`, `the state digest "${arg}" is not a SHA-256`);
-      state.state = { ...stateScope, sha256: arg! };
     } else if (kind === "keepalived") {
       const words = new Set(block.header.slice(1));
       state.keepalived = { installed: words.has("installed"), running: words.has("running"), enabled: words.has("enabled") };
@@ -109,25 +105,28 @@ export function parseObservation(host: string, output: string, stateScope?: Host
   }
 
   if (state.ipvs.status === "loaded") {
-    const { rulesText, thresholdsText, timeouts } = splitIpvsListings(ipvsText);
+    const { listingText, timeouts } = splitIpvsListings(ipvsText);
     state.ipvs.timeouts = timeouts;
-    const table = parseIpvsRules(rulesText);
-    state.ipvs.fingerprint = textSha256(rulesText);
-    state.ipvs.listing = rulesText;
-    const counters = parseIpvsThresholds(thresholdsText);
-    state.ipvs.services = table.services;
-    state.ipvs.destinations = table.destinations.map((d) => {
-      const c = counters.get(destinationKey(d));
-      return {
-        ...d,
-        upperThreshold: c?.upperThreshold ?? d.upperThreshold,
-        lowerThreshold: c?.lowerThreshold ?? d.lowerThreshold,
-        activeConnections: c?.activeConnections ?? 0,
-        inactiveConnections: c?.inactiveConnections ?? 0,
-      };
+    // Services, thresholds and counters from ipvsadm's listing; weights and forwarding from the
+    // kernel's own, read with the files in the same script. One ipvsadm listing, not two (each
+    // costs half a second on a 10,000-entry table on the lab's director); the apply script's
+    // check reads the kernel's listing too.
+    if (read.kernelTable === null) throw new ParseError(`observation of ${host}`, "/proc/net/ip_vs was not read");
+    const kernel = parseKernelTable(read.kernelTable);
+    const listed = parseIpvsListing(listingText);
+    state.ipvs.listing = kernelTableListing(read.kernelTable);
+    state.ipvs.fingerprint = textSha256(state.ipvs.listing);
+    state.ipvs.services = listed.services;
+    const changed = () => new ParseError(`observation of ${host}`, "the IPVS table changed while it was observed; observe again");
+    state.ipvs.destinations = listed.destinations.map((d) => {
+      // Both listings are of one table: a destination missing from one means it changed between them.
+      const seen = kernel.get(destinationKey(d));
+      if (!seen) throw changed();
+      return { ...d, weight: seen.weight, forwarding: seen.forwarding };
     });
+    if ([...kernel.keys()].filter((k) => !k.startsWith("other:")).length !== listed.destinations.length) throw changed();
   }
-  if (stateScope && !state.state) throw new ParseError(`observation of ${host}`, "the state digest asked for is missing");
+  if (stateScope) state.state = hostStateCheck(stateScope, state, read.raw);
   const ownership = state.files[hostPaths.ownership];
   if (ownership && !ownership.isLink && ownership.content !== undefined) state.ownership = parseOwnershipRecord(ownership.content);
   return state;
@@ -139,23 +138,14 @@ function decodeFile(kind: string | undefined, body: string[]): ObservedFile | nu
   throw new ParseError("observation", `unknown file state ${kind}`);
 }
 
-/**
- * The one `ipvsadm -R` run: `ipvsadm -Sn`'s exact bytes (the apply script lists them again on
- * the host), then the thresholds listing, which starts with its version line.
- */
-function splitIpvsListings(body: string): { rulesText: string; thresholdsText: string; timeouts: IpvsTimeouts | null } {
+/** The one `ipvsadm -R` run: `ipvsadm -Ln --exact --thresholds`, then `ipvsadm -L --timeout`'s one line. */
+function splitIpvsListings(body: string): { listingText: string; timeouts: IpvsTimeouts | null } {
   const lines = body.split("\n");
-  const at = lines.findIndex((l) => l.startsWith("IP Virtual Server version "));
-  if (at < 0) throw new ParseError("observation", "the IPVS thresholds listing is missing");
-  const rules = lines.slice(0, at);
-  // `ipvsadm -L --timeout` comes last, when the script asked for it: one line.
-  let timeouts: IpvsTimeouts | null = null;
-  const rest = lines.slice(at).filter((l) => {
-    const m = /^Timeout \(tcp tcpfin udp\): (\d+) (\d+) (\d+)\s*$/.exec(l);
-    if (m) timeouts = { tcp: Number(m[1]), tcpFin: Number(m[2]), udp: Number(m[3]) };
-    return !m;
-  });
-  return { rulesText: rules.length ? `${rules.join("\n")}\n` : "", thresholdsText: rest.join("\n"), timeouts };
+  const at = lines.findIndex((l) => l.startsWith("Timeout (tcp tcpfin udp): "));
+  if (at < 0) throw new ParseError("observation", "the IPVS timeouts are missing");
+  const m = /^Timeout \(tcp tcpfin udp\): (\d+) (\d+) (\d+)\s*$/.exec(lines[at]!);
+  if (!m) throw new ParseError("observation", `unexpected IPVS timeouts line "${lines[at]}"`);
+  return { listingText: lines.slice(0, at).join("\n"), timeouts: { tcp: Number(m[1]), tcpFin: Number(m[2]), udp: Number(m[3]) } };
 }
 
 /**
@@ -183,18 +173,49 @@ function cutReadRecords(output: string): { text: string; records: string[] } {
  * Only /proc/sys paths and the files the output announced are accepted; the parts of a file
  * holding NUL bytes are joined again.
  */
-function readRecords(records: string[], announced: Set<string>): { sysctls: Record<string, string>; files: Map<string, string> } {
+function readRecords(
+  records: string[],
+  announced: Set<string>,
+): { sysctls: Record<string, string>; files: Map<string, string>; kernelTable: string | null; raw: Map<string, string[]> } {
   const sysctls: Record<string, string> = {};
   const files = new Map<string, string>();
+  const raw = new Map<string, string[]>();
+  let kernelTable: string | null = null;
   for (const record of records) {
     const colon = record.indexOf(":");
     const path = colon < 0 ? "" : record.slice(0, colon);
     const content = record.slice(colon + 1);
-    if (path.startsWith("/proc/sys/")) sysctls[path.slice("/proc/sys/".length)] = content.replace(/\n/g, " ").trim();
+    raw.set(path, [...(raw.get(path) ?? []), content]);
+    if (path === "/proc/net/ip_vs") kernelTable = content;
+    else if (path.startsWith("/proc/sys/")) sysctls[path.slice("/proc/sys/".length)] = content.replace(/\n/g, " ").trim();
     else if (announced.has(path)) files.set(path, files.has(path) ? `${files.get(path)}\0${content}` : content);
     else throw new ParseError("observation", `unexpected record "${record.slice(0, 80)}" among the values read`);
   }
-  return { sysctls, files };
+  return { sysctls, files, kernelTable, raw };
+}
+
+/**
+ * What the apply script checks (render/apply-script.ts, `hostStateCheck`), from this
+ * observation: the addresses on the scope's interfaces, and the SHA-256 of a line per scope file
+ * that is a link or a regular file and per scope kernel setting that exists (by position), then
+ * the text of those settings and regular files as `grep -z -h` prints it. The observe script read
+ * the same bytes; no path is in them.
+ */
+function hostStateCheck(scope: HostStateScope, state: ObservedHostState, raw: ReadonlyMap<string, string[]>): HostStateCheck {
+  const interfaces = new Set(scope.interfaces);
+  const addresses = state.addresses.filter((a) => interfaces.has(a.interface)).map((a) => `${a.interface} ${a.address}/${a.prefix}`);
+  let text = "";
+  scope.files.forEach((path, i) => {
+    const file = state.files[path];
+    if (file?.isLink) text += `link ${i}\n`;
+    else if (file) text += `file ${i}\n`;
+  });
+  scope.sysctlKeys.forEach((key, i) => {
+    if (state.sysctls[key] !== undefined && state.sysctls[key] !== null) text += `key ${i}\n`;
+  });
+  const records = [...scope.sysctlKeys.map((k) => `/proc/sys/${k}`), ...scope.files.filter((f) => state.files[f] && !state.files[f]!.isLink)];
+  for (const path of records) for (const part of raw.get(path) ?? []) text += `${part}\0`;
+  return { ...scope, addresses, sha256: textSha256(text) };
 }
 
 /** The ARP probe script's output: per RIP, whether it answered. */

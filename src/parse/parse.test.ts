@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { textSha256 } from "../model/host-state";
 import { hostPaths } from "../model/paths";
 import { parseIpAddr, parseNeighbours, parseRouteGet } from "./ip";
-import { parseIpvsRules, parseIpvsThresholds, ParseError } from "./ipvsadm";
+import { kernelTableListing, parseIpvsListing, parseIpvsRules, parseKernelTable, ParseError } from "./ipvsadm";
+import { destinationKey, serviceKey } from "../model/keys";
 import { parseObservation } from "./observe";
 import { parseOwnershipRecord } from "./ownership";
 import { parseSysctlOutput } from "./sysctl";
@@ -41,12 +42,21 @@ describe("ipvsadm -Sn", () => {
 });
 
 describe("ipvsadm -Ln --exact --thresholds", () => {
-  it("gives thresholds and counters per destination key", () => {
-    const t = parseIpvsThresholds(fixture("director", "ipvsadm-Ln-exact-thresholds.txt"));
-    expect(t.size).toBe(9);
-    expect(t.get("tcp:198.51.100.6:443/198.51.100.11:443")).toEqual({ upperThreshold: 100, lowerThreshold: 10, activeConnections: 0, inactiveConnections: 0 });
-    expect(t.get("tcp:198.51.100.5:80/198.51.100.10:80")).toEqual({ upperThreshold: 0, lowerThreshold: 0, activeConnections: 0, inactiveConnections: 3 });
-    expect(t.get("fwmark:7/198.51.100.12:0")?.upperThreshold).toBe(100);
+  const listed = parseIpvsListing(fixture("director", "ipvsadm-Ln-exact-thresholds.txt"));
+
+  it("gives every service as the rules form does: scheduler, flags, persistence", () => {
+    // The same table's rules form, captured beside it.
+    const rules = parseIpvsRules(fixture("director", "ipvsadm-S-n.txt"));
+    expect([...listed.services].sort((a, b) => serviceKey(a).localeCompare(serviceKey(b)))).toEqual([...rules.services].sort((a, b) => serviceKey(a).localeCompare(serviceKey(b))));
+    expect(listed.destinations.map(destinationKey).sort()).toEqual(rules.destinations.map(destinationKey).sort());
+  });
+
+  it("gives thresholds and counters per destination (the rules form has neither)", () => {
+    const byKey = new Map(listed.destinations.map((d) => [destinationKey(d), d]));
+    expect(byKey.size).toBe(9);
+    expect(byKey.get("tcp:198.51.100.6:443/198.51.100.11:443")).toMatchObject({ upperThreshold: 100, lowerThreshold: 10, activeConnections: 0, inactiveConnections: 0 });
+    expect(byKey.get("tcp:198.51.100.5:80/198.51.100.10:80")).toMatchObject({ upperThreshold: 0, lowerThreshold: 0, activeConnections: 0, inactiveConnections: 3 });
+    expect(byKey.get("fwmark:7/198.51.100.12:0")?.upperThreshold).toBe(100);
   });
 });
 
@@ -128,32 +138,63 @@ describe("the observe script's output", () => {
     expect(state.ipvs.destinations.map((d) => `${d.address} ${d.weight}`)).toEqual(["198.51.100.10 1", "198.51.100.11 1", "198.51.100.12 1", "198.51.100.230 1"]);
     expect(state.addresses).toContainEqual({ interface: "eth0", address: "198.51.100.5", prefix: 32 });
     expect(state.files[hostPaths.systemdUnitLink]).toEqual({ isLink: true, target: hostPaths.systemdUnit });
-    // Files come back whole. The rules file the tool wrote is what `ipvsadm -Sn` prints for the same table.
-    const rules = state.files[hostPaths.ipvsRules];
-    const listed = /@@lvsdr ipvs loaded\n([\s\S]*?)IP Virtual Server version/.exec(fixture("observe", "director-managed.txt"))?.[1];
-    expect(listed).toContain("-A -t 198.51.100.5:80 -s rr\n");
-    expect(rules).toEqual({ isLink: false, sha256: textSha256(listed ?? ""), content: listed });
+    // Files come back whole. The rules file the tool wrote holds the table observed.
+    const rules = state.files[hostPaths.ipvsRules] as { isLink: false; sha256: string; content: string };
+    expect(rules.sha256).toBe(textSha256(rules.content));
+    const persisted = parseIpvsRules(rules.content);
+    expect(persisted.services).toEqual(state.ipvs.services);
+    expect(persisted.destinations).toEqual(state.ipvs.destinations.map(({ activeConnections: _a, inactiveConnections: _i, ...d }) => d));
     expect(state.files[hostPaths.ownership]).toMatchObject({ isLink: false, content: expect.stringContaining('"cluster": "lab"') });
   });
 
-  it("fingerprints the IPVS table exactly as `ipvsadm -Sn | sha256sum` does on the host", () => {
-    // Captured beside it: what the director's own `ipvsadm -Sn | sha256sum` printed.
-    const text = fixture("observe", "director-managed.txt");
-    const onHost = /^([0-9a-f]{64}) {2}-$/m.exec(fixture("observe", "director-managed-ipvs-sha256sum.txt"))?.[1];
-    expect(onHost).toMatch(/^[0-9a-f]{64}$/);
-    expect(parseObservation("director", text).ipvs.fingerprint).toBe(onHost);
-    // An empty table is the digest of no bytes, as `ipvsadm -Sn | sha256sum` prints for it.
-    const empty = text.replace(/(@@lvsdr ipvs loaded\n)[\s\S]*?(?=IP Virtual Server version)/, "$1");
-    expect(parseObservation("director", empty).ipvs.fingerprint).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  it("fingerprints the IPVS table exactly as the apply script's check does on the host", () => {
+    // Captured beside it: what the director's own `awk ... /proc/net/ip_vs | sha256sum` printed.
+    for (const name of ["director-managed", "director-keepalived"]) {
+      const onHost = /^([0-9a-f]{64}) {2}-$/m.exec(fixture("observe", `${name}-ipvs-sha256sum.txt`))?.[1];
+      expect(onHost).toMatch(/^[0-9a-f]{64}$/);
+      expect(parseObservation("director", fixture("observe", name + ".txt")).ipvs.fingerprint).toBe(onHost);
+    }
   });
 
-  it("reads both IPVS listings from the one ipvsadm run, and refuses a run that printed only one", () => {
+  it("takes services, thresholds and counters from ipvsadm's listing, weights from the kernel's, and refuses listings that disagree", () => {
     const text = fixture("observe", "director-managed.txt");
-    const withThresholds = text.replace("  -> 198.51.100.11:80             0          0          0          3", "  -> 198.51.100.11:80             500        100        7          3");
-    const destination = parseObservation("director", withThresholds).ipvs.destinations.find((d) => d.address === "198.51.100.11");
-    expect(destination).toMatchObject({ weight: 1, upperThreshold: 500, lowerThreshold: 100, activeConnections: 7, inactiveConnections: 3 });
-    const rulesOnly = text.replace(/IP Virtual Server version[\s\S]*?(?=@@lvsdr file)/, "");
-    expect(() => parseObservation("director", rulesOnly)).toThrow(/thresholds listing is missing/);
+    // rs2 with connections, 7 active and 3 inactive, in both listings.
+    const busy = text
+      .replace(/( {2}-> 198\.51\.100\.11:80 +0 +0 +)0( +)0/, "$17$23")
+      .replace("  -> C633640B:0050      Route   1      0          0", "  -> C633640B:0050      Route   1      7          3");
+    expect(busy).not.toBe(text);
+    expect(parseObservation("director", busy).ipvs.destinations.find((d) => d.address === "198.51.100.11")).toMatchObject({ weight: 1, activeConnections: 7, inactiveConnections: 3 });
+    // Counters are no change of the table; a weight is.
+    expect(parseObservation("director", busy).ipvs.fingerprint).toBe(parseObservation("director", text).ipvs.fingerprint);
+    // The weight is the kernel's.
+    const heavier = parseObservation("director", text.replace("  -> C633640B:0050      Route   1 ", "  -> C633640B:0050      Route   4 "));
+    expect(heavier.ipvs.destinations.find((d) => d.address === "198.51.100.11")?.weight).toBe(4);
+    expect(heavier.ipvs.fingerprint).not.toBe(parseObservation("director", text).ipvs.fingerprint);
+    // The table changed between the two reads: the kernel lists a destination ipvsadm did not, or not one it did.
+    expect(() => parseObservation("director", text.replace("  -> C633640A:0050", "  -> C633640D:0050      Route   1      0          0         \n  -> C633640A:0050"))).toThrow(/the IPVS table changed while it was observed/);
+    expect(() => parseObservation("director", text.replace(/\n {2}-> C633640A:0050[^\n]*/, ""))).toThrow(/the IPVS table changed while it was observed/);
+    expect(() => parseObservation("director", text.replace(/\0\/proc\/net\/ip_vs:[^\0]*/, ""))).toThrow(/\/proc\/net\/ip_vs was not read/);
+  });
+
+  it("reads the kernel's listing in hex: IPv4, IPv6 and firewall-mark services", () => {
+    const proc = [
+      "IP Virtual Server version 1.2.1 (size=4096)",
+      "Prot LocalAddress:Port Scheduler Flags",
+      "  -> RemoteAddress:Port Forward Weight ActiveConn InActConn",
+      "TCP  C6336405:0050 rr  ",
+      "  -> C633640A:0050      Route   3      2          1         ",
+      "UDP  [2001:0db8:0000:0000:0000:0000:0000:0005]:0035 wrr ",
+      "  -> [2001:0db8:0000:0000:0000:0000:0000:000a]:0035      Route   1      0          4         ",
+      "FWM  00000007 sh ",
+      "  -> [2001:0db8:0000:0000:0000:0000:0000:000b]:0000      Route   2      5          0         ",
+      "",
+    ].join("\n");
+    expect([...parseKernelTable(proc)]).toEqual([
+      ["tcp:198.51.100.5:80/198.51.100.10:80", { forwarding: "dr", weight: 3, activeConnections: 2, inactiveConnections: 1 }],
+      ["udp:[2001:db8::5]:53/[2001:db8::a]:53", { forwarding: "dr", weight: 1, activeConnections: 0, inactiveConnections: 4 }],
+      ["fwmark6:7/[2001:db8::b]:0", { forwarding: "dr", weight: 2, activeConnections: 5, inactiveConnections: 0 }],
+    ]);
+    expect(kernelTableListing(proc).split("\n").slice(3, 5)).toEqual(["TCP  C6336405:0050 rr  ", "-> C633640A:0050 Route 3"]);
   });
 
   it("refuses output that was cut short", () => {

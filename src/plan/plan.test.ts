@@ -352,7 +352,7 @@ describe("planner properties", () => {
 
 describe("a plan is checked against the state it was made from", () => {
   const withDigests = (observed: Map<string, ObservedHostState>) =>
-    new Map([...observed].map(([name, s], i) => [name, { ...s, state: { interfaces: ["lo", "eth0"], sysctlKeys: [], files: [], sha256: i.toString(16).padStart(64, "0") } }]));
+    new Map([...observed].map(([name, s], i) => [name, { ...s, state: { interfaces: ["lo", "eth0"], sysctlKeys: [], files: [], addresses: [], sha256: i.toString(16).padStart(64, "0") } }]));
 
   it("each host's first script carries the digest observed; its later ones follow it and do not", () => {
     const { desired, after } = converge(labLikeSpec());

@@ -15,8 +15,9 @@ export interface PreflightProblem {
 }
 
 // grep reads every sysctl and file; a director's apply checks a large IPVS table by its digest.
-const toolsEverywhere = ["ip", "flock", "grep"];
-const toolsOnDirectors = ["ipvsadm", "modprobe", "sha256sum"];
+// sha256sum: every plan's first script checks its host's state digest; awk: a director's IPVS table check.
+const toolsEverywhere = ["ip", "flock", "grep", "sha256sum"];
+const toolsOnDirectors = ["ipvsadm", "modprobe", "awk"];
 
 /**
  * A host, or its keepalived configuration, that another cluster's spec manages: neither apply nor
@@ -54,7 +55,7 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
 
   const needed = [...toolsEverywhere, ...(desired.role === "director" ? toolsOnDirectors : [])];
   const missing = needed.filter((t) => !observed.tools.includes(t));
-  if (missing.length) add("tools", `missing command${missing.length > 1 ? "s" : ""}: ${missing.join(", ")} (install ${missing.includes("ipvsadm") ? "ipvsadm, " : ""}iproute2, util-linux, grep and coreutils)`);
+  if (missing.length) add("tools", `missing command${missing.length > 1 ? "s" : ""}: ${missing.join(", ")} (install ${missing.includes("ipvsadm") ? "ipvsadm, " : ""}iproute2, util-linux, grep, coreutils and an awk)`);
 
   if (desired.role === "director" && observed.ipvs.status === "no-ipvsadm") add("ipvs", "the ip_vs module is loaded but ipvsadm is not installed");
 

@@ -3,7 +3,7 @@
  * (changing nothing) when the host is no longer as the plan observed it. Output lines starting
  * with `@@lvsdr` are markers the engine reads (model/script-protocol.ts).
  */
-import type { DestinationState, InterfaceAddress, RenderedFile, VirtualServiceState } from "../model/host-state";
+import type { DestinationState, HostStateCheck, InterfaceAddress, RenderedFile, VirtualServiceState } from "../model/host-state";
 import { hostPort, serviceKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { marker, refusalCodes } from "../model/script-protocol";
@@ -11,14 +11,55 @@ import { isIpvsStep, type HostWavePlan, type Step } from "../model/steps";
 import { describeStep } from "./describe";
 import { renderOwnershipFile } from "./files";
 import { ipvsLine, serviceSelectorFromKey } from "./ipvsadm";
-import { PATH, stateDigestCommand } from "./script-common";
+import { PATH } from "./script-common";
 import { assertAddress, assertInterface, assertManagedPath, assertSysctlKey, assertSysctlValue, assertUint, heredoc, quote } from "./shell";
 
 /**
- * The IPVS table's fingerprint on the host: the SHA-256 of `ipvsadm -Sn`'s output, which the
- * parse layer computes from the same bytes of the observe script's output.
+ * The IPVS table as the check sees it: the kernel's own listing with each destination's two
+ * connection counters cut off (they move with traffic). One awk reads it; an `ipvsadm -Sn`
+ * costs half a second on a 10,000-entry table on the lab's director. The parse layer computes
+ * the same text from the observe script's read of the same file (`kernelTableListing`).
  */
-const ipvsFingerprint = `lvsdr_fp=$(ipvsadm -Sn | sha256sum) && lvsdr_fp=\${lvsdr_fp%% *}`;
+const kernelTable = `awk '$1 == "->" { print $1, $2, $3, $4; next } { print }' /proc/net/ip_vs`;
+
+/**
+ * Exits 78, changing nothing, unless the host is as `check` says it was observed: the same
+ * addresses on the scope's interfaces (in any order; lifetimes, which count down, and other
+ * interfaces, which come and go on container hosts, do not count), and the same digest of the
+ * scope's files and kernel settings, which the parse layer computed from the observe script's
+ * read of them (`hostStateCheck` in parse/observe.ts): one `ip`, one `grep`, one `sha256sum`.
+ */
+function hostStateCheck(check: HostStateCheck): string {
+  if (!/^[0-9a-f]{64}$/.test(check.sha256)) throw new Error("invalid host state digest");
+  const refuse = `{ echo '${marker} error this host changed since the plan was made (its addresses, kernel settings or the tool files); nothing was changed on it' >&2; exit ${refusalCodes.hostChanged}; }`;
+  const interfaces = check.interfaces.map((i) => quote(assertInterface(i))).join("|");
+  const expected = check.addresses.map((a) => {
+    const [iface, cidr] = a.split(" ");
+    return quote(`${assertInterface(iface ?? "")} ${assertAddress((cidr ?? "").split("/")[0] ?? "")}/${assertUint(Number((cidr ?? "").split("/")[1]))}`);
+  });
+  const files = check.files.map((f) => quote(assertManagedPath(f))).join(" ");
+  const keys = check.sysctlKeys.map((k) => quote(`/proc/sys/${assertSysctlKey(k)}`)).join(" ");
+  return [
+    "lvsdr_n=0 lvsdr_odd=",
+    "while read -r _ lvsdr_dev _ lvsdr_cidr _; do",
+    `  case "\${lvsdr_dev%%@*}" in ${interfaces || "''"}) ;; *) continue ;; esac`,
+    `  case "\${lvsdr_dev%%@*} $lvsdr_cidr" in ${expected.join("|") || "''"}) lvsdr_n=$((lvsdr_n + 1)) ;; *) lvsdr_odd=1 ;; esac`,
+    "done <<LVSDR_ADDR",
+    "$(ip -o addr show 2>/dev/null)",
+    "LVSDR_ADDR",
+    `if [ -n "$lvsdr_odd" ] || [ "$lvsdr_n" -ne ${expected.length} ]; then ${refuse}; fi`,
+    // Positions, not paths, in what is hashed: the parse layer hashes the same bytes.
+    "lvsdr_read= lvsdr_i=0",
+    `for lvsdr_f in ${files || "''"}; do if [ -L "$lvsdr_f" ]; then lvsdr_seen="\${lvsdr_seen-}link $lvsdr_i\\n"; elif [ -f "$lvsdr_f" ]; then lvsdr_seen="\${lvsdr_seen-}file $lvsdr_i\\n" lvsdr_read="$lvsdr_read $lvsdr_f"; fi; lvsdr_i=$((lvsdr_i + 1)); done`,
+    "lvsdr_i=0",
+    `for lvsdr_f in ${keys || "''"}; do if [ -e "$lvsdr_f" ]; then lvsdr_seen="\${lvsdr_seen-}key $lvsdr_i\\n"; fi; lvsdr_i=$((lvsdr_i + 1)); done`,
+    `lvsdr_state=$({ printf '%b' "\${lvsdr_seen-}"; LC_ALL=C grep -z -s -h '' /dev/null ${keys} $lvsdr_read || :; } | sha256sum)`,
+    `if [ "\${lvsdr_state%% *}" != ${check.sha256} ]; then ${refuse}; fi`,
+  ].join("\n");
+}
+
+/** Its SHA-256, for a table too large to carry in the script. */
+const ipvsFingerprint = `lvsdr_fp=$(${kernelTable} | sha256sum) && lvsdr_fp=\${lvsdr_fp%% *}`;
 
 /**
  * A table listed in at most this many bytes is checked against the text observed, in the apply
@@ -309,7 +350,7 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
     if (!/^[0-9a-f]{64}$/.test(plan.expectedIpvsFingerprint)) throw new Error("invalid IPVS fingerprint");
     const changed = `echo '${marker} error the IPVS table changed since it was observed; run again' >&2; exit ${refusalCodes.ipvsChanged}`;
     const listing = plan.expectedIpvsListing;
-    if (listing === "") {
+    if (listing !== null && listing.replace(/\n+$/, "").split("\n").length <= 3) {
       // Observed empty (a first apply): the kernel's own listing still has nothing after its
       // three header lines. Read with builtins: no process at all (ipvsadm costs about 100 ms on
       // the lab's emulated director, grep 30, where this check runs while the real servers get
@@ -319,17 +360,14 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
       );
     } else if (listing !== null && Buffer.byteLength(listing) <= wholeListingLimit) {
       // `$(...)` drops trailing newlines: so does the expected text.
-      lines.push(`if [ ! -e /proc/net/ip_vs ] || [ "$(ipvsadm -Sn)" != ${quote(listing.replace(/\n+$/, ""))} ]; then ${changed}; fi`);
+      lines.push(`if [ ! -e /proc/net/ip_vs ] || [ "$(${kernelTable})" != ${quote(listing.replace(/\n+$/, ""))} ]; then ${changed}; fi`);
     } else {
       lines.push(`if [ -e /proc/net/ip_vs ]; then ${ipvsFingerprint}; else lvsdr_fp=none; fi`, `if [ "$lvsdr_fp" != ${quote(plan.expectedIpvsFingerprint)} ]; then ${changed}; fi`);
     }
   }
   if (plan.expectedState) {
     if (!/^[0-9a-f]{64}$/.test(plan.expectedState.sha256)) throw new Error("invalid host state digest");
-    lines.push(
-      stateDigestCommand(plan.expectedState),
-      `if [ "$lvsdr_state" != ${plan.expectedState.sha256} ]; then echo '${marker} error this host changed since the plan was made (its addresses, kernel settings or the tool files); nothing was changed on it' >&2; exit ${refusalCodes.hostChanged}; fi`,
-    );
+    lines.push(hostStateCheck(plan.expectedState));
   }
   if (options.held) {
     lines.push(

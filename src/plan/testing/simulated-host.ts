@@ -31,7 +31,7 @@ export function blankHost(host: string, options: { role: "director" | "real-serv
       { interface: nic, address: options.address, prefix: options.prefix ?? 24 },
     ],
     interfaces: ["lo", nic],
-    tools: ["ip", "flock", "grep", "sysctl", ...(options.role === "director" ? ["ipvsadm", "modprobe", "sha256sum"] : [])],
+    tools: ["ip", "flock", "grep", "sysctl", "sha256sum", ...(options.role === "director" ? ["ipvsadm", "modprobe", "awk"] : [])],
     ipvs:
       options.role === "director"
         ? { status: "not-loaded", fingerprint: null, listing: null, services: [], destinations: [], timeouts: null }
