@@ -154,3 +154,54 @@ describe("conventions", () => {
     expect(written).toEqual(["rs1: warning: cleared\n"]);
   });
 });
+
+describe("hosts that cannot be reached (no lab: every host's SSH port is closed)", () => {
+  // Every host on a loopback address's port 1, where nothing listens: each is refused at once.
+  const spec = (shared: string) => `
+name: nowhere
+connectionDefaults: { ${shared}, trustOnFirstUse: true, dialErrorLimit: 2 }
+directors: [{ name: lb, interface: eth0, dip: 198.51.100.2/24, connection: { host: 127.0.0.1 } }]
+realServers:
+  - { name: web1, rip: 198.51.100.10, connection: { host: 127.0.0.2 } }
+  - { name: web2, rip: 198.51.100.11, connection: { host: 127.0.0.3 } }
+virtualServices: [{ name: http, vip: 198.51.100.5, protocol: tcp, port: 80, realServers: [{ name: web1 }, { name: web2 }] }]
+`;
+  const unreachable = specFile(spec("port: 1, user: root, password: x"));
+  // The same cause on every host: a key file that does not exist.
+  const keyless = specFile(spec("port: 1, user: root, privateKeyPath: no-such-key"));
+
+  it("drift --json has one entry per host, each not reached with its cause, and exits 1; each failed dial is reported as it happens", async () => {
+    const r = await cli("drift", "--file", unreachable, "--json");
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.out) as { formatVersion: number; command: string; ok: boolean; clean: boolean; hosts: { host: string; reached: boolean; error?: string }[] };
+    expect(doc).toMatchObject({ formatVersion: 1, command: "drift", ok: false, clean: false });
+    expect(doc.hosts.map((h) => [h.host, h.reached]).sort()).toEqual([["lb", false], ["web1", false], ["web2", false]]);
+    for (const h of doc.hosts) expect(h.error).toMatch(/^connect: cannot reach root@127\.0\.0\.\d:1 after 2 attempt\(s\): connect ECONNREFUSED/);
+    for (const [host, n] of [["lb", 1], ["web1", 2], ["web2", 3]]) expect(r.err).toContain(`${host}: connect attempt 1 of 2 failed: connect ECONNREFUSED 127.0.0.${n}:1; trying again in 0.3 s`);
+  });
+
+  it("drift in text prints each cause once, with the hosts it hit", async () => {
+    const r = await cli("drift", "--file", keyless);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`not reached: lb, web1, web2: resolve-credentials: cannot read privateKeyPath no-such-key (${join(process.cwd(), "no-such-key")}): ENOENT\n`);
+    const apart = await cli("drift", "--file", unreachable);
+    expect(apart.err).toContain("not reached: web1: connect: cannot reach root@127.0.0.2:1");
+  });
+
+  it("plan --json names the hosts not reached and exits 1; apply --json changes nothing and says the outcome was partial (exit 3)", async () => {
+    const plan = await cli("plan", "--file", unreachable, "--json");
+    expect(plan.code).toBe(1);
+    const doc = JSON.parse(plan.out) as { formatVersion: number; command: string; ok: boolean; empty: boolean; notReached: { host: string; message: string }[]; waves: unknown[] };
+    expect(doc).toMatchObject({ formatVersion: 1, command: "plan", ok: false, empty: true, waves: [] });
+    expect(doc.notReached.map((n) => n.host)).toEqual(["lb", "web1", "web2"]);
+    const apply = await cli("apply", "--file", unreachable, "--json", "--yes");
+    expect(apply.code).toBe(3);
+    expect(JSON.parse(apply.out)).toMatchObject({ formatVersion: 1, command: "apply", ok: false, outcome: "partial", exitCode: 3, plan: { empty: true } });
+  });
+
+  it("--json errors are one document too, naming the command", async () => {
+    const r = await cli("drift", "--file", "/nonexistent/spec.yaml", "--json");
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.out)).toMatchObject({ formatVersion: 1, command: "drift", ok: false, issues: [{ path: "(file)", message: "cannot be read: no such file" }] });
+  });
+});
