@@ -295,6 +295,29 @@ function waitDrainedCommand(destinations: DestinationState[], timeoutSeconds: nu
   ].join("\n");
 }
 
+/**
+ * `sync` of the files the steps wrote and of the directories whose entries they changed (coreutils
+ * fsyncs each one it is given): not the whole host's page cache, which on a busy host can take
+ * seconds (the lab's 100 real servers share one disk, and each global `sync` waited for all).
+ */
+function syncCommand(steps: readonly Step[]): string | null {
+  const written = new Set<string>();
+  const dirs = new Set<string>();
+  for (const step of steps) {
+    let path: string;
+    if (step.op === "write-file" || step.op === "write-keepalived-config") written.add((path = step.file.path));
+    else if (step.op === "record-ownership") {
+      path = hostPaths.ownership;
+      if (step.record) written.add(path);
+    } else if (step.op === "remove-file") path = step.path;
+    else continue;
+    dirs.add(path.slice(0, path.lastIndexOf("/")));
+  }
+  if (!dirs.size) return null;
+  // A directory the steps removed (a destroy removes the tool's own) fails the targeted sync: then all of it.
+  return `sync -- ${[...written, ...dirs].map((p) => quote(assertManagedPath(p))).join(" ")} 2>/dev/null || sync`;
+}
+
 /** Up to this many IPVS changes are announced one by one; a larger batch as one line. */
 const progressLinesPerBatch = 50;
 
@@ -394,7 +417,8 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
   if (systemdCommand) lines.push(systemdCommand);
   // What a host restores at boot must be on disk before the run says done: a power cut or a hard
   // reset seconds after an apply would otherwise boot without files the kernel had not written yet.
-  if (steps.some((s) => s.op === "write-file" || s.op === "remove-file" || s.op === "record-ownership" || s.op === "write-keepalived-config")) lines.push("sync");
+  const flush = syncCommand(steps);
+  if (flush) lines.push(flush);
   for (const step of steps) {
     const announce = step.op === "add-address" ? announceCommand(step.address) : null;
     if (announce) lines.push(announce);
