@@ -445,7 +445,8 @@ export async function labHttpd(name: string, action: "stop" | "start", hosts: La
 /**
  * Stops or starts a namespace host's sshd by itself (its files, addresses and HTTP server stay):
  * a host the tool cannot reach, with the rest of the cluster up. The new sshd joins the host's
- * namespaces through its HTTP server's process, and its pid is recorded so `lab:down` ends it.
+ * namespaces through a process still in them (its HTTP server, or any other in its network
+ * namespace with its own mount namespace), and its pid is recorded so `lab:down` ends it.
  */
 export async function labSshd(name: string, action: "stop" | "start", hosts: LabHosts = loadLabHosts()): Promise<void> {
   const host = labHost(name, hosts);
@@ -463,7 +464,18 @@ export async function labSshd(name: string, action: "stop" | "start", hosts: Lab
     const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
     if (pidAlive(pid)) process.kill(pid, "SIGTERM");
   } else if (!(await answers())) {
-    const httpd = fs.readFileSync(path.join(p.state, "pids", `${name}.httpd.pid`), "utf8").trim();
+    const ownMount = fs.readlinkSync("/proc/self/ns/mnt");
+    const inHost = (pid: string) => pidAlive(Number(pid)) && fs.readlinkSync(`/proc/${pid}/ns/mnt`) !== ownMount;
+    const recorded = fs.readFileSync(path.join(p.state, "pids", `${name}.httpd.pid`), "utf8").trim();
+    const listed = (await run("ip", ["netns", "pids", host.namespace])).stdout.split("\n").map((s) => s.trim()).filter(Boolean);
+    const httpd = [recorded, ...listed].find((pid) => {
+      try {
+        return inHost(pid);
+      } catch {
+        return false;
+      }
+    });
+    if (!httpd) throw new Error(`lab: no process is left in ${name}'s namespaces to start its sshd in`);
     const log = fs.openSync(path.join(p.state, "hosts", name, "host.log"), "a");
     // nsenter execs sshd in the namespaces it entered: its pid is sshd's.
     const child = spawn("nsenter", ["-t", httpd, "-m", "-u", "-n", "/usr/sbin/sshd", "-D", "-e", "-f", path.join(p.state, "hosts", name, "sshd_config")], { detached: true, stdio: ["ignore", log, log] });
@@ -476,5 +488,6 @@ export async function labSshd(name: string, action: "stop" | "start", hosts: Lab
     if ((await answers()) === want) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`lab: ${name}'s sshd did not ${action} (port ${host.port} ${want ? "still closed" : "still open"})`);
+  const logTail = fs.readFileSync(path.join(p.state, "hosts", name, "host.log"), "utf8").trim().split("\n").slice(-5).join(" | ");
+  throw new Error(`lab: ${name}'s sshd did not ${action} (port ${host.port} ${want ? "still closed" : "still open"}); its log ends: ${logTail}`);
 }

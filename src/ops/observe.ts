@@ -1,7 +1,7 @@
 /** Observing a host: one round trip with the observe script, parsed into structured state. */
 import type { DesiredHostState, HostStateScope, ObservedHostState } from "../model/host-state";
 import { hostPaths } from "../model/paths";
-import { parseArpProbes, parseObservation } from "../parse/observe";
+import { parseArpProbes, parseObservation, TableChangedError } from "../parse/observe";
 import { renderArpProbeScript, renderObserveScript, type ObserveRequest } from "../render/observe-script";
 import { TransportError, type HostSession } from "../transport/types";
 
@@ -51,11 +51,19 @@ export function stateScope(host: DesiredHostState): HostStateScope {
 /** `forPlan`: the observation a plan is made from, with the state check its apply script makes (computed here, not on the host). */
 export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number; preflight?: boolean; forPlan?: boolean } = {}): Promise<ObservedHostState> {
   const request = observeRequest(host, { preflight: options.preflight ?? false });
-  const result = await session.runScript(renderObserveScript(request), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false });
-  if (result.code !== 0) {
-    throw new TransportError(host.host, "run", `the observe script exited ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+  // keepalived changes a director's table whenever a check passes or fails: the two listings of
+  // one observation can then disagree, and the observation is made again (three times at most).
+  for (let attempt = 1; ; attempt++) {
+    const result = await session.runScript(renderObserveScript(request), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false });
+    if (result.code !== 0) {
+      throw new TransportError(host.host, "run", `the observe script exited ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+    }
+    try {
+      return parseObservation(host.host, result.stdout, options.forPlan ? stateScope(host) : undefined);
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof TableChangedError)) throw error;
+    }
   }
-  return parseObservation(host.host, result.stdout, options.forPlan ? stateScope(host) : undefined);
 }
 
 /** Asks a director whether each RIP answers ARP on its interface; only RIPs without a resolved entry are sent a request. */

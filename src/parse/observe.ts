@@ -32,6 +32,9 @@ function splitBlocks(text: string): Block[] {
   return blocks;
 }
 
+/** The two listings of the IPVS table in one observation disagree: it changed between them. */
+export class TableChangedError extends ParseError {}
+
 /** `stateScope`: for the observation a plan is made from, what its state check covers. */
 export function parseObservation(host: string, output: string, stateScope?: HostStateScope): ObservedHostState {
   const first = splitBlocks(output.slice(0, output.indexOf("\n") + 1))[0];
@@ -117,7 +120,7 @@ export function parseObservation(host: string, output: string, stateScope?: Host
     state.ipvs.listing = kernelTableListing(read.kernelTable);
     state.ipvs.fingerprint = textSha256(state.ipvs.listing);
     state.ipvs.services = listed.services;
-    const changed = () => new ParseError(`observation of ${host}`, "the IPVS table changed while it was observed; observe again");
+    const changed = () => new TableChangedError(`observation of ${host}`, "the IPVS table changed while it was observed; observe again");
     state.ipvs.destinations = listed.destinations.map((d) => {
       // Both listings are of one table: a destination missing from one means it changed between them.
       const seen = kernel.get(destinationKey(d));
