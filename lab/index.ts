@@ -477,8 +477,9 @@ export async function labSshd(name: string, action: "stop" | "start", hosts: Lab
     });
     if (!httpd) throw new Error(`lab: no process is left in ${name}'s namespaces to start its sshd in`);
     const log = fs.openSync(path.join(p.state, "hosts", name, "host.log"), "a");
-    // nsenter execs sshd in the namespaces it entered: its pid is sshd's.
-    const child = spawn("nsenter", ["-t", httpd, "-m", "-u", "-n", "/usr/sbin/sshd", "-D", "-e", "-f", path.join(p.state, "hosts", name, "sshd_config")], { detached: true, stdio: ["ignore", log, log] });
+    // nsenter execs sshd in the namespaces it entered: its pid is sshd's. Inside, the host's state
+    // directory is where host-init.sh bound it (the real one may be hidden: the host has its own /tmp).
+    const child = spawn("nsenter", ["-t", httpd, "-m", "-u", "-n", "/usr/sbin/sshd", "-D", "-e", "-f", "/run/lvslab/state/sshd_config"], { detached: true, stdio: ["ignore", log, log] });
     fs.closeSync(log);
     child.unref();
     fs.writeFileSync(pidFile, `${child.pid}\n`);
