@@ -126,6 +126,15 @@ export function parseIpvsRules(text: string): IpvsTable {
   return { services, destinations };
 }
 
+/** The lines of an IPVS listing (ipvsadm's or the kernel's) after its headers, trimmed and split. */
+function* tableLines(text: string): Generator<{ line: string; tokens: string[] }> {
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("IP Virtual Server") || line.startsWith("Prot ") || line.startsWith("-> RemoteAddress")) continue;
+    yield { line, tokens: line.split(/\s+/) };
+  }
+}
+
 /** A destination as listed: its thresholds and counters, without what the listing leaves out (weight, forwarding). */
 export type ListedDestination = Omit<DestinationState, "weight" | "forwarding"> & DestinationCounters;
 
@@ -138,10 +147,7 @@ export function parseIpvsListing(text: string): { services: VirtualServiceState[
   const services: VirtualServiceState[] = [];
   const destinations: ListedDestination[] = [];
   let service: string | null = null;
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("IP Virtual Server") || line.startsWith("Prot ") || line.startsWith("-> RemoteAddress")) continue;
-    const tokens = line.split(/\s+/);
+  for (const { line, tokens } of tableLines(text)) {
     if (tokens[0] === "->") {
       if (service === null) throw new ParseError("ipvsadm listing", `destination before any service: "${line}"`);
       const { address, port } = splitHostPort(tokens[1] ?? "");
@@ -213,10 +219,7 @@ function kernelHostPort(text: string): { address: string; port: number } {
 export function parseKernelTable(procText: string): Map<string, DestinationCounters & { weight: number; forwarding: Forwarding }> {
   const out = new Map<string, DestinationCounters & { weight: number; forwarding: Forwarding }>();
   let service: ((destinationFamily: 4 | 6) => string) | null = null;
-  for (const raw of procText.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("IP Virtual Server") || line.startsWith("Prot ") || line.startsWith("-> RemoteAddress")) continue;
-    const tokens = line.split(/\s+/);
+  for (const { line, tokens } of tableLines(procText)) {
     if (tokens[0] === "->") {
       if (service === null) throw new ParseError("/proc/net/ip_vs", `destination before any service: "${line}"`);
       const { address, port } = kernelHostPort(tokens[1] ?? "");
