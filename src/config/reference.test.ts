@@ -11,6 +11,7 @@ function fieldPaths(schema: AnySchema, path = "", out = new Set<string>()): Set<
   switch (def.type) {
     case "optional":
     case "default":
+    case "prefault":
     case "nullable":
       return fieldPaths(def.innerType!, path, out);
     case "pipe":

@@ -48,8 +48,10 @@ export const ipCidr = z.string().refine((v) => parseCidr(v) !== undefined, {
 export const port = z.number().int().min(1).max(65535);
 
 /**
- * A director's IPVS settings. Each is written only if this block is given; its defaults are
- * the values an LVS-DR director wants (see the spec reference).
+ * A director's IPVS settings, always written: their defaults are the values an LVS-DR director
+ * wants (see the spec reference). The kernel's own defaults are not safe for the tool's drain:
+ * with expire_nodest_conn at 0, a client port reused from a removed real server's old connection
+ * is sent to that server and lost (the lab saw 1 in 100 requests fail for seconds after a removal).
  */
 export const ipvsSettingsSchema = z
   .object({
@@ -81,7 +83,7 @@ export const directorSchema = z
     /** The director's own address with its prefix, e.g. 198.51.100.2/24. */
     dip: ipCidr,
     connection: connectionSchema.optional(),
-    ipvs: ipvsSettingsSchema.optional(),
+    ipvs: ipvsSettingsSchema.prefault({}),
   })
   .strict();
 

@@ -184,19 +184,20 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
       : null;
   const addressList = [...addresses.values()];
   const ipvs = director.ipvs;
-  const sysctls = ipvs ? directorIpvsSysctls(ipvs) : [];
-  const ipvsTimeouts = ipvs ? { tcp: ipvs.timeouts.tcp, tcpFin: ipvs.timeouts.tcpFin, udp: ipvs.timeouts.udp } : null;
+  const sysctls = directorIpvsSysctls(ipvs);
+  const ipvsTimeouts = { tcp: ipvs.timeouts.tcp, tcpFin: ipvs.timeouts.tcpFin, udp: ipvs.timeouts.udp };
   const bootScript: PersistedFile["content"] = {
     kind: "boot-script",
     role: "director",
     sysctlFile: null,
     rulesFile: hostPaths.ipvsRules,
     addresses: addressList,
-    ...(ipvs ? { ipvsSysctlFile: hostPaths.ipvsSysctlConf, ipvsTimeouts } : {}),
+    ipvsSysctlFile: hostPaths.ipvsSysctlConf,
+    ipvsTimeouts,
   };
   const files: PersistedFile[] = [
     { path: hostPaths.ipvsRules, content: { kind: "ipvs-rules", services: staticServices, destinations: staticDestinations } },
-    ...(ipvs ? [{ path: hostPaths.ipvsSysctlConf, content: { kind: "sysctl-conf" as const, sysctls } }] : []),
+    { path: hostPaths.ipvsSysctlConf, content: { kind: "sysctl-conf", sysctls } },
     { path: hostPaths.bootScript, content: bootScript },
     ...systemdFiles(),
     ...(keepalived

@@ -174,9 +174,9 @@ describe("planning a director in keepalived mode", () => {
     const plan = planCluster(desired, blankCluster(desired));
     for (const d of ["director", "director2"]) {
       const steps = stepsOf(plan, d);
-      expect(steps.map((s) => s.op)).toEqual(["write-file", "write-keepalived-config", "reload-keepalived", "write-file", "write-file", "write-file", "write-file", "record-ownership"]);
+      expect(steps.map((s) => s.op)).toEqual(["set-sysctl", "set-sysctl", "set-ipvs-timeouts", "write-file", "write-keepalived-config", "reload-keepalived", "write-file", "write-file", "write-file", "write-file", "write-file", "record-ownership"]);
       // The drop-in first: keepalived starts with --dont-release-ipvs, so a stop never empties the table.
-      expect(steps[0]).toMatchObject({ op: "write-file", file: { path: hostPaths.keepalivedDropIn, content: expect.stringContaining("--dont-release-ipvs") } });
+      expect(steps[3]).toMatchObject({ op: "write-file", file: { path: hostPaths.keepalivedDropIn, content: expect.stringContaining("--dont-release-ipvs") } });
       expect(steps.find((s) => s.op === "reload-keepalived")).toEqual({ op: "reload-keepalived", restart: false, daemonReload: true, enable: true });
     }
     // The sorry server is prepared like a real server: the VIP on lo behind ARP suppression.
@@ -338,9 +338,8 @@ describe("a director's IPVS settings (directors[].ipvs)", () => {
     expect(planCluster(desired, after).empty).toBe(true);
     expect(after.get("director")!.ownership).toMatchObject({ ipvsTimeouts: { tcp: 900, tcpFin: 120, udp: 300 }, sysctls: { "net/ipv4/vs/expire_nodest_conn": "0" } });
 
-    // Left out of the spec again: the kernel's values come back.
-    const plain = desiredOf(labLikeSpec());
-    const back = planCluster(plain, after);
+    // Destroyed: the kernel's values come back.
+    const back = planCluster(desired, after, { destroy: true });
     expect(stepsOf(back, "director").filter((s) => s.op === "restore-sysctl" || s.op === "set-ipvs-timeouts")).toEqual([
       { op: "restore-sysctl", sysctl: { key: "net/ipv4/vs/conn_reuse_mode", value: "1" } },
       { op: "restore-sysctl", sysctl: { key: "net/ipv4/vs/conntrack", value: "0" } },
@@ -348,7 +347,11 @@ describe("a director's IPVS settings (directors[].ipvs)", () => {
       { op: "restore-sysctl", sysctl: { key: "net/ipv4/vs/expire_quiescent_template", value: "0" } },
       { op: "set-ipvs-timeouts", timeouts: { tcp: 900, tcpFin: 120, udp: 300 } },
     ]);
-    expect(planCluster(plain, applyPlan(back, after)).empty).toBe(true);
+    expect(planCluster(desired, applyPlan(back, after), { destroy: true }).empty).toBe(true);
+  });
+
+  it("a director without an ipvs block gets the same DR values as ipvs: {}", () => {
+    expect(desiredOf(labLikeSpec()).hosts.find((h) => h.host === "director")).toEqual(desiredOf(withIpvs({})).hosts.find((h) => h.host === "director"));
   });
 
   it("on a director whose ip_vs is not loaded yet, the module's defaults are recorded as the originals, and the next plan is empty", () => {

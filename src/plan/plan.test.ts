@@ -57,7 +57,23 @@ describe("planning a fresh cluster", () => {
 
   it("builds the IPVS table on the director before it takes the VIP", () => {
     const steps = stepsOf(plan, "director");
-    expect(ops(steps)).toEqual(["add-service", "add-destination", "add-destination", "add-destination", "add-address", "write-file", "write-file", "write-file", "write-file", "record-ownership"]);
+    // The IPVS kernel settings first (directors[].ipvs defaults), so the table is built under them.
+    expect(ops(steps)).toEqual([
+      "set-sysctl",
+      "set-sysctl",
+      "set-ipvs-timeouts",
+      "add-service",
+      "add-destination",
+      "add-destination",
+      "add-destination",
+      "add-address",
+      "write-file",
+      "write-file",
+      "write-file",
+      "write-file",
+      "write-file",
+      "record-ownership",
+    ]);
     expect(steps.find((s) => s.op === "add-address")).toMatchObject({ address: { interface: "eth0", address: "198.51.100.5", prefix: 32 } });
   });
 

@@ -114,7 +114,7 @@ describeLab(
       for (const d of DIRECTORS) {
         expect((await labExecOk(d, "systemctl is-active keepalived; systemctl is-enabled keepalived")).split("\n").slice(0, 2)).toEqual(["active", "enabled"]);
         expect(await labExecOk(d, "head -1 /etc/keepalived/keepalived.conf")).toMatch(/^# Managed by lvs-dr for cluster lab\./);
-        // The stack's `ipvs: {}`: the defaults for DR, set and kept for boot.
+        // directors[].ipvs defaults: the DR values, set and kept for boot.
         expect((await labExecOk(d, "cat /proc/sys/net/ipv4/vs/expire_nodest_conn /proc/sys/net/ipv4/vs/expire_quiescent_template; ipvsadm -L --timeout")).split("\n")).toEqual(["1", "1", "Timeout (tcp tcpfin udp): 900 120 300", ""]);
         expect(await labExecOk(d, "cat /etc/lvs-dr/restore.sh")).toContain("sysctl -q -p /etc/lvs-dr/ipvs-sysctl.conf");
       }

@@ -193,6 +193,16 @@ describeLab("host operations on real hosts", (lab) => {
   }, 180_000);
 
   it("drains a removed real server before deleting it while the others keep serving", async () => {
+    // Client ports (below the ephemeral range, so no other request uses them) whose connection
+    // went to rs3: the director keeps that connection's entry for minutes after it closed.
+    const fromPort = (ports: number[]) =>
+      labExecOk("client", `for p in ${ports.join(" ")}; do echo "$p $(curl -s -m 3 --local-port $p http://${VIP}/ || echo FAILED)"; done`).then((out) =>
+        new Map(out.trim().split("\n").map((l) => l.split(" ") as [string, string]).map(([p, body]) => [Number(p), body])),
+      );
+    const before = await fromPort(Array.from({ length: 12 }, (_, i) => 20100 + i));
+    const rs3Ports = [...before].filter(([, body]) => body === "rs3").map(([p]) => p);
+    expect(rs3Ports.length).toBeGreaterThan(0);
+
     // Requests run on the client the whole time the change is applied.
     const traffic = labExec("client", `for i in $(seq 40); do curl -s -m 3 -o /dev/null -w '%{http_code}\\n' http://${VIP}/ || echo 000; sleep 0.1; done`, { timeoutMs: 120_000 });
     const events: ProgressEvent[] = [];
@@ -217,6 +227,10 @@ describeLab("host operations on real hosts", (lab) => {
     expect(await labExecOk("director", "ipvsadm -Sn")).not.toContain("198.51.100.12");
     expect(await labExecOk("rs3", "ip -o addr show dev lo")).not.toContain(VIP);
     expect(new Set(await requestVip(8))).toEqual(new Set(["rs1", "rs2", "rsvm1"]));
+    // A new connection from a port whose old entry names the removed rs3 is scheduled afresh
+    // (directors[].ipvs.expireNodestConn, on by default), not sent to rs3 and lost.
+    const after = await fromPort(rs3Ports);
+    expect([...after.values()].filter((body) => !["rs1", "rs2", "rsvm1"].includes(body))).toEqual([]);
   }, 180_000);
 
   it("works through a non-root user with passwordless sudo", async () => {
