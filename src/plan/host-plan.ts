@@ -32,6 +32,25 @@ function withOwnership(steps: Step[], desired: DesiredHostState, observed: Obser
   return [...steps, { op: "record-ownership", record }];
 }
 
+/**
+ * The record goes on a host before anything it names changes: a script that fails halfway then
+ * leaves a host whose record still has every value from before the tool (and everything it may
+ * have touched), so destroy puts back the originals rather than what the failed run left. It
+ * names both what was owned and what will be; the final record follows the last change, unless
+ * it is that same record.
+ */
+function recordedFirst(waves: HostWavePlan[], desired: DesiredHostState, observed: ObservedHostState): HostWavePlan[] {
+  const first = waves[0];
+  if (!first) return waves;
+  const ahead = nextOwnership(desired, observed, true);
+  if (sameOwnership(ahead, observed.ownership)) return waves;
+  const recordAhead: Step = { op: "record-ownership", record: ahead };
+  const last = first.steps[first.steps.length - 1];
+  const alreadyFinal = last?.op === "record-ownership" && sameOwnership(last.record, ahead);
+  const steps = [recordAhead, ...(alreadyFinal ? first.steps.slice(0, -1) : first.steps)];
+  return [{ ...first, steps }, ...waves.slice(1)];
+}
+
 export function planHost(desired: DesiredHostState, observed: ObservedHostState): HostPlan {
   const diff = diffHost(desired, observed);
   const waves = desired.role === "director" ? planDirector(desired, observed, diff) : planRealServer(desired, observed, diff);
@@ -44,7 +63,7 @@ export function planHost(desired: DesiredHostState, observed: ObservedHostState)
         held: group.vips.filter((v) => observed.addresses.some((a) => a.address === v.address && a.interface === v.interface)).map((v) => v.address),
       }
     : null;
-  const planned = waves.filter((w) => w.steps.length > 0);
+  const planned = recordedFirst(waves.filter((w) => w.steps.length > 0), desired, observed);
   // The host's first script checks that the host is still as observed; its later ones follow it.
   if (observed.state && planned[0]) planned[0] = { ...planned[0], expectedState: observed.state };
   return { host: desired.host, role: desired.role, diff, waves: planned, vrrp };

@@ -174,9 +174,9 @@ describe("planning a director in keepalived mode", () => {
     const plan = planCluster(desired, blankCluster(desired));
     for (const d of ["director", "director2"]) {
       const steps = stepsOf(plan, d);
-      expect(steps.map((s) => s.op)).toEqual(["set-sysctl", "set-sysctl", "set-ipvs-timeouts", "write-file", "write-keepalived-config", "reload-keepalived", "write-file", "write-file", "write-file", "write-file", "write-file", "record-ownership"]);
+      expect(steps.map((s) => s.op)).toEqual(["record-ownership", "set-sysctl", "set-sysctl", "set-ipvs-timeouts", "write-file", "write-keepalived-config", "reload-keepalived", "write-file", "write-file", "write-file", "write-file", "write-file"]);
       // The drop-in first: keepalived starts with --dont-release-ipvs, so a stop never empties the table.
-      expect(steps[3]).toMatchObject({ op: "write-file", file: { path: hostPaths.keepalivedDropIn, content: expect.stringContaining("--dont-release-ipvs") } });
+      expect(steps[4]).toMatchObject({ op: "write-file", file: { path: hostPaths.keepalivedDropIn, content: expect.stringContaining("--dont-release-ipvs") } });
       expect(steps.find((s) => s.op === "reload-keepalived")).toEqual({ op: "reload-keepalived", restart: false, daemonReload: true, enable: true });
     }
     // The sorry server is prepared like a real server: the VIP on lo behind ARP suppression.
@@ -185,7 +185,7 @@ describe("planning a director in keepalived mode", () => {
     expect(script).toMatch(/keepalived -t -f \/etc\/keepalived\/keepalived\.conf\.lvsdr-new/);
     expect(script).toContain("systemctl reload-or-restart keepalived");
     expect(script).toContain("SYSTEMCTL_SKIP_SYSV=1 systemctl enable --no-reload --quiet keepalived");
-    expect(script.indexOf("keepalived -t")).toBeLessThan(script.indexOf("mv -f /etc/keepalived/keepalived.conf.lvsdr-new"));
+    expect(script.indexOf("keepalived -t")).toBeLessThan(script.indexOf("mv -fT /etc/keepalived/keepalived.conf.lvsdr-new"));
   });
 
   it("a real server keepalived took out (quiesced or removed) is health, not drift; nothing to apply", () => {
@@ -258,7 +258,8 @@ describe("planning a director in keepalived mode", () => {
     const checked = checkedSpec();
     const toKeepalived = planCluster(desiredOf(checked), start);
     const steps = stepsOf(toKeepalived, "director");
-    expect(steps.map((s) => s.op)).toEqual(["write-file", "write-keepalived-config", "reload-keepalived", "write-file", "record-ownership"]);
+    // Recorded first as both (static and keepalived's), then as keepalived's only.
+    expect(steps.map((s) => s.op)).toEqual(["record-ownership", "write-file", "write-keepalived-config", "reload-keepalived", "write-file", "record-ownership"]);
     const onKeepalived = applyPlan(toKeepalived, start);
     keepalivedRan(onKeepalived, checked);
     onKeepalived.get("director")!.keepalived = { installed: true, running: true, enabled: true };
@@ -267,7 +268,7 @@ describe("planning a director in keepalived mode", () => {
 
     // Back: keepalived stops and leaves its entries (--dont-release-ipvs): the tool takes them over as they are.
     const back = planCluster(desired, onKeepalived);
-    expect(stepsOf(back, "director").map((s) => s.op)).toEqual(["stop-keepalived", "write-file", "remove-file", "remove-file", "record-ownership"]);
+    expect(stepsOf(back, "director").map((s) => s.op)).toEqual(["record-ownership", "stop-keepalived", "write-file", "remove-file", "remove-file", "record-ownership"]);
     expect(planCluster(desired, applyPlan(back, onKeepalived)).empty).toBe(true);
   });
 
@@ -278,7 +279,7 @@ describe("planning a director in keepalived mode", () => {
     const oneBack = structuredClone(both);
     delete (oneBack.virtualServices![1] as { healthCheck?: unknown }).healthCheck;
     const plan = planCluster(desiredOf(oneBack), start);
-    expect(stepsOf(plan, "director").map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "wait-keepalived-released", "add-service", "add-destination", "write-file", "record-ownership"]);
+    expect(stepsOf(plan, "director").map((s) => s.op)).toEqual(["record-ownership", "write-keepalived-config", "reload-keepalived", "wait-keepalived-released", "add-service", "add-destination", "write-file"]);
     const script = renderApplyScript(plan.waves.find((w) => w.wave === "directors")!.hosts[0]!);
     expect(script.indexOf("systemctl reload-or-restart keepalived")).toBeLessThan(script.indexOf("-A -t 198.51.100.5:443"));
   });
@@ -324,8 +325,9 @@ describe("a director's IPVS settings (directors[].ipvs)", () => {
     const start = blankCluster(desired);
     const plan = planCluster(desired, start);
     const steps = stepsOf(plan, "director");
-    // Only what differs from the kernel's values (conn_reuse_mode 1 and conntrack 0 already are).
-    expect(steps.slice(0, 3)).toEqual([
+    // The record first (with the originals), then only what differs from the kernel's values.
+    expect(steps[0]).toMatchObject({ op: "record-ownership", record: { sysctls: { "net/ipv4/vs/expire_nodest_conn": "0" }, ipvsTimeouts: { tcp: 900, tcpFin: 120, udp: 300 } } });
+    expect(steps.slice(1, 4)).toEqual([
       { op: "set-sysctl", sysctl: { key: "net/ipv4/vs/expire_nodest_conn", value: "1" }, from: "0" },
       { op: "set-sysctl", sysctl: { key: "net/ipv4/vs/expire_quiescent_template", value: "1" }, from: "0" },
       { op: "set-ipvs-timeouts", timeouts: { tcp: 600, tcpFin: 120, udp: 300 } },

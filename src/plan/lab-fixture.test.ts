@@ -31,9 +31,9 @@ describe("plans from real observations", () => {
     const director = planHost(host("director"), parseObservation("director", fixture("director.txt")));
     // ip_vs is not loaded yet on a fresh director: its parameters are set from the module's defaults.
     expect(director.waves[0]?.steps.map((s) => s.op)).toEqual([
-      "set-sysctl", "set-sysctl", "set-sysctl", "set-sysctl", "set-ipvs-timeouts",
+      "record-ownership", "set-sysctl", "set-sysctl", "set-sysctl", "set-sysctl", "set-ipvs-timeouts",
       "add-service", "add-destination", "add-destination", "add-destination", "add-destination", "add-address",
-      "write-file", "write-file", "write-file", "write-file", "write-file", "record-ownership",
+      "write-file", "write-file", "write-file", "write-file", "write-file",
     ]);
     const rs1 = planHost(host("rs1"), parseObservation("rs1", fixture("real-server.txt")));
     expect(rs1.waves[0]?.steps.filter((s) => s.op === "set-sysctl")).toHaveLength(6);

@@ -42,7 +42,8 @@ describe("planning a fresh cluster", () => {
 
   it("sets ARP sysctls on a real server before the VIP goes on lo", () => {
     const steps = stepsOf(plan, "rs1");
-    expect(ops(steps)).toEqual([...Array(6).fill("set-sysctl"), "add-address", "write-file", "write-file", "write-file", "write-file", "record-ownership"]);
+    // The record first: a script that stops halfway leaves the originals recorded.
+    expect(ops(steps)).toEqual(["record-ownership", ...Array(6).fill("set-sysctl"), "add-address", "write-file", "write-file", "write-file", "write-file"]);
     expect(steps.find((s) => s.op === "add-address")).toMatchObject({ address: { interface: "lo", address: "198.51.100.5", prefix: 32 } });
     const keys = steps.flatMap((s) => (s.op === "set-sysctl" ? [`${s.sysctl.key}=${s.sysctl.value}`] : []));
     expect(keys).toEqual([
@@ -59,6 +60,7 @@ describe("planning a fresh cluster", () => {
     const steps = stepsOf(plan, "director");
     // The IPVS kernel settings first (directors[].ipvs defaults), so the table is built under them.
     expect(ops(steps)).toEqual([
+      "record-ownership",
       "set-sysctl",
       "set-sysctl",
       "set-ipvs-timeouts",
@@ -72,7 +74,6 @@ describe("planning a fresh cluster", () => {
       "write-file",
       "write-file",
       "write-file",
-      "record-ownership",
     ]);
     expect(steps.find((s) => s.op === "add-address")).toMatchObject({ address: { interface: "eth0", address: "198.51.100.5", prefix: 32 } });
   });

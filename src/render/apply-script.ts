@@ -139,14 +139,15 @@ function stepCommand(step: Step): string {
  */
 function writeFileCommand(f: RenderedFile, rename: "always" | "when-replacing"): string {
   const path = quote(assertManagedPath(f.path));
-  if ("linkTarget" in f) return `ln -sfn ${quote(assertManagedPath(f.linkTarget))} ${path}`;
+  // -T: a directory where the file goes is an error, not a place to put the file in.
+  if ("linkTarget" in f) return `ln -sfnT ${quote(assertManagedPath(f.linkTarget))} ${path}`;
   const tmp = quote(`${f.path}.lvsdr-new`);
   const chmod = (target: string) => (f.mode === 0o644 ? "" : ` && chmod ${f.mode.toString(8)} ${target}`);
-  if (rename === "always") return `printf '%s' ${quote(f.content)} > ${tmp}${chmod(tmp)} && mv -f ${tmp} ${path}`;
+  if (rename === "always") return `printf '%s' ${quote(f.content)} > ${tmp}${chmod(tmp)} && mv -fT ${tmp} ${path}`;
   return [
     `lvsdr_to=${tmp}; [ -e ${path} ] || [ -L ${path} ] || lvsdr_to=${path}`,
     `printf '%s' ${quote(f.content)} > "$lvsdr_to"${chmod('"$lvsdr_to"')}`,
-    `[ "$lvsdr_to" = ${path} ] || mv -f ${tmp} ${path}`,
+    `[ "$lvsdr_to" = ${path} ] || mv -fT ${tmp} ${path}`,
   ].join("\n");
 }
 
@@ -171,7 +172,7 @@ function writeKeepalivedConfigCommand(f: RenderedFile): string {
     `[ -d ${quote(f.path.slice(0, f.path.lastIndexOf("/")))} ] || mkdir -p ${quote(f.path.slice(0, f.path.lastIndexOf("/")))}`,
     `(umask 077 && printf '%s' ${quote(f.content)} > ${tmp})`,
     `if ! lvsdr_kt=$(keepalived -t -f ${tmp} 2>&1 </dev/null); then rm -f ${tmp}; printf '%s\\n' "${marker} error keepalived refused the configuration:" "$lvsdr_kt" >&2; exit ${refusalCodes.keepalivedConfigRefused}; fi`,
-    `mv -f ${tmp} ${path}`,
+    `mv -fT ${tmp} ${path}`,
   ].join("\n");
 }
 
