@@ -88,7 +88,7 @@ export function formatPlan(plan: ClusterPlan): string {
 }
 
 /** One line per destination a director did not register because its real server is not ready. */
-export function formatHeldBack(plan: ClusterPlan): string[] {
+export function formatHeldBack(plan: Pick<ClusterPlan, "heldBack">): string[] {
   return plan.heldBack.map((h) => `${h.director}: held back ${h.realServer} (${h.destination}): ${h.reason}; make ${h.realServer} ready first (apply it, or run without --host)`);
 }
 

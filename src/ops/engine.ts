@@ -52,9 +52,15 @@ export class PreflightError extends Error {
   }
 }
 
+export interface HostFailure {
+  host: string;
+  wave: Wave;
+  message: string;
+}
+
 export class ApplyError extends Error {
   constructor(
-    readonly failures: { host: string; wave: Wave; message: string }[],
+    readonly failures: HostFailure[],
     readonly completed: HostApplyResult[],
   ) {
     super(`apply stopped:\n${failures.map((f) => `  ${f.host} (${f.wave}): ${f.message}`).join("\n")}`);
@@ -87,6 +93,12 @@ export interface HostApplyResult {
 export interface ApplyReport {
   plan: ClusterPlan;
   applied: HostApplyResult[];
+  /**
+   * Real servers whose prepare script failed while the run went on without them, and the
+   * destinations the directors then held back for it (planned again after that wave).
+   */
+  failures: HostFailure[];
+  heldBack: HeldBack[];
   /** Where the time went, in milliseconds: observing (with connecting), planning (with the directors' ARP probes, if any), each wave. */
   timings: Record<string, number>;
 }
@@ -231,7 +243,7 @@ export class ClusterRun {
    * with a director not reached no real server is released. Without, it rejects.
    */
   async plan(
-    options: { destroy?: boolean; partial?: boolean } = {},
+    options: { destroy?: boolean; partial?: boolean; notReady?: ReadonlyMap<string, { realServer: string; reason: string }> } = {},
   ): Promise<{ plan: ClusterPlan; observed: Map<string, ObservedHostState>; problems: PreflightProblem[]; timings: Record<string, number> }> {
     const destroy = options.destroy ?? false;
     const started = Date.now();
@@ -240,6 +252,7 @@ export class ClusterRun {
     // planned once every real server was reached or not.
     const hostPlans = new Map<string, HostPlan>();
     const notReady = destroy ? new Map<string, { realServer: string; reason: string }>() : await this.realServersNotReady();
+    for (const [rip, why] of options.notReady ?? []) notReady.set(rip, why);
     const idle = (host: DesiredHostState, seen: ObservedHostState) => {
       if (host.role === "director") return false;
       const planned = planClusterHost(host, seen, { destroy });
@@ -303,9 +316,11 @@ export class ClusterRun {
   /**
    * Runs a plan made before (by `plan`, in this run or a saved one): each host's first script
    * refuses, changing nothing there, if the host is no longer as the plan saw it. A failed wave
-   * stops before the next.
+   * stops before the next. With `goOnWithoutFailed`, a failure in the real servers' prepare
+   * does not: the directors are planned again without the real servers that failed (one they
+   * already serve stays as it is), the run goes on, and the report names them.
    */
-  async applyPlanned(plan: ClusterPlan, options: { waves?: readonly Wave[]; timings?: Record<string, number> } = {}): Promise<ApplyReport> {
+  async applyPlanned(plan: ClusterPlan, options: { waves?: readonly Wave[]; timings?: Record<string, number>; goOnWithoutFailed?: boolean } = {}): Promise<ApplyReport> {
     const timings = options.timings ?? {};
     const applied: HostApplyResult[] = [];
     // A caller that orders hosts itself (Pulumi resources with dependencies) runs one wave at a time.
@@ -336,10 +351,33 @@ export class ClusterRun {
         // The held scripts end without changing anything before the failure is reported.
         await started?.release(false);
         for (const f of failures) this.emit({ host: f.host, kind: "failed", message: f.message });
+        if (options.goOnWithoutFailed && wave.wave === "prepare-real-servers" && k < waves.length - 1 && !options.waves) return this.goOnWithout(failures, applied, timings);
         throw new ApplyError(failures, applied);
       }
     }
-    return { plan, applied, timings };
+    return { plan, applied, failures: [], heldBack: [], timings };
+  }
+
+  /**
+   * After real servers failed their prepare: plans again from a fresh observation, with those
+   * real servers held back by their directors, and runs what follows the prepare wave. Stops
+   * instead if the new observation finds a problem the first did not.
+   */
+  private async goOnWithout(failures: HostFailure[], applied: HostApplyResult[], timings: Record<string, number>): Promise<ApplyReport> {
+    const failed = new Map<string, { realServer: string; reason: string }>();
+    for (const f of failures) {
+      const host = this.desired.hosts.find((h) => h.host === f.host)!;
+      failed.set(host.primaryAddress, { realServer: f.host, reason: "its prepare failed" });
+    }
+    const again = await this.plan({ partial: true, notReady: failed });
+    if (again.problems.length) throw new ApplyError(failures, applied);
+    const failedHosts = new Set(failures.map((f) => f.host));
+    const rest = {
+      ...again.plan,
+      waves: again.plan.waves.filter((w) => w.wave !== "prepare-real-servers").map((w) => ({ ...w, hosts: w.hosts.filter((h) => !failedHosts.has(h.host)) })),
+    };
+    const tail = await this.applyPlanned(rest, { timings });
+    return { plan: again.plan, applied: [...applied, ...tail.applied], failures, heldBack: again.plan.heldBack, timings };
   }
 
   /** Starts a wave's scripts held: each waits for `release` before changing anything. */

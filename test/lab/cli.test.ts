@@ -32,7 +32,11 @@ describeLab("lvsdr on the lab", () => {
     const plan = JSON.parse(r.stdout) as { empty: boolean; waves: { wave: string; hosts: { host: string; steps: { op: string; description: string }[] }[] }[]; drift: { clean: boolean }; preflight: unknown[] };
     expect(plan.empty).toBe(false);
     expect(plan.waves.map((w) => w.wave)).toEqual(["prepare-real-servers", "directors"]);
-    expect(plan.waves[1]!.hosts[0]!.steps[0]).toEqual({ op: "add-service", description: "add virtual service tcp:198.51.100.5:80 scheduler rr" });
+    // The director's record first, then its IPVS settings, then its table.
+    const directorOps = plan.waves[1]!.hosts[0]!.steps.map((s) => s.op);
+    expect(directorOps[0]).toBe("record-ownership");
+    expect(plan.waves[1]!.hosts[0]!.steps.find((s) => s.op === "add-service")).toEqual({ op: "add-service", description: "add virtual service tcp:198.51.100.5:80 scheduler rr" });
+    expect(directorOps.indexOf("set-sysctl")).toBeLessThan(directorOps.indexOf("add-service"));
     expect(plan.drift.clean).toBe(false);
     expect(plan.preflight).toEqual([]);
     expect(lvsdr("drift", "--stack", "lab").code).toBe(2);
@@ -50,7 +54,8 @@ describeLab("lvsdr on the lab", () => {
   it("apply shows progress per host and a summary; then drift exits 0", () => {
     const r = lvsdr("apply", "--stack", "lab", "--yes");
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/^rs1: step 1\/\d+ set net\/ipv4\/conf\/all\/arp_ignore = 1/m);
+    expect(r.stderr).toMatch(/^rs1: step 1\/\d+ record what lvs-dr manages on this host$/m);
+    expect(r.stderr).toMatch(/^rs1: step 2\/\d+ set net\/ipv4\/conf\/all\/arp_ignore = 1/m);
     expect(r.stderr).toContain("director: done (directors)");
     expect(r.stdout).toMatch(/^apply: \d+ steps on 5 hosts in [\d.]+ s$/m);
     const drift = lvsdr("drift", "--stack", "lab", "--json");
@@ -206,6 +211,37 @@ describeLab("lvsdr on the lab", () => {
     expect(again.code).toBe(0);
     expect(await labExecOk("director", "ipvsadm -Sn")).toContain(`-r ${rs2}:80`);
     expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
+  }, 240_000);
+
+  it("a real server whose prepare fails: the director is planned again without it, the rest converge (exit 3, naming it and why); fixed, a re-run converges", async () => {
+    expect(lvsdr("destroy", "--stack", "lab", "--yes").code).toBe(0);
+    const rs2 = LAB_ADDRESSES.realServer(2);
+    const untouched = await hostSnapshots(["rs2"]);
+    // A directory where rs2's sysctl file goes: its script fails at that write, after its
+    // kernel settings and the VIP on lo (a failed prepare is not all-or-nothing).
+    await labExecOk("rs2", "mkdir /etc/sysctl.d/90-lvs-dr.conf");
+    try {
+      const applied = lvsdr("apply", "--stack", "lab", "--yes", "--json");
+      expect(applied.code).toBe(3);
+      expect(applied.stderr).toMatch(/^rs2 \(prepare-real-servers\) failed: exited 1 at step \d+\/\d+ \(write \/etc\/sysctl\.d\/90-lvs-dr\.conf\): mv: cannot overwrite directory/m);
+      expect(applied.stderr).toContain(`warning: director: held back rs2 (tcp:${LAB_ADDRESSES.vip}:80/${rs2}:80): its prepare failed;`);
+      const json = JSON.parse(applied.stdout) as { outcome: string; exitCode: number; failures: { host: string; wave: string }[]; applied: { host: string; wave: string }[] };
+      expect(json).toMatchObject({ outcome: "partial", exitCode: 3, failures: [{ host: "rs2", wave: "prepare-real-servers" }] });
+      expect(json.applied.map((a) => `${a.host} ${a.wave}`).sort()).toEqual(["director directors", "rs1 prepare-real-servers", "rs3 prepare-real-servers", "rsvm1 prepare-real-servers"]);
+      const table = await labExecOk("director", "ipvsadm -Sn");
+      for (const n of [1, 3]) expect(table).toContain(`-r ${LAB_ADDRESSES.realServer(n)}:80`);
+      expect(table).not.toContain(rs2);
+      expect(lvsdr("drift", "--stack", "lab").code).toBe(2);
+    } finally {
+      await labExecOk("rs2", "rmdir /etc/sysctl.d/90-lvs-dr.conf");
+    }
+    const again = lvsdr("apply", "--stack", "lab", "--yes");
+    expect(again.code).toBe(0);
+    expect(await labExecOk("director", "ipvsadm -Sn")).toContain(`-r ${rs2}:80`);
+    expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
+    // The failed script had recorded rs2's values from before it changed them: destroy puts those back.
+    expect(lvsdr("destroy", "--stack", "lab", "--yes").code).toBe(0);
+    expect(await hostSnapshots(["rs2"])).toEqual(untouched);
   }, 240_000);
 
   it("Ctrl-C during apply: the scripts running finish, nothing else starts, no lock stays held, exit 130; a re-run converges", async () => {

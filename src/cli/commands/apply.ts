@@ -127,15 +127,18 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
         interrupt.abort();
       };
       process.on("SIGINT", onInterrupt);
-      const report = await run.applyPlanned(shown).finally(() => process.off("SIGINT", onInterrupt));
+      const report = await run.applyPlanned(shown, { goOnWithoutFailed: true }).finally(() => process.off("SIGINT", onInterrupt));
       progress.done();
       const steps = report.applied.reduce((n, a) => n + a.steps, 0);
       const warnings = report.applied.flatMap((a) => a.warnings.map((w) => `${a.host}: ${w}`));
       const hostCount = new Set(report.applied.map((a) => a.host)).size;
       say(`${verb}: ${steps} steps on ${hostCount} host${hostCount === 1 ? "" : "s"} in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
       for (const w of warnings) io.err(`warning: ${w}`);
-      const exitCode = partly();
-      end({ outcome: exitCode === exitCodes.ok ? "applied" : "partial", exitCode, applied: report.applied });
+      // A real server that failed its prepare: the others and the directors went on without it.
+      for (const f of report.failures) io.err(`${f.host} (${f.wave}) failed: ${f.message}`);
+      for (const line of formatHeldBack(report)) io.err(`warning: ${line}`);
+      const exitCode = report.failures.length ? (partly(), exitCodes.partial) : partly();
+      end({ outcome: exitCode === exitCodes.ok ? "applied" : "partial", exitCode, applied: report.applied, ...(report.failures.length ? { failures: report.failures } : {}) });
     } finally {
       await run.close();
     }
