@@ -143,11 +143,12 @@ function writeFileCommand(f: RenderedFile, rename: "always" | "when-replacing"):
   if ("linkTarget" in f) return `ln -sfnT ${quote(assertManagedPath(f.linkTarget))} ${path}`;
   const tmp = quote(`${f.path}.lvsdr-new`);
   const chmod = (target: string) => (f.mode === 0o644 ? "" : ` && chmod ${f.mode.toString(8)} ${target}`);
-  if (rename === "always") return `printf '%s' ${quote(f.content)} > ${tmp}${chmod(tmp)} && mv -fT ${tmp} ${path}`;
+  // A write that fails takes back what it wrote (the new file beside the old one, or the new
+  // file where there was none), so a failed step leaves no stray file behind.
+  if (rename === "always") return `{ printf '%s' ${quote(f.content)} > ${tmp}${chmod(tmp)} && mv -fT ${tmp} ${path}; } || { rm -f ${tmp}; exit 1; }`;
   return [
     `lvsdr_to=${tmp}; [ -e ${path} ] || [ -L ${path} ] || lvsdr_to=${path}`,
-    `printf '%s' ${quote(f.content)} > "$lvsdr_to"${chmod('"$lvsdr_to"')}`,
-    `[ "$lvsdr_to" = ${path} ] || mv -fT ${tmp} ${path}`,
+    `{ printf '%s' ${quote(f.content)} > "$lvsdr_to"${chmod('"$lvsdr_to"')} && { [ "$lvsdr_to" = ${path} ] || mv -fT ${tmp} ${path}; }; } || { rm -f "$lvsdr_to"; exit 1; }`,
   ].join("\n");
 }
 
@@ -172,7 +173,7 @@ function writeKeepalivedConfigCommand(f: RenderedFile): string {
     `[ -d ${quote(f.path.slice(0, f.path.lastIndexOf("/")))} ] || mkdir -p ${quote(f.path.slice(0, f.path.lastIndexOf("/")))}`,
     `(umask 077 && printf '%s' ${quote(f.content)} > ${tmp})`,
     `if ! lvsdr_kt=$(keepalived -t -f ${tmp} 2>&1 </dev/null); then rm -f ${tmp}; printf '%s\\n' "${marker} error keepalived refused the configuration:" "$lvsdr_kt" >&2; exit ${refusalCodes.keepalivedConfigRefused}; fi`,
-    `mv -fT ${tmp} ${path}`,
+    `mv -fT ${tmp} ${path} || { rm -f ${tmp}; exit 1; }`,
   ].join("\n");
 }
 

@@ -232,6 +232,8 @@ describeLab("lvsdr on the lab", () => {
       for (const n of [1, 3]) expect(table).toContain(`-r ${LAB_ADDRESSES.realServer(n)}:80`);
       expect(table).not.toContain(rs2);
       expect(lvsdr("drift", "--stack", "lab").code).toBe(2);
+      // The failed write took back the file it had written beside the directory.
+      expect(await labExecOk("rs2", "ls -A /etc/sysctl.d/90-lvs-dr.conf /etc/sysctl.d")).not.toContain("lvsdr-new");
     } finally {
       await labExecOk("rs2", "rmdir /etc/sysctl.d/90-lvs-dr.conf");
     }
