@@ -206,7 +206,7 @@ describe("prod specifics", () => {
     const lb2 = hosts["prod-lb2"]!.services as Record<string, unknown>;
     expect(lb2["fwmark:25"]).toEqual({ scheduler: "lc", flags: [], persistence: { timeout: 300, netmask: "255.255.255.255" } });
     expect(lb2["udp:203.0.113.53:53"]).toEqual({ scheduler: "sh", flags: ["sh-port"], persistence: null });
-    expect(services.find((s) => s.name === "mail")).toEqual({ name: "mail", director: "prod-lb2", vip: "203.0.113.25", protocol: "fwmark", port: null, fwmark: 25, scheduler: "lc", realServers: [{ name: "prod-mail1", weight: 1 }] });
+    expect(services.find((s) => s.name === "mail")).toEqual({ name: "mail", director: "prod-lb2", directors: ["prod-lb2"], vip: "203.0.113.25", protocol: "fwmark", port: null, fwmark: 25, scheduler: "lc", realServers: [{ name: "prod-mail1", weight: 1 }] });
   }, 60_000);
 
   it("names resources after hosts, so reordering the lists changes no resource name", async () => {

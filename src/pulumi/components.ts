@@ -12,9 +12,12 @@
 import "./stack-frames";
 import * as pulumi from "@pulumi/pulumi";
 import { issueLines, parseCluster } from "../config/load";
-import type { ClusterInput } from "../config/schema";
+import { serviceDirectors } from "../config/rules";
+import type { Cluster, ClusterInput } from "../config/schema";
+import { virtualServiceState } from "../model/desired";
+import type { HostRole } from "../model/host-state";
 import { Director, RealServer, RealServerRelease } from "./providers";
-import { splitConnections, type ClusterConnections } from "./state";
+import { splitConnections, type ClusterConnections, type DestinationFields, type ServiceFields } from "./state";
 
 export interface LvsDrClusterArgs {
   /**
@@ -35,18 +38,20 @@ export interface LvsDrClusterArgs {
 
 /** Per host, the state the tool applied (or, after refresh, observed). */
 export interface AppliedHostState {
-  role: string;
+  role: HostRole;
   primaryAddress: string;
   addresses: string[];
   sysctls: Record<string, string>;
-  services: Record<string, unknown>;
-  destinations: Record<string, unknown>;
+  services: Record<string, ServiceFields>;
+  destinations: Record<string, DestinationFields>;
 }
 
 /** A virtual service as the cluster serves it. */
 export interface VirtualServiceSummary {
   name: string;
+  /** The director that serves it, or the first of its failover group (all in `directors`). */
   director: string;
+  directors: string[];
   vip: string;
   protocol: "tcp" | "udp" | "fwmark";
   port: number | null;
@@ -60,6 +65,7 @@ interface SplitSpec {
   connections: pulumi.Output<ClusterConnections>;
 }
 
+/** The host names in a list of the spec as written (a group made on its own has no parsed spec). */
 function names(list: unknown, path: string, parent: pulumi.Resource): string[] {
   if (list === undefined) return [];
   if (!Array.isArray(list)) throw new pulumi.ResourceError(`cluster.${path}: must be a list`, parent);
@@ -111,8 +117,8 @@ export interface LvsDirectorArgs {
 /** One director: DIP checks, VIPs on its NIC, IPVS DR services and their real servers. */
 export class LvsDirector extends pulumi.ComponentResource {
   readonly director: Director;
-  readonly services: pulumi.Output<Record<string, unknown>>;
-  readonly destinations: pulumi.Output<Record<string, unknown>>;
+  readonly services: pulumi.Output<Record<string, ServiceFields>>;
+  readonly destinations: pulumi.Output<Record<string, DestinationFields>>;
   readonly addresses: pulumi.Output<string[]>;
   /** keepalived running and enabled, when its services have health checks or it is in a failover group. */
   readonly keepalived: pulumi.Output<{ running: boolean; enabled: boolean } | null>;
@@ -142,7 +148,8 @@ export class LvsDrCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: LvsDrClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("lvsdr:index:LvsDrCluster", name, {}, opts);
-    const spec = plainSpec(args.cluster, this);
+    // Parsed once here, for the names and the summaries; the providers check the spec per host.
+    const { input: spec, parsed } = plainSpec(args.cluster, this);
     const { cluster, connections } = splitSpec(spec);
     const baseDir = args.baseDir;
 
@@ -151,7 +158,7 @@ export class LvsDrCluster extends pulumi.ComponentResource {
     const releaseAfter = new Promise<pulumi.Resource[]>((resolve) => (directorsCreated = resolve));
     this.realServers = new RealServerGroup(`${name}-real-servers`, { cluster, connections, ...(baseDir !== undefined ? { baseDir } : {}), releaseAfter }, { parent: this });
     const realServers = Object.values(this.realServers.realServers);
-    for (const host of names(cluster.directors, "directors", this)) {
+    for (const host of parsed.directors.map((d) => d.name)) {
       this.directors[host] = new LvsDirector(host, { cluster, connections, ...(baseDir !== undefined ? { baseDir } : {}), director: host }, { parent: this, dependsOn: realServers });
     }
     directorsCreated(Object.values(this.directors).map((d) => d.director));
@@ -170,13 +177,13 @@ export class LvsDrCluster extends pulumi.ComponentResource {
     );
     // Known from the spec, but reported once the directors that serve them are applied.
     const applied = pulumi.all(Object.values(this.directors).map((d) => d.director.id));
-    this.vips = applied.apply(() => [...new Set((cluster.virtualServices ?? []).map((s) => s.vip))].sort());
-    this.virtualServices = applied.apply(() => summaries(cluster));
+    this.vips = applied.apply(() => [...new Set(parsed.virtualServices.map((s) => s.vip))].sort());
+    this.virtualServices = applied.apply(() => summaries(parsed));
     this.registerOutputs({ hosts: this.hosts, vips: this.vips, virtualServices: this.virtualServices });
   }
 }
 
-function plainSpec(input: unknown, parent: pulumi.Resource): ClusterInput {
+function plainSpec(input: unknown, parent: pulumi.Resource): { input: ClusterInput; parsed: Cluster } {
   // JavaScript callers can pass anything; an Output would hide the host names the graph needs.
   if (pulumi.Output.isInstance(input) || input instanceof Promise) {
     throw new pulumi.ResourceError("cluster: must be a plain object when the program runs (host names name the resources); read it with config.requireObject", parent);
@@ -185,7 +192,7 @@ function plainSpec(input: unknown, parent: pulumi.Resource): ClusterInput {
   // Every problem at once, before any resource exists (the providers' check says it again per host).
   const parsed = parseCluster(input);
   if (!parsed.ok) throw new pulumi.ResourceError(`cluster is not a valid cluster spec:\n${issueLines(parsed.issues)}`, parent, true);
-  return input as ClusterInput;
+  return { input: input as ClusterInput, parsed: parsed.cluster };
 }
 
 function splitSpec(spec: ClusterInput): SplitSpec {
@@ -198,16 +205,21 @@ function recordOf<R, T>(resources: Record<string, R>, pick: (r: R) => pulumi.Inp
   return pulumi.all(keys.map((k) => pick(resources[k]!))).apply((values) => Object.fromEntries(keys.map((k, i) => [k, values[i] as T])));
 }
 
-function summaries(cluster: ClusterInput): VirtualServiceSummary[] {
-  const firstDirector = cluster.directors?.[0]?.name ?? "";
-  return (cluster.virtualServices ?? []).map((s) => ({
-    name: s.name,
-    director: s.director ?? firstDirector,
-    vip: s.vip,
-    protocol: s.fwmark !== undefined ? "fwmark" : (s.protocol ?? "tcp"),
-    port: s.port ?? null,
-    fwmark: s.fwmark ?? null,
-    scheduler: s.scheduler ?? "wlc",
-    realServers: (s.realServers ?? []).map((d) => ({ name: d.name, weight: d.weight ?? 1 })),
-  }));
+/** From the parsed spec and the model, so every default is the one the hosts get. */
+function summaries(cluster: Cluster): VirtualServiceSummary[] {
+  return cluster.virtualServices.map((s) => {
+    const state = virtualServiceState(s);
+    const directors = serviceDirectors(cluster, s);
+    return {
+      name: s.name,
+      director: directors[0] ?? "",
+      directors,
+      vip: s.vip,
+      protocol: state.protocol,
+      port: state.protocol === "fwmark" ? null : state.port,
+      fwmark: state.protocol === "fwmark" ? state.fwmark : null,
+      scheduler: state.scheduler,
+      realServers: s.realServers.map((d) => ({ name: d.name, weight: d.weight })),
+    };
+  });
 }

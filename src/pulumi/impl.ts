@@ -33,8 +33,10 @@ function inputsOf(props: HostResourceInputs): HostResourceInputs {
   return { cluster: props.cluster, connections: props.connections, host: props.host, ...(props.baseDir !== undefined ? { baseDir: props.baseDir } : {}) };
 }
 
-async function withRun<T>(inputs: HostResourceInputs, fn: (run: ClusterRun) => Promise<T>): Promise<T> {
-  const { desired } = desiredOf(inputs);
+/** The spec parsed and its desired state computed once per operation, then handed on. */
+type HostContext = ReturnType<typeof desiredOf>;
+
+async function withRun<T>(inputs: HostResourceInputs, { desired }: HostContext, fn: (run: ClusterRun) => Promise<T>): Promise<T> {
   const run = new ClusterRun(desired, {
     transport: new SshTransport(),
     hosts: [inputs.host],
@@ -47,14 +49,14 @@ async function withRun<T>(inputs: HostResourceInputs, fn: (run: ClusterRun) => P
   }
 }
 
-function outputsFor(kind: HostResourceKind, inputs: HostResourceInputs): ResourceOutputs {
-  const fields = fieldsFromDesired(desiredOf(inputs).host);
+function outputsFor(kind: HostResourceKind, inputs: HostResourceInputs, { host }: HostContext): ResourceOutputs {
+  const fields = fieldsFromDesired(host);
   if (kind === "real-server-release") return { ...inputsOf(inputs), addresses: fields.addresses };
   return { ...inputsOf(inputs), ...fields };
 }
 
-export function resourceId(inputs: HostResourceInputs): string {
-  return `${desiredOf(inputs).cluster.name}/${inputs.host}`;
+export function resourceId(inputs: HostResourceInputs, context: HostContext = desiredOf(inputs)): string {
+  return `${context.cluster.name}/${inputs.host}`;
 }
 
 export async function check(kind: HostResourceKind, _olds: unknown, news: HostResourceInputs): Promise<{ inputs: HostResourceInputs; failures: CheckFailure[] }> {
@@ -67,13 +69,15 @@ export async function diff(kind: HostResourceKind, _id: string, olds: Partial<Ho
 
 /** Runs this resource's wave on its host; a real server's is ARP suppression, then the VIPs, then files. */
 export async function create(kind: HostResourceKind, inputs: HostResourceInputs): Promise<{ id: string; outs: ResourceOutputs }> {
-  await withRun(inputs, (run) => run.apply({ waves: [waveOf[kind]] }));
-  return { id: resourceId(inputs), outs: outputsFor(kind, inputs) };
+  const context = desiredOf(inputs);
+  await withRun(inputs, context, (run) => run.apply({ waves: [waveOf[kind]] }));
+  return { id: resourceId(inputs, context), outs: outputsFor(kind, inputs, context) };
 }
 
 export async function update(kind: HostResourceKind, _id: string, _olds: unknown, news: HostResourceInputs): Promise<{ outs: ResourceOutputs }> {
-  await withRun(news, (run) => run.apply({ waves: [waveOf[kind]] }));
-  return { outs: outputsFor(kind, news) };
+  const context = desiredOf(news);
+  await withRun(news, context, (run) => run.apply({ waves: [waveOf[kind]] }));
+  return { outs: outputsFor(kind, news, context) };
 }
 
 /**
@@ -84,15 +88,16 @@ export async function update(kind: HostResourceKind, _id: string, _olds: unknown
 export async function read(kind: HostResourceKind, id: string, props: ResourceOutputs): Promise<{ id: string; props: ResourceOutputs }> {
   if (kind === "real-server-release") return { id, props };
   const inputs = inputsOf(props);
-  const { host } = desiredOf(inputs);
-  const observed = await withRun(inputs, (run) => run.observe());
+  const context = desiredOf(inputs);
+  const observed = await withRun(inputs, context, (run) => run.observe());
   const seen = observed.get(inputs.host);
   if (!seen) throw new Error(`${inputs.host}: not observed`);
-  return { id, props: { ...inputs, ...fieldsFromObserved(host, seen) } };
+  return { id, props: { ...inputs, ...fieldsFromObserved(context.host, seen) } };
 }
 
 /** A director lets go of its IPVS entries and VIPs; a real server is withdrawn from entirely; a release is a no-op. */
 export async function remove(kind: HostResourceKind, _id: string, props: ResourceOutputs): Promise<void> {
   if (kind === "real-server-release") return;
-  await withRun(inputsOf(props), (run) => run.apply({ destroy: true }));
+  const inputs = inputsOf(props);
+  await withRun(inputs, desiredOf(inputs), (run) => run.apply({ destroy: true }));
 }
