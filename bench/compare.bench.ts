@@ -15,7 +15,6 @@ import { parseCluster } from "../src/config/load";
 import type { Cluster } from "../src/config/schema";
 import { desiredClusterState, type DesiredClusterState } from "../src/model/desired";
 import type { ClusterRun } from "../src/ops/engine";
-import { runOnHosts } from "../src/transport/pool";
 import { SshTransport } from "../src/transport/ssh";
 import { ensureAnsible, runPlaybook } from "./peers/ansible";
 import { runPerCommand } from "./peers/per-command";

@@ -10,9 +10,12 @@ export interface CliIo {
  * host must not be able to move the cursor, retitle the terminal or hide a line.
  */
 export function printable(text: string): string {
+  // Control characters are what these patterns are for.
+  /* eslint-disable no-control-regex */
   return text
     .replace(/\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])/g, "")
     .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, "");
+  /* eslint-enable no-control-regex */
 }
 
 const line = (text: string): string => printable(text.endsWith("\n") ? text : `${text}\n`);

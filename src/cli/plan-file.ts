@@ -58,7 +58,7 @@ export function readPlanFile(path: string): PlanFile {
   try {
     value = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    throw new Error(`plan file ${where}: ${err instanceof SyntaxError ? `not JSON: ${err.message}` : `cannot be read: ${(err as Error).message}`}`);
+    throw new Error(`plan file ${where}: ${err instanceof SyntaxError ? `not JSON: ${err.message}` : `cannot be read: ${(err as Error).message}`}`, { cause: err });
   }
   const head = value as { format?: unknown; version?: unknown } | null;
   if (head?.format !== planFileFormat) throw new Error(`plan file ${where}: not an lvsdr plan (made by \`lvsdr plan --out FILE\`)`);

@@ -92,7 +92,7 @@ export function stackFilePath(stack: string, stacksDir = "stacks"): string {
 
 /** What a user who named a stack that does not exist needs: where it was looked for, and the stacks that do exist. */
 function noSuchStack(stack: string, stacksDir: string): string {
-  let stacks: string[] = [];
+  let stacks: string[];
   try {
     stacks = readdirSync(stacksDir).flatMap((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1] ?? []).sort();
   } catch {

@@ -126,12 +126,12 @@ export const persistenceSchema = z
 /** An absolute path on the director, without whitespace, quotes or shell metacharacters. */
 export const absolutePath = z
   .string()
-  .regex(/^\/[A-Za-z0-9_.\/@%+=:,-]*$/, "must be an absolute path (starting with '/') of letters, digits and _ . / @ % + = : , -");
+  .regex(/^\/[A-Za-z0-9_./@%+=:,-]*$/, "must be an absolute path (starting with '/') of letters, digits and _ . / @ % + = : , -");
 
 /** One argument of a check command: keepalived splits its command line on spaces, so none here. */
 export const commandArgument = z
   .string()
-  .regex(/^[A-Za-z0-9_.\/@%+=:,{}-]+$/, "must be 1 or more of letters, digits and _ . / @ % + = : , - { } (no spaces, quotes or shell metacharacters)");
+  .regex(/^[A-Za-z0-9_./@%+=:,{}-]+$/, "must be 1 or more of letters, digits and _ . / @ % + = : , - { } (no spaces, quotes or shell metacharacters)");
 
 /** An HTTP request path: starts with '/', no whitespace, quotes or control characters. */
 export const urlPath = z

@@ -230,7 +230,7 @@ describe("planning a director in keepalived mode", () => {
 
   it("removing a real server drains it through keepalived's file: weight 0 first, wait, then the file without it", () => {
     const spec = checkedSpec();
-    const { desired, after } = keepalivedApplied(spec);
+    const { after } = keepalivedApplied(spec);
     const smaller = checkedSpec({ realServers: [{ name: "rs1" }, { name: "rs2" }] });
     const plan = planCluster(desiredOf(smaller), after);
     const steps = stepsOf(plan, "director");
@@ -245,7 +245,7 @@ describe("planning a director in keepalived mode", () => {
 
   it("in a failover group only the master waits for a leaving real server's connections: the backup's are sync copies", () => {
     const spec = haSpec();
-    const { desired, after } = keepalivedApplied(spec);
+    const { after } = keepalivedApplied(spec);
     const plan = planCluster(desiredOf(haSpec({ realServers: [{ name: "rs1" }] })), after);
     expect(stepsOf(plan, "director").map((s) => s.op)).toContain("wait-drained");
     expect(stepsOf(plan, "director2").map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "remove-stray-destination"]);
@@ -275,7 +275,7 @@ describe("planning a director in keepalived mode", () => {
   it("one service handed back while keepalived keeps others: re-added the moment keepalived's reload deleted it", () => {
     const both = checkedSpec();
     (both.virtualServices as unknown[]).push({ name: "https", vip: "198.51.100.5", protocol: "tcp", port: 443, realServers: [{ name: "rs1" }], healthCheck: { type: "tcp" } });
-    const { desired, after: start } = keepalivedApplied(both);
+    const { after: start } = keepalivedApplied(both);
     const oneBack = structuredClone(both);
     delete (oneBack.virtualServices![1] as { healthCheck?: unknown }).healthCheck;
     const plan = planCluster(desiredOf(oneBack), start);

@@ -154,7 +154,6 @@ describeLab(
         expect(answers.length / span).toBeGreaterThanOrEqual(10);
         const failed = answers.filter((a) => a.body === "FAILED");
         const lastFailure = lastFailureAfter(answers, stoppedAt);
-        // eslint-disable-next-line no-console
         console.log(`health: ${failed.length} failed requests, the last ${lastFailure.toFixed(2)} s after rs1 stopped (configured detection ${detection} s)`);
         expect(lastFailure).toBeLessThanOrEqual(detection + 2);
         const after = answers.filter((a) => a.t > stoppedAt + detection + 2);
@@ -265,7 +264,6 @@ describeLab(
       // The gap: from the kill to the first answer after the last failure (or the first after the kill).
       const gap = gapAfter(answers, killedAt);
       expect(gap).not.toBeNull();
-      // eslint-disable-next-line no-console
       console.log(`failover: ${answers.filter((a) => a.t >= killedAt && a.body === "FAILED").length} failed requests, service back ${gap!.toFixed(2)} s after the master was killed (advert interval 1 s)`);
       // Target: 3 advert intervals and 1 s; half a second more for the request limit of the loop.
       expect(gap!).toBeLessThanOrEqual(3 * 1 + 1 + 0.5);

@@ -22,7 +22,6 @@ export function labSkipReason(): string | null {
 export function describeLab(name: string, body: (lab: LabContext) => void, opts: { realServers?: number; directors?: number } = {}): void {
   const skip = labSkipReason();
   if (skip !== null) {
-    // eslint-disable-next-line no-console
     console.warn(`lab suite "${name}" skipped: ${skip}. Run it with: sudo npm run test:lab`);
     describe.skip(name, () => body({ hosts: undefined as unknown as LabHosts }));
     return;

@@ -111,7 +111,6 @@ export interface RunResult {
 }
 
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-const PROVIDER_KEY = "__provider";
 const DYNAMIC_TYPE = /^pulumi-nodejs:dynamic\//;
 
 interface Project {
