@@ -22,7 +22,14 @@ const layering = layers.map(([layer, above]) => ({
   rules: {
     "no-restricted-imports": [
       "error",
-      { patterns: [{ regex: `^(\\.\\./)+(${above.join("|")})/`, message: `src/${layer} is below ${above.join(", ")}: data flows one way (config -> model -> parse/render -> plan -> transport -> ops -> pulumi/cli).` }] },
+      {
+        patterns: [
+          {
+            regex: `^(\\.\\./)+(${above.join("|")})/`,
+            message: `src/${layer} is below ${above.join(", ")}: data flows one way (config -> model -> parse/render -> plan -> transport -> ops -> pulumi/cli).`,
+          },
+        ],
+      },
     ],
   },
 }));
@@ -32,7 +39,18 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: "readonly", require: "readonly", module: "writable", __dirname: "readonly", console: "readonly", Buffer: "readonly", setTimeout: "readonly", clearTimeout: "readonly" } },
+    languageOptions: {
+      globals: {
+        process: "readonly",
+        require: "readonly",
+        module: "writable",
+        __dirname: "readonly",
+        console: "readonly",
+        Buffer: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+      },
+    },
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
     },

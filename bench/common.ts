@@ -21,7 +21,16 @@ export function labSpec(n: number, weight = 1): Cluster {
     connectionDefaults: { user: "root", privateKeyPath: ".lab/id_ed25519", knownHostsFile: ".lab/known_hosts" },
     directors: [{ name: "director", interface: "eth0", dip: `${LAB_ADDRESSES.director}/24` }],
     realServers,
-    virtualServices: [{ name: "http", vip: LAB_ADDRESSES.vip, protocol: "tcp", port: 80, scheduler: "rr", realServers: realServers.map((r, i) => ({ name: r.name, weight: i === 0 ? weight : 1 })) }],
+    virtualServices: [
+      {
+        name: "http",
+        vip: LAB_ADDRESSES.vip,
+        protocol: "tcp",
+        port: 80,
+        scheduler: "rr",
+        realServers: realServers.map((r, i) => ({ name: r.name, weight: i === 0 ? weight : 1 })),
+      },
+    ],
     drain: { timeoutSeconds: 0, pollSeconds: 1 },
   };
   const parsed = parseCluster(input);
@@ -46,7 +55,13 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 /** One ClusterRun (its own sessions), closed afterwards; `hosts` limits it to those hosts. */
 export async function withRun<T>(cluster: Cluster | DesiredClusterState, fn: (run: ClusterRun) => Promise<T>, concurrency: number, hosts?: string[]): Promise<T> {
-  const run = new ClusterRun(cluster, { transport: new SshTransport(), connectOptions: { baseDir: REPO }, concurrency, connectConcurrency: concurrency, ...(hosts ? { hosts } : {}) });
+  const run = new ClusterRun(cluster, {
+    transport: new SshTransport(),
+    connectOptions: { baseDir: REPO },
+    concurrency,
+    connectConcurrency: concurrency,
+    ...(hosts ? { hosts } : {}),
+  });
   try {
     return await fn(run);
   } finally {
@@ -55,7 +70,12 @@ export async function withRun<T>(cluster: Cluster | DesiredClusterState, fn: (ru
 }
 
 /** One new SSH session per host, same library and concurrency, running `work` and closed at once. */
-async function oneSessionPerHost(what: string, targets: HostTarget[], concurrency: number, work: (session: SshSession, target: HostTarget) => Promise<ScriptResult>): Promise<void> {
+async function oneSessionPerHost(
+  what: string,
+  targets: HostTarget[],
+  concurrency: number,
+  work: (session: SshSession, target: HostTarget) => Promise<ScriptResult>,
+): Promise<void> {
   const transport = new SshTransport();
   const out = await runOnHosts(targets, concurrency, async (t) => {
     const session = (await transport.connect(t.name, t.connection, { baseDir: REPO })) as SshSession;

@@ -40,12 +40,25 @@ const resetHosts = (desired: DesiredClusterState) => resetAll(desired, concurren
 async function checkEndState(cluster: Cluster, system: string): Promise<void> {
   const drift = await withRun(cluster, (run) => run.drift());
   const wrong = drift.flatMap((d) => d.items).filter((i) => i.kind !== "file" && (i.status === "missing" || i.status === "changed"));
-  if (wrong.length) throw new Error(`${system} did not reach the end state: ${wrong.slice(0, 3).map((i) => `${i.host} ${i.status} ${i.key}`).join("; ")}`);
+  if (wrong.length)
+    throw new Error(
+      `${system} did not reach the end state: ${wrong
+        .slice(0, 3)
+        .map((i) => `${i.host} ${i.status} ${i.key}`)
+        .join("; ")}`,
+    );
 }
 
 async function main(): Promise<void> {
   const results: Results = {
-    machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? "", kernel: release(), node: process.version, date: new Date().toISOString(), director: "qemu TCG VM (emulated CPU, no KVM), kernel 6.1, 1 vCPU" },
+    machine: {
+      cores: cpus().length,
+      cpu: cpus()[0]?.model ?? "",
+      kernel: release(),
+      node: process.version,
+      date: new Date().toISOString(),
+      director: "qemu TCG VM (emulated CPU, no KVM), kernel 6.1, 1 vCPU",
+    },
     concurrency,
     runs,
     peerRuns,
@@ -114,7 +127,12 @@ async function main(): Promise<void> {
     results.scale[String(n)] = f;
     save(); // what was measured so far survives a later failure
     const fl = median(f.floor!);
-    console.log(`N=${n}: ` + Object.entries(f).map(([k, v]) => `${k} ${median(v).toFixed(2)}s (${(median(v) / fl).toFixed(2)}x floor)`).join("; "));
+    console.log(
+      `N=${n}: ` +
+        Object.entries(f)
+          .map(([k, v]) => `${k} ${median(v).toFixed(2)}s (${(median(v) / fl).toFixed(2)}x floor)`)
+          .join("; "),
+    );
   }
 
   // The director's table at scale: S services x 10 real servers.
@@ -128,7 +146,11 @@ async function main(): Promise<void> {
         const parsed = parseCluster({
           ...base,
           virtualServices: Array.from({ length: services }, (_, i) => ({
-            name: `s${i}`, vip: `198.51.100.${3 + (i % 5)}`, protocol: "tcp", port: 1000 + Math.floor(i / 5), scheduler: "wlc",
+            name: `s${i}`,
+            vip: `198.51.100.${3 + (i % 5)}`,
+            protocol: "tcp",
+            port: 1000 + Math.floor(i / 5),
+            scheduler: "wlc",
             realServers: base.realServers.map((rs, j) => ({ name: rs.name, weight: i === 0 && j === 0 ? weight : 1 })),
           })),
         });
@@ -139,36 +161,48 @@ async function main(): Promise<void> {
       const add = (k: string, v: number) => (t[k] ??= []).push(v);
       const director = desiredClusterState(big(1));
       for (let r = 0; r < runs; r++) {
-       try {
-        await resetHosts(desiredClusterState(labSpec(10)));
-        // The real servers made ready first, untimed: a director alone registers only real servers that are ready.
-        await withRun(big(1), (run) => run.apply(), labSpec(10).realServers.map((r) => r.name));
-        add("tool: load from empty", await timed(() => withRun(big(1), (run) => run.apply(), ["director"])));
-        add("tool: change one entry", await timed(() => withRun(big(2), (run) => run.apply(), ["director"])));
-        await resetHosts(desiredClusterState(labSpec(10)));
-        if (destinations <= Number(process.env.BENCH_PER_ENTRY_MAX ?? 1000)) {
-          const host = director.hosts.find((h) => h.role === "director")!;
-          const lines = [
-            ...host.services.map((s) => `ipvsadm -A -t ${s.address}:${s.port} -s ${s.scheduler}`),
-            ...host.destinations.map((d) => `ipvsadm -a -t ${d.service.slice(4)} -r ${d.address}:${d.port} -g -w ${d.weight}`),
-          ];
-          const target = director.targets.find((x) => x.role === "director")!;
-          const session = await new SshTransport().connect("director", target.connection, { baseDir: REPO });
-          try {
-            add("one ipvsadm per entry: load from empty", await timed(() => session.runScript(lines.join("\n") + "\n", { timeoutMs: 3_600_000 })));
-            add("one ipvsadm per entry: change one entry", await timed(() => session.runScript(`ipvsadm -e -t ${lines[0]!.split(" ")[2]} -r ${host.destinations[0]!.address}:${host.destinations[0]!.port} -g -w 2\n`)));
-          } finally {
-            await session.close();
+        try {
+          await resetHosts(desiredClusterState(labSpec(10)));
+          // The real servers made ready first, untimed: a director alone registers only real servers that are ready.
+          await withRun(
+            big(1),
+            (run) => run.apply(),
+            labSpec(10).realServers.map((r) => r.name),
+          );
+          add("tool: load from empty", await timed(() => withRun(big(1), (run) => run.apply(), ["director"])));
+          add("tool: change one entry", await timed(() => withRun(big(2), (run) => run.apply(), ["director"])));
+          await resetHosts(desiredClusterState(labSpec(10)));
+          if (destinations <= Number(process.env.BENCH_PER_ENTRY_MAX ?? 1000)) {
+            const host = director.hosts.find((h) => h.role === "director")!;
+            const lines = [
+              ...host.services.map((s) => `ipvsadm -A -t ${s.address}:${s.port} -s ${s.scheduler}`),
+              ...host.destinations.map((d) => `ipvsadm -a -t ${d.service.slice(4)} -r ${d.address}:${d.port} -g -w ${d.weight}`),
+            ];
+            const target = director.targets.find((x) => x.role === "director")!;
+            const session = await new SshTransport().connect("director", target.connection, { baseDir: REPO });
+            try {
+              add("one ipvsadm per entry: load from empty", await timed(() => session.runScript(lines.join("\n") + "\n", { timeoutMs: 3_600_000 })));
+              add(
+                "one ipvsadm per entry: change one entry",
+                await timed(() => session.runScript(`ipvsadm -e -t ${lines[0]!.split(" ")[2]} -r ${host.destinations[0]!.address}:${host.destinations[0]!.port} -g -w 2\n`)),
+              );
+            } finally {
+              await session.close();
+            }
           }
+        } catch (error) {
+          // A table the director cannot load in time is a result too: record it and go on.
+          (results.failures ??= []).push(`table ${destinations}, run ${r + 1}: ${error instanceof Error ? error.message.split("\n").slice(0, 2).join(" ") : String(error)}`);
+          break;
         }
-       } catch (error) {
-        // A table the director cannot load in time is a result too: record it and go on.
-        (results.failures ??= []).push(`table ${destinations}, run ${r + 1}: ${error instanceof Error ? error.message.split("\n").slice(0, 2).join(" ") : String(error)}`);
-        break;
-       }
       }
       results.table[String(destinations)] = t;
-      console.log(`table ${destinations}: ` + Object.entries(t).map(([k, v]) => `${k} ${median(v).toFixed(2)}s`).join("; "));
+      console.log(
+        `table ${destinations}: ` +
+          Object.entries(t)
+            .map(([k, v]) => `${k} ${median(v).toFixed(2)}s`)
+            .join("; "),
+      );
     }
     await resetHosts(desiredClusterState(labSpec(10)));
   }

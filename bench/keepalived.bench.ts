@@ -55,14 +55,20 @@ async function until(what: string, fn: () => Promise<boolean>, ms = 120_000): Pr
 }
 
 async function main(): Promise<void> {
-  const results: Record<string, unknown> = { machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? "", kernel: release(), node: process.version, date: new Date().toISOString() } };
+  const results: Record<string, unknown> = {
+    machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? "", kernel: release(), node: process.version, date: new Date().toISOString() },
+  };
   const lines: string[] = ["# keepalived mode on the lab", ""];
 
   // 1 and 2: the lab-ha stack on two directors.
   await labDown();
   await labUp({ realServers: 3, directors: 2 });
   const ha = haStack();
-  const check = (parseDocument(readFileSync(resolve(REPO, "stacks/Pulumi.lab-ha.yaml"), "utf8")).toJS() as { config: { "lvs-dr:cluster": { virtualServices: { healthCheck: Record<string, number> }[] } } }).config["lvs-dr:cluster"].virtualServices[0]!.healthCheck;
+  const check = (
+    parseDocument(readFileSync(resolve(REPO, "stacks/Pulumi.lab-ha.yaml"), "utf8")).toJS() as {
+      config: { "lvs-dr:cluster": { virtualServices: { healthCheck: Record<string, number> }[] } };
+    }
+  ).config["lvs-dr:cluster"].virtualServices[0]!.healthCheck;
   const detection = check.intervalSeconds! + check.connectTimeoutSeconds! * check.retries!;
   await withRun(ha, (run) => run.apply({ destroy: true }), concurrency);
   await withRun(ha, (run) => run.apply(), concurrency);
@@ -80,10 +86,11 @@ async function main(): Promise<void> {
     await labHttpd("rs1", "start");
   }
   if (parts.has("health")) results.health = { configuredDetectionSeconds: detection, lastFailureSeconds: lastFailures };
-  if (parts.has("health")) lines.push(
-    `Health (lab-ha: HTTP check every ${check.intervalSeconds} s, ${check.connectTimeoutSeconds} s timeout, ${check.retries} retry): from rs1's HTTP server stopping to the last failed request, median of ${runs}: **${median(lastFailures).toFixed(2)} s** against a configured detection time of ${detection} s (all: ${lastFailures.map((x) => x.toFixed(2)).join(", ")}).`,
-    "",
-  );
+  if (parts.has("health"))
+    lines.push(
+      `Health (lab-ha: HTTP check every ${check.intervalSeconds} s, ${check.connectTimeoutSeconds} s timeout, ${check.retries} retry): from rs1's HTTP server stopping to the last failed request, median of ${runs}: **${median(lastFailures).toFixed(2)} s** against a configured detection time of ${detection} s (all: ${lastFailures.map((x) => x.toFixed(2)).join(", ")}).`,
+      "",
+    );
   if (parts.has("health")) console.log(lines[lines.length - 2]);
 
   const gaps: number[] = [];
@@ -103,16 +110,20 @@ async function main(): Promise<void> {
   }
   const advert = ha.failoverGroups[0]!.advertIntervalSeconds;
   if (parts.has("failover")) results.failover = { advertIntervalSeconds: advert, targetSeconds: 3 * advert + 1, gapSeconds: gaps };
-  if (parts.has("failover")) lines.push(
-    `Failover (advert interval ${advert} s, connection sync on): the gap in requests when the master director's VM is frozen, median of ${failovers}: **${median(gaps).toFixed(2)} s** against a target of ${3 * advert + 1} s (all: ${gaps.map((x) => x.toFixed(2)).join(", ")}).`,
-    "",
-  );
+  if (parts.has("failover"))
+    lines.push(
+      `Failover (advert interval ${advert} s, connection sync on): the gap in requests when the master director's VM is frozen, median of ${failovers}: **${median(gaps).toFixed(2)} s** against a target of ${3 * advert + 1} s (all: ${gaps.map((x) => x.toFixed(2)).join(", ")}).`,
+      "",
+    );
   if (parts.has("failover")) console.log(lines[lines.length - 2]);
   await until("director to be master", async () => (await holder()) === "director");
   await withRun(ha, (run) => run.apply({ destroy: true }), concurrency);
 
   // 3: a static director against a keepalived one, beside the floor.
-  lines.push("| N real servers | floor | static: apply from scratch | keepalived: apply from scratch | static: drift check | keepalived: drift check |", "|---|---|---|---|---|---|");
+  lines.push(
+    "| N real servers | floor | static: apply from scratch | keepalived: apply from scratch | static: drift check | keepalived: drift check |",
+    "|---|---|---|---|---|---|",
+  );
   const scale: Record<string, Record<string, number[]>> = {};
   for (const n of parts.has("scale") ? sizes : []) {
     await labDown();
@@ -120,7 +131,10 @@ async function main(): Promise<void> {
     const f: Record<string, number[]> = {};
     const add = (k: string, v: number) => (f[k] ??= []).push(v);
     for (let r = 0; r < runs; r++) {
-      for (const [mode, spec] of [["static", labSpec(n)], ["keepalived", keepalivedSpec(n)]] as const) {
+      for (const [mode, spec] of [
+        ["static", labSpec(n)],
+        ["keepalived", keepalivedSpec(n)],
+      ] as const) {
         await withRun(spec, (run) => run.apply({ destroy: true }), concurrency);
         add("floor", await timed(() => floor(desiredClusterState(spec).targets, concurrency)));
         add(`${mode}: apply from scratch`, await timed(() => withRun(spec, (run) => run.apply(), concurrency)));
@@ -133,7 +147,9 @@ async function main(): Promise<void> {
     scale[String(n)] = f;
     const fl = median(f.floor!);
     const cell = (k: string) => `${median(f[k]!).toFixed(2)} (${(median(f[k]!) / fl).toFixed(1)}x)`;
-    lines.push(`| ${n} | ${fl.toFixed(2)} | ${cell("static: apply from scratch")} | ${cell("keepalived: apply from scratch")} | ${cell("static: drift check")} | ${cell("keepalived: drift check")} |`);
+    lines.push(
+      `| ${n} | ${fl.toFixed(2)} | ${cell("static: apply from scratch")} | ${cell("keepalived: apply from scratch")} | ${cell("static: drift check")} | ${cell("keepalived: drift check")} |`,
+    );
     console.log(lines[lines.length - 1]);
   }
   results.scale = scale;

@@ -47,7 +47,13 @@ const spec = bigSpec();
 const figures: Record<string, number[]> = { validate: [], "desired state": [], "plan from empty hosts": [], "plan with nothing to do": [], "validate + plan from empty": [] };
 for (let i = 0; i < runs + 2; i++) {
   const [tValidate, parsed] = time(() => parseCluster(spec));
-  if (!parsed.ok) throw new Error(parsed.issues.slice(0, 3).map((x) => `${x.path}: ${x.message}`).join("\n"));
+  if (!parsed.ok)
+    throw new Error(
+      parsed.issues
+        .slice(0, 3)
+        .map((x) => `${x.path}: ${x.message}`)
+        .join("\n"),
+    );
   const [tDesired, desired] = time(() => desiredClusterState(parsed.cluster));
   const blank = blankCluster(desired);
   const [tPlan, plan] = time(() => planCluster(desired, blank));
@@ -63,5 +69,11 @@ for (let i = 0; i < runs + 2; i++) {
 }
 console.log(`bench:plan  ${services} virtual services x ${perService} real servers = ${services * perService} destinations; median of ${runs} runs (ms), node ${process.version}`);
 for (const [name, xs] of Object.entries(figures)) {
-  console.log(`  ${name.padEnd(28)} median ${median(xs).toFixed(1).padStart(7)}   min ${Math.min(...xs).toFixed(1).padStart(7)}   max ${Math.max(...xs).toFixed(1).padStart(7)}`);
+  console.log(
+    `  ${name.padEnd(28)} median ${median(xs).toFixed(1).padStart(7)}   min ${Math.min(...xs)
+      .toFixed(1)
+      .padStart(7)}   max ${Math.max(...xs)
+      .toFixed(1)
+      .padStart(7)}`,
+  );
 }

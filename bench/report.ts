@@ -53,13 +53,25 @@ export function markdownReport(r: Results): string {
       ["drift check", "tool: observe (drift check)", ": drift check (--check)"],
     ];
     for (const [label, toolKey, suffix] of jobs) {
-      const peerNames = [...new Set(ns.flatMap((n) => Object.keys(r.scale[n]!).filter((k) => k.endsWith(suffix) && !k.startsWith("tool")).map((k) => k.replace(/ \(.*\)/, "").replace(suffix, ""))))];
+      const peerNames = [
+        ...new Set(
+          ns.flatMap((n) =>
+            Object.keys(r.scale[n]!)
+              .filter((k) => k.endsWith(suffix) && !k.startsWith("tool"))
+              .map((k) => k.replace(/ \(.*\)/, "").replace(suffix, "")),
+          ),
+        ),
+      ];
       for (const peer of peerNames) {
         ratioRows.push(
           `| ${peer}: ${label} | ${ns
             .map((n) => {
               const tool = median(r.scale[n]![toolKey] ?? []);
-              const best = Math.min(...Object.keys(r.scale[n]!).filter((k) => k.startsWith(peer) && k.endsWith(suffix)).map((k) => median(r.scale[n]![k]!)));
+              const best = Math.min(
+                ...Object.keys(r.scale[n]!)
+                  .filter((k) => k.startsWith(peer) && k.endsWith(suffix))
+                  .map((k) => median(r.scale[n]![k]!)),
+              );
               return Number.isFinite(best) ? `${fmt(best / tool)}x (${fmt(best)} s)` : "-";
             })
             .join(" | ")} |`,
@@ -67,12 +79,26 @@ export function markdownReport(r: Results): string {
       }
     }
     // A tool-only run (bench:ops) has no peers: no empty table.
-    if (ratioRows.length) lines.push("", "How many times longer the peers take than the tool (each at its best setting):", "", `| job | ${ns.map((n) => `N=${n}`).join(" | ")} |`, `|---|${ns.map(() => "---").join("|")}|`, ...ratioRows);
+    if (ratioRows.length)
+      lines.push(
+        "",
+        "How many times longer the peers take than the tool (each at its best setting):",
+        "",
+        `| job | ${ns.map((n) => `N=${n}`).join(" | ")} |`,
+        `|---|${ns.map(() => "---").join("|")}|`,
+        ...ratioRows,
+      );
   }
   const ps = Object.keys(r.profile ?? {});
   if (ps.length) {
     const phases = [...new Set(ps.flatMap((n) => Object.keys(r.profile[n]!)))];
-    lines.push("", "Where the tool's apply from scratch spends its time (seconds, medians):", "", `| phase | ${ps.map((n) => `N=${n}`).join(" | ")} |`, `|---|${ps.map(() => "---").join("|")}|`);
+    lines.push(
+      "",
+      "Where the tool's apply from scratch spends its time (seconds, medians):",
+      "",
+      `| phase | ${ps.map((n) => `N=${n}`).join(" | ")} |`,
+      `|---|${ps.map(() => "---").join("|")}|`,
+    );
     for (const ph of phases) lines.push(`| ${ph} | ${ps.map((n) => fmt(median(r.profile[n]![ph] ?? []))).join(" | ")} |`);
   }
   const ts = Object.keys(r.table);
@@ -89,7 +115,12 @@ export function markdownReport(r: Results): string {
 export function chartSvg(r: Results): string {
   const ns = Object.keys(r.scale).map(Number);
   const systems = [...new Set(ns.flatMap((n) => Object.keys(r.scale[String(n)]!)))].filter((k) => k === "floor" || k.endsWith("apply from scratch"));
-  const W = 640, H = 360, L = 60, B = 40, T = 20, R = 200;
+  const W = 640,
+    H = 360,
+    L = 60,
+    B = 40,
+    T = 20,
+    R = 200;
   const maxN = Math.max(...ns, 1);
   const values = systems.flatMap((s) => ns.map((n) => median(r.scale[String(n)]![s] ?? []))).filter(Number.isFinite);
   const lo = Math.log10(Math.max(0.01, Math.min(...values, 1)));
@@ -100,7 +131,11 @@ export function chartSvg(r: Results): string {
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`, `<rect width="${W}" height="${H}" fill="white"/>`];
   parts.push(`<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/>`, `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`);
   for (const n of ns) parts.push(`<text x="${x(n)}" y="${H - B + 14}" text-anchor="middle">${n}</text>`);
-  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) parts.push(`<text x="${L - 6}" y="${y(10 ** e) + 4}" text-anchor="end">${10 ** e}s</text>`, `<line x1="${L}" y1="${y(10 ** e)}" x2="${W - R}" y2="${y(10 ** e)}" stroke="#ddd"/>`);
+  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++)
+    parts.push(
+      `<text x="${L - 6}" y="${y(10 ** e) + 4}" text-anchor="end">${10 ** e}s</text>`,
+      `<line x1="${L}" y1="${y(10 ** e)}" x2="${W - R}" y2="${y(10 ** e)}" stroke="#ddd"/>`,
+    );
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle">real servers (N)</text>`, `<text x="${L}" y="${T - 6}">apply from scratch, seconds (log)</text>`);
   systems.forEach((s, i) => {
     const pts = ns.map((n) => [n, median(r.scale[String(n)]![s] ?? [])] as const).filter(([, v]) => Number.isFinite(v));

@@ -58,7 +58,12 @@ async function main(): Promise<void> {
         for (const [k, v] of Object.entries(timings)) (phases[k] ??= []).push(v / 1000);
       }
       totals.set(size, median(phases.total!));
-      console.log(`table ${size}: ` + Object.entries(phases).map(([k, v]) => `${k} ${median(v).toFixed(2)}s`).join("; "));
+      console.log(
+        `table ${size}: ` +
+          Object.entries(phases)
+            .map(([k, v]) => `${k} ${median(v).toFixed(2)}s`)
+            .join("; "),
+      );
     }
     const [small, large] = [Math.min(...sizes), Math.max(...sizes)];
     console.log(`one-entry change, ${large} against ${small} destinations: ${(totals.get(large)! / totals.get(small)!).toFixed(2)}x`);

@@ -34,7 +34,11 @@ function pulumiAvailable(): boolean {
 async function spread(n: number): Promise<Map<string, number>> {
   const out = await labExecOk("client", `for i in $(seq ${n}); do curl -s -m 3 http://${VIP}/ || echo FAILED; done`);
   const counts = new Map<string, number>();
-  for (const name of out.split("\n").map((l) => l.trim()).filter(Boolean)) counts.set(name, (counts.get(name) ?? 0) + 1);
+  for (const name of out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean))
+    counts.set(name, (counts.get(name) ?? 0) + 1);
   return counts;
 }
 
@@ -48,7 +52,12 @@ async function main(): Promise<void> {
   await ensurePrerequisites();
   const hosts = await labUp();
   const director = hosts.hosts.find((h) => h.role === "director")!;
-  say(`   director ${director.ip} (MAC ${director.mac}), real servers ${hosts.hosts.filter((h) => h.role === "real-server" && h.segment === "A").map((h) => h.ip).join(", ")}, client ${LAB_ADDRESSES.client}`);
+  say(
+    `   director ${director.ip} (MAC ${director.mac}), real servers ${hosts.hosts
+      .filter((h) => h.role === "real-server" && h.segment === "A")
+      .map((h) => h.ip)
+      .join(", ")}, client ${LAB_ADDRESSES.client}`,
+  );
 
   title(2, "The stack: stacks/Pulumi.lab.yaml, validated before any host is contacted");
   say(`   ${summarize(loadCluster({ stack: "lab", stacksDir: resolve(REPO, "stacks") }))}`);

@@ -163,7 +163,14 @@ async function script(name: string, args: string[] = [], env: NodeJS.ProcessEnv 
 async function scriptOrThrow(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   const r = await script(name, args, env);
   if (r.code !== 0) {
-    const msg = (r.stderr.trim().split("\n").filter((l) => l.startsWith("lab:")).pop() ?? r.stderr.trim()) || `exit ${r.code}`;
+    const msg =
+      (r.stderr
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("lab:"))
+        .pop() ??
+        r.stderr.trim()) ||
+      `exit ${r.code}`;
     throw new Error(`lab/${name} failed: ${msg}\n${r.stderr}`);
   }
   return r;
@@ -236,17 +243,27 @@ export async function labExec(hostName: string, command: string, opts: LabExecOp
   const hosts = loadLabHosts();
   const h = labHost(hostName, hosts);
   const args = [
-    "-F", "/dev/null",
+    "-F",
+    "/dev/null",
     ...(opts.user === undefined && opts.knownHostsPath === undefined ? sharedConnection() : []),
-    "-i", h.privateKeyPath,
-    "-o", "IdentitiesOnly=yes",
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", `UserKnownHostsFile=${opts.knownHostsPath ?? hosts.knownHostsPath}`,
-    "-o", "GlobalKnownHostsFile=/dev/null",
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=10",
-    "-o", "LogLevel=ERROR",
-    "-p", String(h.port),
+    "-i",
+    h.privateKeyPath,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `UserKnownHostsFile=${opts.knownHostsPath ?? hosts.knownHostsPath}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "LogLevel=ERROR",
+    "-p",
+    String(h.port),
     `${opts.user ?? h.user}@${h.address}`,
     command,
   ];
@@ -267,13 +284,7 @@ function sharedConnectionDir(): string {
 function sharedConnection(): string[] {
   const dir = sharedConnectionDir();
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return [
-    "-o", "ControlMaster=auto",
-    "-o", `ControlPath=${dir}/%C`,
-    "-o", "ControlPersist=30",
-    "-o", "ServerAliveInterval=2",
-    "-o", "ServerAliveCountMax=2",
-  ];
+  return ["-o", "ControlMaster=auto", "-o", `ControlPath=${dir}/%C`, "-o", "ControlPersist=30", "-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=2"];
 }
 
 /** Ends every shared connection (they would end by themselves 30 s after their last use). */
@@ -306,7 +317,10 @@ export async function labLeftovers(): Promise<LabLeftovers> {
   const routes = await run("ip", ["route", "show"]);
   const mountinfo = fs.readFileSync("/proc/self/mountinfo", "utf8");
   return {
-    namespaces: ns.stdout.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(LAB_NAMESPACE_PREFIX)),
+    namespaces: ns.stdout
+      .split("\n")
+      .map((l) => l.split(" ")[0] ?? "")
+      .filter((n) => n.startsWith(LAB_NAMESPACE_PREFIX)),
     links: links.stdout.split("\n").filter((l) => l.includes(LAB_ROOT_LINK) || l.includes(LAB_NAMESPACE_PREFIX)),
     mounts: mountinfo.split("\n").filter((l) => l.includes("lvslab")),
     routes: routes.stdout.split("\n").filter((l) => l.startsWith("203.0.113.") || l.startsWith("198.51.100.")),
@@ -431,10 +445,18 @@ export async function labHttpd(name: string, action: "stop" | "start", hosts: La
     await labExecOk(name, `systemctl ${action} lvslab-httpd`);
   } else if (action === "stop") {
     // Whatever listens on port 80 in this host's network namespace (the recorded pid may be stale).
-    await labExecOk(name, `p=$(ss -Hltnp 'sport = :80' | sed -n 's/.*pid=\\([0-9]*\\).*/\\1/p' | head -1) && [ -n "$p" ] && kill "$p" && while [ -d "/proc/$p" ]; do sleep 0.05; done`);
+    await labExecOk(
+      name,
+      `p=$(ss -Hltnp 'sport = :80' | sed -n 's/.*pid=\\([0-9]*\\).*/\\1/p' | head -1) && [ -n "$p" ] && kill "$p" && while [ -d "/proc/$p" ]; do sleep 0.05; done`,
+    );
   } else {
     // Started only if nothing listens: a second httpd could not bind, and would leave a dead pid recorded.
-    const pid = (await labExecOk(name, `if ${listening}; then cat /run/lvslab/state/httpd.pid; else setsid busybox httpd -f -p 80 -h /run/lvslab/www </dev/null >/dev/null 2>&1 & echo $! > /run/lvslab/state/httpd.pid; echo $!; fi`)).trim();
+    const pid = (
+      await labExecOk(
+        name,
+        `if ${listening}; then cat /run/lvslab/state/httpd.pid; else setsid busybox httpd -f -p 80 -h /run/lvslab/www </dev/null >/dev/null 2>&1 & echo $! > /run/lvslab/state/httpd.pid; echo $!; fi`,
+      )
+    ).trim();
     fs.writeFileSync(path.join(labPaths().state, "pids", `${name}.httpd.pid`), `${pid}\n`);
   }
   // Back (or gone) when the port says so, not when the command returned.
@@ -467,7 +489,10 @@ export async function labSshd(name: string, action: "stop" | "start", hosts: Lab
     const ownMount = fs.readlinkSync("/proc/self/ns/mnt");
     const inHost = (pid: string) => pidAlive(Number(pid)) && fs.readlinkSync(`/proc/${pid}/ns/mnt`) !== ownMount;
     const recorded = fs.readFileSync(path.join(p.state, "pids", `${name}.httpd.pid`), "utf8").trim();
-    const listed = (await run("ip", ["netns", "pids", host.namespace])).stdout.split("\n").map((s) => s.trim()).filter(Boolean);
+    const listed = (await run("ip", ["netns", "pids", host.namespace])).stdout
+      .split("\n")
+      .map((s) => s.trim())
+      .filter(Boolean);
     const httpd = [recorded, ...listed].find((pid) => {
       try {
         return inHost(pid);
@@ -479,7 +504,10 @@ export async function labSshd(name: string, action: "stop" | "start", hosts: Lab
     const log = fs.openSync(path.join(p.state, "hosts", name, "host.log"), "a");
     // nsenter execs sshd in the namespaces it entered: its pid is sshd's. Inside, the host's state
     // directory is where host-init.sh bound it (the real one may be hidden: the host has its own /tmp).
-    const child = spawn("nsenter", ["-t", httpd, "-m", "-u", "-n", "/usr/sbin/sshd", "-D", "-e", "-f", "/run/lvslab/state/sshd_config"], { detached: true, stdio: ["ignore", log, log] });
+    const child = spawn("nsenter", ["-t", httpd, "-m", "-u", "-n", "/usr/sbin/sshd", "-D", "-e", "-f", "/run/lvslab/state/sshd_config"], {
+      detached: true,
+      stdio: ["ignore", log, log],
+    });
     fs.closeSync(log);
     child.unref();
     fs.writeFileSync(pidFile, `${child.pid}\n`);
@@ -489,6 +517,11 @@ export async function labSshd(name: string, action: "stop" | "start", hosts: Lab
     if ((await answers()) === want) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  const logTail = fs.readFileSync(path.join(p.state, "hosts", name, "host.log"), "utf8").trim().split("\n").slice(-5).join(" | ");
+  const logTail = fs
+    .readFileSync(path.join(p.state, "hosts", name, "host.log"), "utf8")
+    .trim()
+    .split("\n")
+    .slice(-5)
+    .join(" | ");
   throw new Error(`lab: ${name}'s sshd did not ${action} (port ${host.port} ${want ? "still closed" : "still open"}); its log ends: ${logTail}`);
 }

@@ -47,6 +47,10 @@ export async function runPerCommand(desired: DesiredClusterState, vip: string, c
   // Real-server commands, then the director's, in order (ipvsadm -a needs the -A first).
   const realServerJobs = jobs.filter((j) => j.host !== "director");
   const directorJobs = jobs.filter((j) => j.host === "director");
-  const failures = [...(await run(realServerJobs)), ...(await run(directorJobs.slice(0, 1))), ...(await run(directorJobs.slice(1), Math.min(concurrency, perCommandSessionsPerHost)))].filter((r) => !r.ok);
+  const failures = [
+    ...(await run(realServerJobs)),
+    ...(await run(directorJobs.slice(0, 1))),
+    ...(await run(directorJobs.slice(1), Math.min(concurrency, perCommandSessionsPerHost))),
+  ].filter((r) => !r.ok);
   if (failures.length) throw new Error(`per-command: ${failures.length} commands failed: ${String((failures[0] as { error: unknown }).error)}`);
 }

@@ -24,7 +24,9 @@ describe("lvsdr validate", () => {
   it.each(["lab", "dev", "prod"])("accepts stacks/Pulumi.%s.yaml with a one-line summary", async (stack) => {
     const r = await cli("validate", "--stack", stack, "--stacks-dir", stacksDir);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(new RegExp(`^ok: .*Pulumi\\.${stack}\\.yaml: cluster ${stack}: \\d+ directors?, \\d+ real servers?, \\d+ virtual services? \\(\\d+ destinations?\\)\\n$`));
+    expect(r.out).toMatch(
+      new RegExp(`^ok: .*Pulumi\\.${stack}\\.yaml: cluster ${stack}: \\d+ directors?, \\d+ real servers?, \\d+ virtual services? \\(\\d+ destinations?\\)\\n$`),
+    );
   });
 
   const bad = `
@@ -37,7 +39,7 @@ virtualServices: [{ name: http, vip: 198.51.100.5, protocol: tcp, port: 80, real
     const r = await cli("validate", "--file", specFile(bad));
     expect(r.code).toBe(1);
     expect(r.err).toContain("directors[0].interface: must be a Linux interface name");
-    expect(r.err).toContain("virtualServices[0].realServers[0].name: RIP 203.0.113.9 of real server \"web\" is outside director \"lb\"'s subnet 198.51.100.0/24");
+    expect(r.err).toContain('virtualServices[0].realServers[0].name: RIP 203.0.113.9 of real server "web" is outside director "lb"\'s subnet 198.51.100.0/24');
     expect(r.err).toContain("virtualServices[0].realServers[0].port: is 8080 but the service port is 80");
     expect(r.err).toMatch(/: 3 problems\n$/);
   });
@@ -76,7 +78,14 @@ virtualServices:
     expect(json.ok).toBe(false);
     expect(json.issues.map((i) => i.path)).toEqual(["directors[0].interface", "virtualServices[0].realServers[0].name", "virtualServices[0].realServers[0].port"]);
     const good = JSON.parse((await cli("validate", "--stack", "lab", "--stacks-dir", stacksDir, "--json")).out);
-    expect(good).toEqual({ formatVersion: 1, command: "validate", ok: true, source: join(stacksDir, "Pulumi.lab.yaml"), summary: expect.stringMatching(/^cluster lab: /), issues: [] });
+    expect(good).toEqual({
+      formatVersion: 1,
+      command: "validate",
+      ok: true,
+      source: join(stacksDir, "Pulumi.lab.yaml"),
+      summary: expect.stringMatching(/^cluster lab: /),
+      issues: [],
+    });
   });
 
   it("explains what is wrong with the command line and the file itself", async () => {
@@ -90,7 +99,7 @@ virtualServices:
     expect(yamlError.code).toBe(1);
     expect(yamlError.err).toMatch(/YAML syntax error at line \d/);
     const noKey = await cli("validate", "--file", specFile("config:\n  other:key: 1\n"));
-    expect(noKey.err).toContain('config.lvs-dr:cluster: is missing');
+    expect(noKey.err).toContain("config.lvs-dr:cluster: is missing");
   });
 });
 
@@ -130,7 +139,9 @@ describe("conventions", () => {
   it("a --stack that does not exist says where it looked and lists the stacks that do", async () => {
     const r = await cli("validate", "--stack", "staging", "--stacks-dir", stacksDir);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`--stack: no stack "staging": ${join(stacksDir, "Pulumi.staging.yaml")} (${join(stacksDir, "Pulumi.staging.yaml")}) does not exist; the stacks in ${stacksDir}: dev, lab, lab-ha, prod`);
+    expect(r.err).toContain(
+      `--stack: no stack "staging": ${join(stacksDir, "Pulumi.staging.yaml")} (${join(stacksDir, "Pulumi.staging.yaml")}) does not exist; the stacks in ${stacksDir}: dev, lab, lab-ha, prod`,
+    );
   });
 
   it("help shows the defaults", async () => {
@@ -175,9 +186,18 @@ virtualServices: [{ name: http, vip: 198.51.100.5, protocol: tcp, port: 80, real
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.out) as { formatVersion: number; command: string; ok: boolean; clean: boolean; hosts: { host: string; reached: boolean; error?: string }[] };
     expect(doc).toMatchObject({ formatVersion: 1, command: "drift", ok: false, clean: false });
-    expect(doc.hosts.map((h) => [h.host, h.reached]).sort()).toEqual([["lb", false], ["web1", false], ["web2", false]]);
+    expect(doc.hosts.map((h) => [h.host, h.reached]).sort()).toEqual([
+      ["lb", false],
+      ["web1", false],
+      ["web2", false],
+    ]);
     for (const h of doc.hosts) expect(h.error).toMatch(/^connect: cannot reach root@127\.0\.0\.\d:1 after 2 attempt\(s\): connect ECONNREFUSED/);
-    for (const [host, n] of [["lb", 1], ["web1", 2], ["web2", 3]]) expect(r.err).toContain(`${host}: connect attempt 1 of 2 failed: connect ECONNREFUSED 127.0.0.${n}:1; trying again in 0.3 s`);
+    for (const [host, n] of [
+      ["lb", 1],
+      ["web1", 2],
+      ["web2", 3],
+    ])
+      expect(r.err).toContain(`${host}: connect attempt 1 of 2 failed: connect ECONNREFUSED 127.0.0.${n}:1; trying again in 0.3 s`);
   });
 
   it("drift in text prints each cause once, with the hosts it hit", async () => {

@@ -7,7 +7,14 @@ import type { ClusterHealth } from "../plan/health";
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 export function formatDrift(drift: HostDrift[]): string {
@@ -15,13 +22,7 @@ export function formatDrift(drift: HostDrift[]): string {
   const drifted = drift.filter((d) => !d.clean).map((d) => d.host);
   const lines: string[] = [];
   if (items.length) {
-    lines.push(
-      table([
-        ["HOST", "STATUS", "KIND", "ITEM", "EXPECTED", "ACTUAL"],
-        ...items.map((i) => [i.host, i.status, i.kind, i.key, i.expected ?? "-", i.actual ?? "-"]),
-      ]),
-      "",
-    );
+    lines.push(table([["HOST", "STATUS", "KIND", "ITEM", "EXPECTED", "ACTUAL"], ...items.map((i) => [i.host, i.status, i.kind, i.key, i.expected ?? "-", i.actual ?? "-"])]), "");
   }
   const unmanaged = items.filter((i) => i.status === "unmanaged").length;
   lines.push(
@@ -117,18 +118,43 @@ export function formatHealth(health: ClusterHealth): string {
   for (const s of health.services) {
     if (!s.present) rows.push([s.service, s.director, s.managedBy, "-", "service not in the IPVS table", "-", "-", "-"]);
     for (const r of s.realServers) {
-      rows.push([s.service, s.director, s.managedBy, `${r.name ?? "?"} ${r.address}`, r.health, r.weight === null ? "-" : `${r.weight}/${r.configuredWeight}`, String(r.activeConnections), String(r.inactiveConnections)]);
+      rows.push([
+        s.service,
+        s.director,
+        s.managedBy,
+        `${r.name ?? "?"} ${r.address}`,
+        r.health,
+        r.weight === null ? "-" : `${r.weight}/${r.configuredWeight}`,
+        String(r.activeConnections),
+        String(r.inactiveConnections),
+      ]);
     }
-    if (s.sorryServer) rows.push([s.service, s.director, s.managedBy, `${s.sorryServer.name ?? "?"} ${s.sorryServer.address}`, s.sorryServer.active ? "sorry server, serving" : "sorry server, idle", "-", "-", "-"]);
+    if (s.sorryServer)
+      rows.push([
+        s.service,
+        s.director,
+        s.managedBy,
+        `${s.sorryServer.name ?? "?"} ${s.sorryServer.address}`,
+        s.sorryServer.active ? "sorry server, serving" : "sorry server, idle",
+        "-",
+        "-",
+        "-",
+      ]);
   }
   lines.push(table(rows));
   if (health.groups.length) {
-    lines.push("", table([["GROUP", "VIPS", "MASTER", "DIRECTORS"], ...health.groups.map((g) => [
-      g.group,
-      g.vips.join(",") || "-",
-      g.master ?? (g.holders.length ? `SPLIT BRAIN: ${g.holders.join(", ")}` : "none (the VIPs are down)"),
-      g.directors.map((d) => `${d.name} (priority ${d.priority}${d.keepalivedRunning === false ? ", keepalived stopped" : ""})`).join(", "),
-    ])]));
+    lines.push(
+      "",
+      table([
+        ["GROUP", "VIPS", "MASTER", "DIRECTORS"],
+        ...health.groups.map((g) => [
+          g.group,
+          g.vips.join(",") || "-",
+          g.master ?? (g.holders.length ? `SPLIT BRAIN: ${g.holders.join(", ")}` : "none (the VIPs are down)"),
+          g.directors.map((d) => `${d.name} (priority ${d.priority}${d.keepalivedRunning === false ? ", keepalived stopped" : ""})`).join(", "),
+        ]),
+      ]),
+    );
   }
   return lines.join("\n");
 }

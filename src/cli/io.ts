@@ -12,9 +12,7 @@ export interface CliIo {
 export function printable(text: string): string {
   // Control characters are what these patterns are for.
   /* eslint-disable no-control-regex */
-  return text
-    .replace(/\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])/g, "")
-    .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, "");
+  return text.replace(/\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])/g, "").replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, "");
   /* eslint-enable no-control-regex */
 }
 

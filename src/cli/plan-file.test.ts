@@ -52,7 +52,18 @@ describe("plan files", () => {
     writeFileSync(newer, JSON.stringify({ format: "lvsdr-plan", version: planFileVersion + 1 }));
     expect(() => readPlanFile(newer)).toThrow(`format version ${planFileVersion + 1}; this lvsdr reads version ${planFileVersion}`);
     const broken = join(dir, "broken.plan");
-    writeFileSync(broken, JSON.stringify({ format: "lvsdr-plan", version: planFileVersion, createdAt: "now", spec: { path: "x", resolved: "x", sha256: "nope" }, destroy: false, hosts: null, plan: {} }));
+    writeFileSync(
+      broken,
+      JSON.stringify({
+        format: "lvsdr-plan",
+        version: planFileVersion,
+        createdAt: "now",
+        spec: { path: "x", resolved: "x", sha256: "nope" },
+        destroy: false,
+        hosts: null,
+        plan: {},
+      }),
+    );
     expect(() => readPlanFile(broken)).toThrow(/broken\.plan: spec\.sha256: /);
     expect(() => readPlanFile("no-such.plan")).toThrow(`plan file no-such.plan (${join(process.cwd(), "no-such.plan")}): cannot be read`);
   });

@@ -24,7 +24,14 @@ const planFileSchema = z.object({
   spec: z.object({ path: z.string(), resolved: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
   destroy: z.boolean(),
   hosts: z.array(z.string()).nullable(),
-  plan: z.object({ cluster: z.string(), hosts: z.array(z.object({ host: z.string(), waves: z.array(z.object({ host: z.string() }).passthrough()) }).passthrough()), waves: z.array(z.unknown()), empty: z.boolean() }).passthrough(),
+  plan: z
+    .object({
+      cluster: z.string(),
+      hosts: z.array(z.object({ host: z.string(), waves: z.array(z.object({ host: z.string() }).passthrough()) }).passthrough()),
+      waves: z.array(z.unknown()),
+      empty: z.boolean(),
+    })
+    .passthrough(),
 });
 
 export interface PlanFile {
@@ -62,7 +69,8 @@ export function readPlanFile(path: string): PlanFile {
   }
   const head = value as { format?: unknown; version?: unknown } | null;
   if (head?.format !== planFileFormat) throw new Error(`plan file ${where}: not an lvsdr plan (made by \`lvsdr plan --out FILE\`)`);
-  if (head.version !== planFileVersion) throw new Error(`plan file ${where}: format version ${String(head.version)}; this lvsdr reads version ${planFileVersion}: make the plan again`);
+  if (head.version !== planFileVersion)
+    throw new Error(`plan file ${where}: format version ${String(head.version)}; this lvsdr reads version ${planFileVersion}: make the plan again`);
   const parsed = planFileSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

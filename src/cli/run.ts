@@ -45,7 +45,9 @@ export function progressPrinter(io: CliIo, tty: boolean): { onProgress: (e: Prog
     onProgress: (e) => {
       if (e.kind === "step") {
         if (tty) {
-          process.stderr.write(`\r\x1b[K${printable(`${frames[n++ % frames.length]} ${e.host}: ${e.index}/${e.total} ${e.description}`).slice(0, (process.stderr.columns ?? 100) - 1)}`);
+          process.stderr.write(
+            `\r\x1b[K${printable(`${frames[n++ % frames.length]} ${e.host}: ${e.index}/${e.total} ${e.description}`).slice(0, (process.stderr.columns ?? 100) - 1)}`,
+          );
           live = true;
         } else io.err(`${e.host}: step ${e.index}/${e.total} ${e.description}`);
       } else if (e.kind === "wave-done") {

@@ -16,15 +16,10 @@ const hostnameOrAddress = z
   .string()
   .min(1)
   .max(253)
-  .regex(
-    /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$|^[0-9A-Fa-f:.]+$/,
-    "must be a hostname or an IP address",
-  );
+  .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$|^[0-9A-Fa-f:.]+$/, "must be a hostname or an IP address");
 
 /** A POSIX login name; also keeps the name safe to place in `sudo -u` or a path. */
-const userName = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name: lowercase letters, digits, '_' or '-', 1-32 chars");
+const userName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name: lowercase letters, digits, '_' or '-', 1-32 chars");
 
 /** `SHA256:<base64>` as `ssh-keygen -l` prints it. */
 export const fingerprintPattern = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
@@ -64,9 +59,7 @@ const connectionFields = {
 };
 
 export const proxyConnectionSchema = z.object(connectionFields).strict();
-export const connectionSchema = z
-  .object({ ...connectionFields, proxy: proxyConnectionSchema.optional() })
-  .strict();
+export const connectionSchema = z.object({ ...connectionFields, proxy: proxyConnectionSchema.optional() }).strict();
 
 export type ProxyConnectionInput = z.infer<typeof proxyConnectionSchema>;
 export type ConnectionInput = z.infer<typeof connectionSchema>;
@@ -103,11 +96,7 @@ export function mergeConnections(own: ConnectionInput | undefined, shared: Conne
  * Merges a host's own connection over the cluster's shared defaults, then the built-in
  * defaults. `fallbackHost` is the host's DIP or RIP, used when no host is given.
  */
-export function resolveConnection(
-  own: ConnectionInput | undefined,
-  shared: ConnectionInput | undefined,
-  fallbackHost: string,
-): Connection {
+export function resolveConnection(own: ConnectionInput | undefined, shared: ConnectionInput | undefined, fallbackHost: string): Connection {
   const merged = mergeConnections(own, shared);
   const user = merged.user ?? connectionDefaults.user;
   const { proxy, ...rest } = merged;

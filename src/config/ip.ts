@@ -122,7 +122,10 @@ function parseV6(text: string): bigint {
   let tailV4: number[] = [];
   const lastColon = text.lastIndexOf(":");
   if (text.slice(lastColon + 1).includes(".")) {
-    tailV4 = text.slice(lastColon + 1).split(".").map(Number);
+    tailV4 = text
+      .slice(lastColon + 1)
+      .split(".")
+      .map(Number);
     head = text.slice(0, lastColon + 1) + "0:0";
   }
   const [left, right] = head.includes("::") ? head.split("::") : [head, undefined];
@@ -143,7 +146,7 @@ function formatV6(value: bigint): string {
   // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on a tie.
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

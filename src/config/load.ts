@@ -94,7 +94,9 @@ export function stackFilePath(stack: string, stacksDir = "stacks"): string {
 function noSuchStack(stack: string, stacksDir: string): string {
   let stacks: string[];
   try {
-    stacks = readdirSync(stacksDir).flatMap((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1] ?? []).sort();
+    stacks = readdirSync(stacksDir)
+      .flatMap((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1] ?? [])
+      .sort();
   } catch {
     return `no stack "${stack}": the stacks directory ${stacksDir} (${resolve(stacksDir)}) cannot be read`;
   }

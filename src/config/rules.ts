@@ -169,7 +169,11 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
     const group = svc.failoverGroup !== undefined ? cluster.failoverGroups.find((g) => g.name === svc.failoverGroup) : undefined;
     if (svc.failoverGroup !== undefined) {
       if (svc.director !== undefined) report(at("director"), "must not be set with failoverGroup: the group's directors serve the service");
-      if (!group) report(at("failoverGroup"), `"${svc.failoverGroup}" is not a failover group in this cluster (failoverGroups: ${cluster.failoverGroups.map((g) => g.name).join(", ") || "none"})`);
+      if (!group)
+        report(
+          at("failoverGroup"),
+          `"${svc.failoverGroup}" is not a failover group in this cluster (failoverGroups: ${cluster.failoverGroups.map((g) => g.name).join(", ") || "none"})`,
+        );
       directorName = undefined;
     } else if (directorName === undefined) {
       if (cluster.directors.length === 1) directorName = cluster.directors[0]?.name;
@@ -276,7 +280,10 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
           if (served) {
             gatewaysReported.add(rs.name);
             const rsIndex = cluster.realServers.indexOf(rs);
-            report(["realServers", rsIndex, "gateway"], `is the DIP of director "${served.name}": a real server's replies must go to the front gateway, never through the director`);
+            report(
+              ["realServers", rsIndex, "gateway"],
+              `is the DIP of director "${served.name}": a real server's replies must go to the front gateway, never through the director`,
+            );
           }
         }
       }
@@ -361,14 +368,20 @@ function checkFailoverGroups(cluster: Cluster, report: Report): void {
       else memberOf.set(member.name, g);
       const samePriority = priorities.get(member.priority);
       if (samePriority !== undefined) {
-        report(at("directors", m, "priority"), `${member.priority} is also the priority of director "${samePriority}": give each director its own, so which one is master is known`);
+        report(
+          at("directors", m, "priority"),
+          `${member.priority} is also the priority of director "${samePriority}": give each director its own, so which one is master is known`,
+        );
       } else priorities.set(member.priority, member.name);
       const dip = parseCidr(director.dip);
       if (dip) {
         const text = `${networkAddress(dip).text}/${dip.prefix}`;
         if (!subnet) subnet = { text, name: director.name };
         else if (subnet.text !== text) {
-          report(at("directors", m, "name"), `director "${member.name}" is in ${text} but director "${subnet.name}" in ${subnet.text}: a failover group's directors share one broadcast domain (VRRP)`);
+          report(
+            at("directors", m, "name"),
+            `director "${member.name}" is in ${text} but director "${subnet.name}" in ${subnet.text}: a failover group's directors share one broadcast domain (VRRP)`,
+          );
         }
       }
     });

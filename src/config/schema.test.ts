@@ -38,8 +38,26 @@ describe("cluster spec: good specs", () => {
       ],
       virtualServices: [
         { name: "mark", director: "d4", vip: "198.51.100.6", fwmark: 7, scheduler: "sh", schedulerFlags: ["sh-port", "sh-fallback"], realServers: [{ name: "rs1" }] },
-        { name: "dns", director: "d4", vip: "198.51.100.6", protocol: "udp", port: 53, scheduler: "wrr", persistence: { timeout: 300, netmask: "255.255.255.0" }, realServers: [{ name: "rs1", weight: 0, upperThreshold: 100, lowerThreshold: 10, port: 53 }] },
-        { name: "web6", director: "d6", vip: "2001:db8::5", protocol: "tcp", port: 443, scheduler: "mh", persistence: { timeout: 60, netmask: 64 }, realServers: [{ name: "rs6" }] },
+        {
+          name: "dns",
+          director: "d4",
+          vip: "198.51.100.6",
+          protocol: "udp",
+          port: 53,
+          scheduler: "wrr",
+          persistence: { timeout: 300, netmask: "255.255.255.0" },
+          realServers: [{ name: "rs1", weight: 0, upperThreshold: 100, lowerThreshold: 10, port: 53 }],
+        },
+        {
+          name: "web6",
+          director: "d6",
+          vip: "2001:db8::5",
+          protocol: "tcp",
+          port: 443,
+          scheduler: "mh",
+          persistence: { timeout: 60, netmask: 64 },
+          realServers: [{ name: "rs6" }],
+        },
       ],
     });
     expect(issues(spec)).toEqual([]);
@@ -49,7 +67,11 @@ describe("cluster spec: good specs", () => {
 describe("cluster spec: every rule names its field", () => {
   it("RIP outside the director's subnet (same broadcast domain)", () => {
     const spec = labLikeSpec({ realServers: [{ name: "rs1", rip: "203.0.113.10" }] });
-    expectIssue({ ...spec, virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] }] }, "virtualServices[0].realServers[0].name", /outside director "director"'s subnet 198\.51\.100\.0\/24.*broadcast domain/);
+    expectIssue(
+      { ...spec, virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] }] },
+      "virtualServices[0].realServers[0].name",
+      /outside director "director"'s subnet 198\.51\.100\.0\/24.*broadcast domain/,
+    );
   });
 
   it("VIP equal to a DIP or a RIP", () => {
@@ -78,7 +100,11 @@ describe("cluster spec: every rule names its field", () => {
   it("a real server's gateway is not the DIP", () => {
     const spec = labLikeSpec();
     spec.realServers = [{ name: "rs1", rip: "198.51.100.10", gateway: "198.51.100.2" }];
-    expectIssue({ ...spec, virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] }] }, "realServers[0].gateway", /front gateway/);
+    expectIssue(
+      { ...spec, virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] }] },
+      "realServers[0].gateway",
+      /front gateway/,
+    );
   });
 
   it("one address family per virtual service", () => {
@@ -101,7 +127,11 @@ describe("cluster spec: every rule names its field", () => {
   it("weights and thresholds in range", () => {
     expectIssue(withService({ realServers: [{ name: "rs1", weight: 65536 }] }), "virtualServices[0].realServers[0].weight", /65535/);
     expectIssue(withService({ realServers: [{ name: "rs1", weight: -1 }] }), "virtualServices[0].realServers[0].weight", />=0|too small/i);
-    expectIssue(withService({ realServers: [{ name: "rs1", upperThreshold: 10, lowerThreshold: 10 }] }), "virtualServices[0].realServers[0].lowerThreshold", /below upperThreshold/);
+    expectIssue(
+      withService({ realServers: [{ name: "rs1", upperThreshold: 10, lowerThreshold: 10 }] }),
+      "virtualServices[0].realServers[0].lowerThreshold",
+      /below upperThreshold/,
+    );
     expectIssue(withService({ realServers: [{ name: "rs1", lowerThreshold: 5 }] }), "virtualServices[0].realServers[0].lowerThreshold", /needs an upperThreshold/);
   });
 
@@ -132,7 +162,11 @@ describe("cluster spec: every rule names its field", () => {
     const both = labLikeSpec();
     both.directors = [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", connection: { hostKey: fp(2), trustOnFirstUse: true } }];
     expectIssue(both, "directors[0].connection.hostKey", /only one of hostKey, knownHostsFile/);
-    expectIssue(labLikeSpec({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", connection: { hostKey: "SHA256:short" } }] }), "directors[0].connection.hostKey", /SHA256 fingerprint/);
+    expectIssue(
+      labLikeSpec({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", connection: { hostKey: "SHA256:short" } }] }),
+      "directors[0].connection.hostKey",
+      /SHA256 fingerprint/,
+    );
   });
 
   it("the director of a service must exist, and two directors never share a VIP", () => {
@@ -163,13 +197,7 @@ describe("cluster spec: every rule names its field", () => {
       virtualServices: [{ name: "http", vip: "198.51.100.10", protocol: "tcp", port: 80, realServers: [{ name: "rs1", port: 81, weight: 70000 }] }],
     });
     const paths = issues(spec).map((i) => i.path);
-    expect(paths).toEqual(
-      expect.arrayContaining([
-        "directors[0].name",
-        "directors[0].interface",
-        "virtualServices[0].realServers[0].weight",
-      ]),
-    );
+    expect(paths).toEqual(expect.arrayContaining(["directors[0].name", "directors[0].interface", "virtualServices[0].realServers[0].weight"]));
     expect(paths.length).toBeGreaterThanOrEqual(3);
   });
 });

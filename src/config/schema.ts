@@ -9,9 +9,7 @@ import { connectionSchema } from "./connection";
 import { parseAddress, parseCidr } from "./ip";
 
 /** Every IPVS scheduler the Linux kernel ships (net/netfilter/ipvs/ip_vs_*.c). */
-export const schedulers = [
-  "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
-] as const;
+export const schedulers = ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"] as const;
 export type Scheduler = (typeof schedulers)[number];
 
 /** Scheduler flags ipvsadm accepts with `-b`; the sh- and mh- ones only mean something to their scheduler. */
@@ -21,20 +19,12 @@ export type SchedulerFlag = (typeof schedulerFlags)[number];
 /** Longest persistence ipvsadm accepts: 31 days. */
 export const maxPersistenceSeconds = 86400 * 31;
 
-export const resourceName = z
-  .string()
-  .regex(
-    /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
-    "must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
-  );
+export const resourceName = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit");
 
 /** Linux interface names: 1-15 bytes, no '/', ':' or whitespace; we also refuse shell metacharacters. */
 export const interfaceName = z
   .string()
-  .regex(
-    /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/,
-    "must be a Linux interface name: 1-15 characters from letters, digits, '_', '.', '-' (no '/', whitespace or shell metacharacters)",
-  )
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/, "must be a Linux interface name: 1-15 characters from letters, digits, '_', '.', '-' (no '/', whitespace or shell metacharacters)")
   .refine((v) => v !== "." && v !== "..", { message: "must not be '.' or '..'" });
 
 export const ipAddress = z.string().refine((v) => parseAddress(v) !== undefined, {
@@ -124,9 +114,7 @@ export const persistenceSchema = z
   .strict();
 
 /** An absolute path on the director, without whitespace, quotes or shell metacharacters. */
-export const absolutePath = z
-  .string()
-  .regex(/^\/[A-Za-z0-9_./@%+=:,-]*$/, "must be an absolute path (starting with '/') of letters, digits and _ . / @ % + = : , -");
+export const absolutePath = z.string().regex(/^\/[A-Za-z0-9_./@%+=:,-]*$/, "must be an absolute path (starting with '/') of letters, digits and _ . / @ % + = : , -");
 
 /** One argument of a check command: keepalived splits its command line on spaces, so none here. */
 export const commandArgument = z
@@ -134,9 +122,7 @@ export const commandArgument = z
   .regex(/^[A-Za-z0-9_./@%+=:,{}-]+$/, "must be 1 or more of letters, digits and _ . / @ % + = : , - { } (no spaces, quotes or shell metacharacters)");
 
 /** An HTTP request path: starts with '/', no whitespace, quotes or control characters. */
-export const urlPath = z
-  .string()
-  .regex(/^\/[\x21\x23-\x26\x28-\x7e]*$/, "must start with '/' and hold no whitespace, quotes or control characters");
+export const urlPath = z.string().regex(/^\/[\x21\x23-\x26\x28-\x7e]*$/, "must start with '/' and hold no whitespace, quotes or control characters");
 
 export const hostHeader = z
   .string()
@@ -162,7 +148,10 @@ const httpCheckFields = {
   ...healthCheckCommon,
   path: urlPath.default("/"),
   /** Status codes that count as healthy. */
-  statusCodes: z.array(z.number().int().min(100, "must be an HTTP status code (100-599)").max(599, "must be an HTTP status code (100-599)")).min(1, "give at least one status code").default([200]),
+  statusCodes: z
+    .array(z.number().int().min(100, "must be an HTTP status code (100-599)").max(599, "must be an HTTP status code (100-599)"))
+    .min(1, "give at least one status code")
+    .default([200]),
   /** The Host header to send (default: the RIP). */
   host: hostHeader.optional(),
 };
@@ -190,7 +179,11 @@ export const healthCheckSchema = z.discriminatedUnion(
 export const quorumSchema = z
   .object({
     /** Least total weight of healthy real servers for the service to be up. */
-    weight: z.number().int().min(1).max(65535 * 1024),
+    weight: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535 * 1024),
     /** Down below `weight - hysteresis`, up again at `weight + hysteresis`. */
     hysteresis: z.number().int().min(0).max(65535).default(0),
   })

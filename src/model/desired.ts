@@ -85,9 +85,7 @@ function hostPrefix(family: Family): number {
 export function virtualServiceState(svc: VirtualService): VirtualServiceState {
   const vip = parseAddress(svc.vip);
   if (!vip) throw new Error(`virtual service ${svc.name}: invalid VIP ${svc.vip}`);
-  const persistence = svc.persistence
-    ? { timeout: svc.persistence.timeout, netmask: persistenceNetmask(vip.family, svc.persistence.netmask) }
-    : null;
+  const persistence = svc.persistence ? { timeout: svc.persistence.timeout, netmask: persistenceNetmask(vip.family, svc.persistence.netmask) } : null;
   const base = { family: vip.family, scheduler: svc.scheduler, flags: [...svc.schedulerFlags].sort(), persistence };
   if (svc.fwmark !== undefined) return { ...base, protocol: "fwmark", address: "", port: 0, fwmark: svc.fwmark };
   return { ...base, protocol: svc.protocol ?? "tcp", address: vip.text, port: svc.port ?? 0, fwmark: 0 };

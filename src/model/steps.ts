@@ -2,16 +2,7 @@
  * The operations a plan is made of. Plain data: the plan layer decides which and in what
  * order, the render layer turns each into the command that does it.
  */
-import type {
-  DestinationState,
-  HostStateCheck,
-  IpvsTimeouts,
-  InterfaceAddress,
-  OwnershipRecord,
-  RenderedFile,
-  SysctlSetting,
-  VirtualServiceState,
-} from "./host-state";
+import type { DestinationState, HostStateCheck, IpvsTimeouts, InterfaceAddress, OwnershipRecord, RenderedFile, SysctlSetting, VirtualServiceState } from "./host-state";
 
 export type Step =
   | { op: "set-sysctl"; sysctl: SysctlSetting; from: string | null }

@@ -234,7 +234,15 @@ export class ClusterRun {
   async driftEach(): Promise<{ drift: HostDrift[]; notReached: NotReached[] }> {
     const { observed, notReached } = await this.observeEach({ release: () => true });
     const reached = this.desired.hosts.filter((h) => observed.has(h.host));
-    return { drift: clusterPlanOf(this.desired, reached.map((h) => planClusterHost(h, observed.get(h.host)!)), [], notReached).drift, notReached };
+    return {
+      drift: clusterPlanOf(
+        this.desired,
+        reached.map((h) => planClusterHost(h, observed.get(h.host)!)),
+        [],
+        notReached,
+      ).drift,
+      notReached,
+    };
   }
 
   /**
@@ -274,7 +282,12 @@ export class ClusterRun {
       hostPlans.set(director.host, planClusterHost(held.desired, seen, { destroy }));
     }
     const reached = this.desired.hosts.filter((h) => observed.has(h.host));
-    const plan = clusterPlanOf(this.desired, reached.map((h) => hostPlans.get(h.host)!), heldBack, notReached);
+    const plan = clusterPlanOf(
+      this.desired,
+      reached.map((h) => hostPlans.get(h.host)!),
+      heldBack,
+      notReached,
+    );
     const timings: Record<string, number> = { observe: observedAt - started };
     if (!destroy) await this.judgeNewRealServers(plan, observed);
     timings.plan = Date.now() - observedAt;
@@ -345,7 +358,11 @@ export class ClusterRun {
         const done = new Set(applied.filter((a) => a.wave === wave.wave).map((a) => a.host));
         const failed = new Set(failures.map((f) => f.host));
         const left = [...wave.hosts.filter((h) => !done.has(h.host) && !failed.has(h.host)), ...waves.slice(k + 1).flatMap((w) => w.hosts)];
-        throw new InterruptedError(applied, failures, left.map((h) => ({ host: h.host, wave: h.wave })));
+        throw new InterruptedError(
+          applied,
+          failures,
+          left.map((h) => ({ host: h.host, wave: h.wave })),
+        );
       }
       if (failures.length) {
         // The held scripts end without changing anything before the failure is reported.

@@ -10,7 +10,16 @@ describe("observing a host", () => {
         { name: "director", interface: "eth0", dip: "198.51.100.2/24", ipvs: {} },
         { name: "director2", interface: "eth0", dip: "198.51.100.3/24" },
       ],
-      failoverGroups: [{ name: "front", virtualRouterId: 1, directors: [{ name: "director", priority: 2 }, { name: "director2", priority: 1 }] }],
+      failoverGroups: [
+        {
+          name: "front",
+          virtualRouterId: 1,
+          directors: [
+            { name: "director", priority: 2 },
+            { name: "director2", priority: 1 },
+          ],
+        },
+      ],
       virtualServices: [{ name: "http", failoverGroup: "front", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }], healthCheck: { type: "tcp" } }],
     });
     const parsed = parseCluster(spec);

@@ -49,7 +49,11 @@ export function stateScope(host: DesiredHostState): HostStateScope {
 }
 
 /** `forPlan`: the observation a plan is made from, with the state check its apply script makes (computed here, not on the host). */
-export async function observeHost(session: HostSession, host: DesiredHostState, options: { timeoutMs?: number; preflight?: boolean; forPlan?: boolean } = {}): Promise<ObservedHostState> {
+export async function observeHost(
+  session: HostSession,
+  host: DesiredHostState,
+  options: { timeoutMs?: number; preflight?: boolean; forPlan?: boolean } = {},
+): Promise<ObservedHostState> {
   const request = observeRequest(host, { preflight: options.preflight ?? false });
   // keepalived changes a director's table whenever a check passes or fails: the two listings of
   // one observation can then disagree, and the observation is made again (three times at most).

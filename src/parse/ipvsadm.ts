@@ -18,7 +18,11 @@ export class ParseError extends Error {
 }
 
 /** JSON text checked against a schema; both failures say what was being read. */
-export function parseJsonAs<T>(what: string, text: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }): T {
+export function parseJsonAs<T>(
+  what: string,
+  text: string,
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } },
+): T {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -100,10 +104,7 @@ export function parseIpvsRules(text: string): IpvsTable {
         ...sel,
         scheduler: option(tokens, "-s") || "wlc",
         flags: flags ? flags.split(",").sort() : [],
-        persistence:
-          timeout !== undefined
-            ? { timeout: timeout === "" ? 300 : Number(timeout), netmask: mask || (sel.family === 4 ? prefixToNetmask(32) : "128") }
-            : null,
+        persistence: timeout !== undefined ? { timeout: timeout === "" ? 300 : Number(timeout), netmask: mask || (sel.family === 4 ? prefixToNetmask(32) : "128") } : null,
       });
     } else if (tokens[0] === "-a") {
       const rs = option(tokens, "-r");
@@ -195,10 +196,14 @@ export function kernelTableListing(procText: string): string {
   const lines = procText.split("\n");
   if (lines[lines.length - 1] === "") lines.pop();
   if (lines.length === 0) return "";
-  return lines.map((line) => {
-    const fields = line.trim().split(/\s+/);
-    return fields[0] === "->" ? fields.slice(0, 4).join(" ") : line;
-  }).join("\n") + "\n";
+  return (
+    lines
+      .map((line) => {
+        const fields = line.trim().split(/\s+/);
+        return fields[0] === "->" ? fields.slice(0, 4).join(" ") : line;
+      })
+      .join("\n") + "\n"
+  );
 }
 
 /** `C633640A:0050` or `[2001:0db8:...:0005]:0050`, as the kernel lists addresses and ports in hex. */
@@ -226,7 +231,12 @@ export function parseKernelTable(procText: string): Map<string, DestinationCount
       const [weight, active, inactive] = tokens.slice(3, 6).map(Number);
       const forwarding = forwardingByName[tokens[2] ?? ""];
       if (!forwarding) throw new ParseError("/proc/net/ip_vs", `unknown forwarding method in "${line}"`);
-      out.set(destinationKey({ service: service(address.includes(":") ? 6 : 4), address, port }), { forwarding, weight: weight ?? 0, activeConnections: active ?? 0, inactiveConnections: inactive ?? 0 });
+      out.set(destinationKey({ service: service(address.includes(":") ? 6 : 4), address, port }), {
+        forwarding,
+        weight: weight ?? 0,
+        activeConnections: active ?? 0,
+        inactiveConnections: inactive ?? 0,
+      });
     } else if (tokens[0] === "TCP" || tokens[0] === "UDP") {
       const protocol = tokens[0] === "TCP" ? "tcp" : "udp";
       const { address, port } = kernelHostPort(tokens[1] ?? "");

@@ -23,7 +23,13 @@ function splitBlocks(text: string): Block[] {
   let current: Block | null = null;
   for (const line of text.split("\n")) {
     if (line.startsWith(`${marker} `)) {
-      current = { header: line.slice(marker.length + 1).trim().split(/\s+/), body: [] };
+      current = {
+        header: line
+          .slice(marker.length + 1)
+          .trim()
+          .split(/\s+/),
+        body: [],
+      };
       blocks.push(current);
     } else if (current) {
       current.body.push(line);

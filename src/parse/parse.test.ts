@@ -26,7 +26,15 @@ describe("ipvsadm -Sn", () => {
 
   it("reads destinations with forwarding and weight (0 included), fwmark ones on port 0", () => {
     expect(table.destinations).toHaveLength(9);
-    expect(table.destinations[2]).toEqual({ service: "tcp:198.51.100.5:80", address: "198.51.100.12", port: 80, forwarding: "dr", weight: 0, upperThreshold: 0, lowerThreshold: 0 });
+    expect(table.destinations[2]).toEqual({
+      service: "tcp:198.51.100.5:80",
+      address: "198.51.100.12",
+      port: 80,
+      forwarding: "dr",
+      weight: 0,
+      upperThreshold: 0,
+      lowerThreshold: 0,
+    });
     expect(table.destinations[8]).toEqual({ service: "fwmark:7", address: "198.51.100.12", port: 0, forwarding: "dr", weight: 1, upperThreshold: 0, lowerThreshold: 0 });
   });
 
@@ -63,7 +71,12 @@ describe("ipvsadm -Ln --exact --thresholds", () => {
 describe("iproute2 JSON", () => {
   it("reads addresses on a real server, the VIP on lo as /32", () => {
     const { addresses, interfaces } = parseIpAddr(fixture("real-server", "ip-j-addr.txt"));
-    expect(addresses).toEqual(expect.arrayContaining([{ interface: "lo", address: "198.51.100.5", prefix: 32 }, { interface: "eth0", address: "198.51.100.10", prefix: 24 }]));
+    expect(addresses).toEqual(
+      expect.arrayContaining([
+        { interface: "lo", address: "198.51.100.5", prefix: 32 },
+        { interface: "eth0", address: "198.51.100.10", prefix: 24 },
+      ]),
+    );
     expect(interfaces.map((i) => i.name)).toEqual(["lo", "eth0"]);
   });
 
@@ -74,8 +87,18 @@ describe("iproute2 JSON", () => {
   });
 
   it("tells on-link routes from routes through a gateway", () => {
-    expect(parseRouteGet("198.51.100.10", fixture("director", "ip-j-route-get-onlink.txt"))).toEqual({ destination: "198.51.100.10", device: "eth0", gateway: null, source: "198.51.100.2" });
-    expect(parseRouteGet("203.0.113.10", fixture("director", "ip-j-route-get-via.txt"))).toEqual({ destination: "203.0.113.10", device: "eth0", gateway: "198.51.100.1", source: "198.51.100.2" });
+    expect(parseRouteGet("198.51.100.10", fixture("director", "ip-j-route-get-onlink.txt"))).toEqual({
+      destination: "198.51.100.10",
+      device: "eth0",
+      gateway: null,
+      source: "198.51.100.2",
+    });
+    expect(parseRouteGet("203.0.113.10", fixture("director", "ip-j-route-get-via.txt"))).toEqual({
+      destination: "203.0.113.10",
+      device: "eth0",
+      gateway: "198.51.100.1",
+      source: "198.51.100.2",
+    });
     expect(parseRouteGet("203.0.113.99", "RTNETLINK answers: Network is unreachable\n")).toEqual({ destination: "203.0.113.99", device: null, gateway: null, source: null });
   });
 
@@ -163,7 +186,11 @@ describe("the observe script's output", () => {
       .replace(/( {2}-> 198\.51\.100\.11:80 +0 +0 +)0( +)0/, "$17$23")
       .replace("  -> C633640B:0050      Route   1      0          0", "  -> C633640B:0050      Route   1      7          3");
     expect(busy).not.toBe(text);
-    expect(parseObservation("director", busy).ipvs.destinations.find((d) => d.address === "198.51.100.11")).toMatchObject({ weight: 1, activeConnections: 7, inactiveConnections: 3 });
+    expect(parseObservation("director", busy).ipvs.destinations.find((d) => d.address === "198.51.100.11")).toMatchObject({
+      weight: 1,
+      activeConnections: 7,
+      inactiveConnections: 3,
+    });
     // Counters are no change of the table; a weight is.
     expect(parseObservation("director", busy).ipvs.fingerprint).toBe(parseObservation("director", text).ipvs.fingerprint);
     // The weight is the kernel's.
@@ -171,7 +198,9 @@ describe("the observe script's output", () => {
     expect(heavier.ipvs.destinations.find((d) => d.address === "198.51.100.11")?.weight).toBe(4);
     expect(heavier.ipvs.fingerprint).not.toBe(parseObservation("director", text).ipvs.fingerprint);
     // The table changed between the two reads: the kernel lists a destination ipvsadm did not, or not one it did.
-    expect(() => parseObservation("director", text.replace("  -> C633640A:0050", "  -> C633640D:0050      Route   1      0          0         \n  -> C633640A:0050"))).toThrow(/the IPVS table changed while it was observed/);
+    expect(() => parseObservation("director", text.replace("  -> C633640A:0050", "  -> C633640D:0050      Route   1      0          0         \n  -> C633640A:0050"))).toThrow(
+      /the IPVS table changed while it was observed/,
+    );
     expect(() => parseObservation("director", text.replace(/\n {2}-> C633640A:0050[^\n]*/, ""))).toThrow(/the IPVS table changed while it was observed/);
     expect(() => parseObservation("director", text.replace(/\0\/proc\/net\/ip_vs:[^\0]*/, ""))).toThrow(/\/proc\/net\/ip_vs was not read/);
   });
@@ -206,7 +235,16 @@ describe("the observe script's output", () => {
 
 describe("ownership record", () => {
   it("reads what it writes and refuses anything else", () => {
-    const record = { version: 1, cluster: "lab", host: "rs1", addresses: ["lo/198.51.100.5/32"], services: [], destinations: [], sysctls: { "net/ipv4/conf/all/arp_ignore": "0" }, files: [hostPaths.sysctlConf] };
+    const record = {
+      version: 1,
+      cluster: "lab",
+      host: "rs1",
+      addresses: ["lo/198.51.100.5/32"],
+      services: [],
+      destinations: [],
+      sysctls: { "net/ipv4/conf/all/arp_ignore": "0" },
+      files: [hostPaths.sysctlConf],
+    };
     expect(parseOwnershipRecord(JSON.stringify(record))).toEqual(record);
     expect(() => parseOwnershipRecord(JSON.stringify({ ...record, version: 2 }))).toThrow(/version/);
     expect(() => parseOwnershipRecord("{")).toThrow(/ownership record/);

@@ -73,7 +73,11 @@ export function clusterPlanOf(desired: DesiredClusterState, planned: HostPlan[],
     ? planned.map((h) => {
         const release = h.waves.find((w) => w.wave === "release-real-servers");
         if (!release) return h;
-        withheld.push({ host: h.host, wave: release.wave, reason: `director${directorsDown.length > 1 ? "s" : ""} ${directorsDown.join(", ")} not reached: ${h.host} keeps what it holds until ${directorsDown.length > 1 ? "they let" : "it lets"} go of it` });
+        withheld.push({
+          host: h.host,
+          wave: release.wave,
+          reason: `director${directorsDown.length > 1 ? "s" : ""} ${directorsDown.join(", ")} not reached: ${h.host} keeps what it holds until ${directorsDown.length > 1 ? "they let" : "it lets"} go of it`,
+        });
         return { ...h, waves: h.waves.filter((w) => w !== release) };
       })
     : planned;

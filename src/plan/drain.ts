@@ -22,7 +22,11 @@ export function drainSteps(
   const waitFor: DestinationState[] = [];
   const remove: Step[] = [];
   for (const d of leaving) {
-    const { activeConnections: _active, inactiveConnections: _inactive, ...destination } = d as DestinationState & {
+    const {
+      activeConnections: _active,
+      inactiveConnections: _inactive,
+      ...destination
+    } = d as DestinationState & {
       activeConnections?: number;
       inactiveConnections?: number;
     };

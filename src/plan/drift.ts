@@ -17,15 +17,7 @@ import {
   type RenderedFile,
   type VirtualServiceState,
 } from "../model/host-state";
-import {
-  addressFromKey,
-  addressKey,
-  destinationDifferences,
-  destinationKey,
-  serviceDifferences,
-  serviceKey,
-  type FieldDifference,
-} from "../model/keys";
+import { addressFromKey, addressKey, destinationDifferences, destinationKey, serviceDifferences, serviceKey, type FieldDifference } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { describeDestination, describeService } from "../render/describe";
 import { renderFile } from "../render/files";
@@ -149,7 +141,9 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
     const seen = observedServices.get(key);
     if (!keepalivedNow.has(key) && keepalivedBefore.has(key) && keepalivedStays) {
       // keepalived removes it on reload; the tool adds it back at once, as its own.
-      push("service", key, "changed", `${describeService(want)} by lvs-dr`, seen ? `${describeService(seen)} by keepalived` : null, [{ field: "managedBy", expected: "lvs-dr", actual: "keepalived" }]);
+      push("service", key, "changed", `${describeService(want)} by lvs-dr`, seen ? `${describeService(seen)} by keepalived` : null, [
+        { field: "managedBy", expected: "lvs-dr", actual: "keepalived" },
+      ]);
       diff.keepalived.handBack.push(want);
     } else if (!seen) {
       push("service", key, "missing", describeService(want), null);
@@ -248,11 +242,15 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   const desiredPaths = new Set(desiredFiles.map((f) => f.path));
   for (const want of desiredFiles) {
     const seen = observed.files[want.path] ?? null;
-    const same =
-      seen !== null &&
-      ("linkTarget" in want ? seen.isLink && seen.target === want.linkTarget : !seen.isLink && seen.sha256 === textSha256(want.content));
+    const same = seen !== null && ("linkTarget" in want ? seen.isLink && seen.target === want.linkTarget : !seen.isLink && seen.sha256 === textSha256(want.content));
     if (!same) {
-      push("file", want.path, seen === null ? "missing" : "changed", fileText(want), seen === null ? null : seen.isLink ? `link to ${seen.target}` : `different content (sha256 ${seen.sha256.slice(0, 12)})`);
+      push(
+        "file",
+        want.path,
+        seen === null ? "missing" : "changed",
+        fileText(want),
+        seen === null ? null : seen.isLink ? `link to ${seen.target}` : `different content (sha256 ${seen.sha256.slice(0, 12)})`,
+      );
       diff.files.changed.push(want);
     }
   }

@@ -61,8 +61,7 @@ export function clusterHealth(desired: DesiredClusterState, observed: ReadonlyMa
         .filter((d) => d.service === key)
         .map((d) => {
           const now = table.get(destinationKey(d));
-          const health: RealServerHealth =
-            d.weight === 0 ? "quiesced" : !now ? (vs ? "down" : "absent") : now.weight === 0 && vs ? "down" : "up";
+          const health: RealServerHealth = d.weight === 0 ? "quiesced" : !now ? (vs ? "down" : "absent") : now.weight === 0 && vs ? "down" : "up";
           return {
             name: names.get(d.address) ?? null,
             address: d.address,

@@ -37,7 +37,9 @@ describe("holding back real servers that are not ready", () => {
   it("leaves a new destination out of the director's state, its rules file and the plan, and says why", () => {
     expect(rs3Destinations.length).toBeGreaterThan(0);
     const { desired: held, heldBack } = holdBackUnready(director, blank.get("director")!, notReady);
-    expect(heldBack).toEqual(rs3Destinations.map((d) => ({ director: "director", realServer: "rs3", destination: destinationKey(d), reason: "net/ipv4/conf/all/arp_ignore is 0, not 1" })));
+    expect(heldBack).toEqual(
+      rs3Destinations.map((d) => ({ director: "director", realServer: "rs3", destination: destinationKey(d), reason: "net/ipv4/conf/all/arp_ignore is 0, not 1" })),
+    );
     expect(held.destinations.some((d) => d.address === rs3.primaryAddress)).toBe(false);
     expect(held.destinations).toHaveLength(director.destinations.length - rs3Destinations.length);
     const rules = held.files.find((f) => f.content.kind === "ipvs-rules")!.content as { destinations: { address: string }[] };

@@ -45,7 +45,8 @@ export function holdBackUnready(
     return why !== undefined && !registered.has(destinationKey(d));
   };
   for (const d of director.destinations) {
-    if (hold(d)) heldBack.push({ director: director.host, realServer: notReady.get(d.address)!.realServer, destination: destinationKey(d), reason: notReady.get(d.address)!.reason });
+    if (hold(d))
+      heldBack.push({ director: director.host, realServer: notReady.get(d.address)!.realServer, destination: destinationKey(d), reason: notReady.get(d.address)!.reason });
   }
   if (!heldBack.length) return { desired: director, heldBack };
   const keep = (ds: DestinationState[]): DestinationState[] => ds.filter((d) => !hold(d));

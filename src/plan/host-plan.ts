@@ -63,7 +63,11 @@ export function planHost(desired: DesiredHostState, observed: ObservedHostState)
         held: group.vips.filter((v) => observed.addresses.some((a) => a.address === v.address && a.interface === v.interface)).map((v) => v.address),
       }
     : null;
-  const planned = recordedFirst(waves.filter((w) => w.steps.length > 0), desired, observed);
+  const planned = recordedFirst(
+    waves.filter((w) => w.steps.length > 0),
+    desired,
+    observed,
+  );
   // The host's first script checks that the host is still as observed; its later ones follow it.
   if (observed.state && planned[0]) planned[0] = { ...planned[0], expectedState: observed.state };
   return { host: desired.host, role: desired.role, diff, waves: planned, vrrp };
@@ -72,10 +76,7 @@ export function planHost(desired: DesiredHostState, observed: ObservedHostState)
 function planRealServer(desired: DesiredHostState, observed: ObservedHostState, diff: HostDiff): HostWavePlan[] {
   const hasRelease = diff.addresses.unexpected.length + diff.sysctls.unexpected.length + diff.files.unexpected.length > 0;
   // Persisted files describe the final state, so they are written in the host's last wave.
-  const fileSteps = [
-    ...diff.files.changed.map((file): Step => ({ op: "write-file", file })),
-    ...diff.files.unexpected.map((path): Step => ({ op: "remove-file", path })),
-  ];
+  const fileSteps = [...diff.files.changed.map((file): Step => ({ op: "write-file", file })), ...diff.files.unexpected.map((path): Step => ({ op: "remove-file", path }))];
   const prepare: Step[] = [
     ...diff.sysctls.changed.map((s): Step => ({ op: "set-sysctl", sysctl: { key: s.key, value: s.value }, from: s.from })),
     ...diff.addresses.missing.map((address): Step => ({ op: "add-address", address })),
@@ -88,9 +89,7 @@ function planRealServer(desired: DesiredHostState, observed: ObservedHostState, 
   ];
   // When nothing is released, the prepare wave writes the final record itself.
   const prepareSteps = withOwnership(prepare, desired, observed, hasRelease);
-  const observedAfterPrepare: ObservedHostState = hasRelease
-    ? { ...observed, ownership: nextOwnership(desired, observed, true) }
-    : observed;
+  const observedAfterPrepare: ObservedHostState = hasRelease ? { ...observed, ownership: nextOwnership(desired, observed, true) } : observed;
   const releaseSteps = hasRelease ? withOwnership(release, desired, observedAfterPrepare, false) : [];
   return [
     { host: desired.host, wave: "prepare-real-servers", steps: prepareSteps, expectedIpvsFingerprint: null, expectedIpvsListing: null },

@@ -22,21 +22,54 @@ const directors = [
   { name: "director", interface: "eth0", dip: "198.51.100.2/24" },
   { name: "director2", interface: "eth0", dip: "198.51.100.3/24" },
 ];
-const group = { name: "front", virtualRouterId: 52, directors: [{ name: "director", priority: 150 }, { name: "director2", priority: 100 }], connectionSync: true, authSecret: "s3cret" };
+const group = {
+  name: "front",
+  virtualRouterId: 52,
+  directors: [
+    { name: "director", priority: 150 },
+    { name: "director2", priority: 100 },
+  ],
+  connectionSync: true,
+  authSecret: "s3cret",
+};
 const http = { type: "http", path: "/health", statusCodes: [200, 204], intervalSeconds: 2, connectTimeoutSeconds: 1, retries: 2, retryDelaySeconds: 1 };
 
 function haSpec(svc: Record<string, unknown> = {}, extra: Partial<ClusterInput> = {}): ClusterInput {
   return labLikeSpec({
     directors,
     failoverGroups: [group],
-    virtualServices: [{ name: "http", failoverGroup: "front", vip: "198.51.100.5", protocol: "tcp", port: 80, scheduler: "rr", realServers: [{ name: "rs1" }, { name: "rs2" }], healthCheck: http, sorryServer: "rs3", ...svc } as never],
+    virtualServices: [
+      {
+        name: "http",
+        failoverGroup: "front",
+        vip: "198.51.100.5",
+        protocol: "tcp",
+        port: 80,
+        scheduler: "rr",
+        realServers: [{ name: "rs1" }, { name: "rs2" }],
+        healthCheck: http,
+        sorryServer: "rs3",
+        ...svc,
+      } as never,
+    ],
     ...extra,
   });
 }
 
 function checkedSpec(svc: Record<string, unknown> = {}): ClusterInput {
   return labLikeSpec({
-    virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, scheduler: "rr", realServers: [{ name: "rs1" }, { name: "rs2" }, { name: "rs3" }], healthCheck: { type: "tcp" }, ...svc } as never],
+    virtualServices: [
+      {
+        name: "http",
+        vip: "198.51.100.5",
+        protocol: "tcp",
+        port: 80,
+        scheduler: "rr",
+        realServers: [{ name: "rs1" }, { name: "rs2" }, { name: "rs3" }],
+        healthCheck: { type: "tcp" },
+        ...svc,
+      } as never,
+    ],
   });
 }
 
@@ -99,7 +132,11 @@ describe("keepalived spec rules: every bad value names its field and rule", () =
     [{ healthCheck: { type: "tcp", intervalSeconds: 0 } }, "virtualServices[0].healthCheck.intervalSeconds", /at least 1 second/],
     [{ healthCheck: { type: "tcp", retries: -1 } }, "virtualServices[0].healthCheck.retries", /0 or more/],
     [{ healthCheck: { type: "command", path: "check.sh" } }, "virtualServices[0].healthCheck.path", /absolute path/],
-    [{ healthCheck: { type: "command", path: "/usr/local/bin/check", args: ["$(reboot)"] } }, "virtualServices[0].healthCheck.args[0]", /no spaces, quotes or shell metacharacters/],
+    [
+      { healthCheck: { type: "command", path: "/usr/local/bin/check", args: ["$(reboot)"] } },
+      "virtualServices[0].healthCheck.args[0]",
+      /no spaces, quotes or shell metacharacters/,
+    ],
     [{ sorryServer: "nope" }, "virtualServices[0].sorryServer", /"nope" is not a real server in realServers/],
     [{ sorryServer: "rs1" }, "virtualServices[0].sorryServer", /is one of this service's real servers/],
     [{ quorum: { weight: 5 } }, "virtualServices[0].quorum.weight", /all real servers together weigh 2/],
@@ -113,9 +150,36 @@ describe("keepalived spec rules: every bad value names its field and rule", () =
 
   it.each([
     [{ directors: [{ name: "director", priority: 100 }] }, "failoverGroups[0].directors", /at least two directors/],
-    [{ directors: [{ name: "director", priority: 255 }, { name: "director2", priority: 100 }] }, "failoverGroups[0].directors[0].priority", /1-254/],
-    [{ directors: [{ name: "director", priority: 100 }, { name: "director2", priority: 100 }] }, "failoverGroups[0].directors[1].priority", /also the priority of director "director"/],
-    [{ directors: [{ name: "director", priority: 100 }, { name: "ghost", priority: 90 }] }, "failoverGroups[0].directors[1].name", /"ghost" is not a director/],
+    [
+      {
+        directors: [
+          { name: "director", priority: 255 },
+          { name: "director2", priority: 100 },
+        ],
+      },
+      "failoverGroups[0].directors[0].priority",
+      /1-254/,
+    ],
+    [
+      {
+        directors: [
+          { name: "director", priority: 100 },
+          { name: "director2", priority: 100 },
+        ],
+      },
+      "failoverGroups[0].directors[1].priority",
+      /also the priority of director "director"/,
+    ],
+    [
+      {
+        directors: [
+          { name: "director", priority: 100 },
+          { name: "ghost", priority: 90 },
+        ],
+      },
+      "failoverGroups[0].directors[1].name",
+      /"ghost" is not a director/,
+    ],
     [{ virtualRouterId: 256 }, "failoverGroups[0].virtualRouterId", /1-255/],
     [{ authSecret: "longer-than-8" }, "failoverGroups[0].authSecret", /1-8 printable characters/],
   ])("group %j", (change, path, message) => {
@@ -125,15 +189,31 @@ describe("keepalived spec rules: every bad value names its field and rule", () =
 
   it("a director in two groups, one router id in two groups", () => {
     const found = issues(
-      haSpec({}, {
-        directors: [...directors, { name: "director3", interface: "eth0", dip: "198.51.100.4/24" }],
-        failoverGroups: [group, { name: "back", virtualRouterId: 52, directors: [{ name: "director2", priority: 90 }, { name: "director3", priority: 80 }] }],
-      }),
+      haSpec(
+        {},
+        {
+          directors: [...directors, { name: "director3", interface: "eth0", dip: "198.51.100.4/24" }],
+          failoverGroups: [
+            group,
+            {
+              name: "back",
+              virtualRouterId: 52,
+              directors: [
+                { name: "director2", priority: 90 },
+                { name: "director3", priority: 80 },
+              ],
+            },
+          ],
+        },
+      ),
     );
     expect(found).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ path: "failoverGroups[1].virtualRouterId", message: expect.stringMatching(/also the virtual router id of failoverGroups\[0\]/) }),
-        expect.objectContaining({ path: "failoverGroups[1].directors[0].name", message: expect.stringMatching(/also in failoverGroups\[0\]: a director belongs to one failover group/) }),
+        expect.objectContaining({
+          path: "failoverGroups[1].directors[0].name",
+          message: expect.stringMatching(/also in failoverGroups\[0\]: a director belongs to one failover group/),
+        }),
       ]),
     );
   });
@@ -174,7 +254,20 @@ describe("planning a director in keepalived mode", () => {
     const plan = planCluster(desired, blankCluster(desired));
     for (const d of ["director", "director2"]) {
       const steps = stepsOf(plan, d);
-      expect(steps.map((s) => s.op)).toEqual(["record-ownership", "set-sysctl", "set-sysctl", "set-ipvs-timeouts", "write-file", "write-keepalived-config", "reload-keepalived", "write-file", "write-file", "write-file", "write-file", "write-file"]);
+      expect(steps.map((s) => s.op)).toEqual([
+        "record-ownership",
+        "set-sysctl",
+        "set-sysctl",
+        "set-ipvs-timeouts",
+        "write-file",
+        "write-keepalived-config",
+        "reload-keepalived",
+        "write-file",
+        "write-file",
+        "write-file",
+        "write-file",
+        "write-file",
+      ]);
       // The drop-in first: keepalived starts with --dont-release-ipvs, so a stop never empties the table.
       expect(steps[4]).toMatchObject({ op: "write-file", file: { path: hostPaths.keepalivedDropIn, content: expect.stringContaining("--dont-release-ipvs") } });
       expect(steps.find((s) => s.op === "reload-keepalived")).toEqual({ op: "reload-keepalived", restart: false, daemonReload: true, enable: true });
@@ -194,7 +287,10 @@ describe("planning a director in keepalived mode", () => {
     expect(plan.drift.filter((d) => !d.clean)).toEqual([]);
     expect(plan.empty).toBe(true);
     const health = clusterHealth(desired, after);
-    expect(health.services[0]!.realServers.map((r) => [r.name, r.health])).toEqual([["rs1", "down"], ["rs2", "down"]]);
+    expect(health.services[0]!.realServers.map((r) => [r.name, r.health])).toEqual([
+      ["rs1", "down"],
+      ["rs2", "down"],
+    ]);
     expect(health.groups).toEqual([expect.objectContaining({ group: "front", master: "director", holders: ["director"] })]);
   });
 
@@ -234,7 +330,14 @@ describe("planning a director in keepalived mode", () => {
     const smaller = checkedSpec({ realServers: [{ name: "rs1" }, { name: "rs2" }] });
     const plan = planCluster(desiredOf(smaller), after);
     const steps = stepsOf(plan, "director");
-    expect(steps.map((s) => s.op)).toEqual(["write-keepalived-config", "reload-keepalived", "wait-drained", "write-keepalived-config", "reload-keepalived", "remove-stray-destination"]);
+    expect(steps.map((s) => s.op)).toEqual([
+      "write-keepalived-config",
+      "reload-keepalived",
+      "wait-drained",
+      "write-keepalived-config",
+      "reload-keepalived",
+      "remove-stray-destination",
+    ]);
     const draining = steps[0] as Extract<Step, { op: "write-keepalived-config" }>;
     expect("content" in draining.file && draining.file.content).toMatch(/real_server 198\.51\.100\.12 80 \{\n\s+weight 0\n/);
     const final = steps[3] as Extract<Step, { op: "write-keepalived-config" }>;
@@ -279,7 +382,15 @@ describe("planning a director in keepalived mode", () => {
     const oneBack = structuredClone(both);
     delete (oneBack.virtualServices![1] as { healthCheck?: unknown }).healthCheck;
     const plan = planCluster(desiredOf(oneBack), start);
-    expect(stepsOf(plan, "director").map((s) => s.op)).toEqual(["record-ownership", "write-keepalived-config", "reload-keepalived", "wait-keepalived-released", "add-service", "add-destination", "write-file"]);
+    expect(stepsOf(plan, "director").map((s) => s.op)).toEqual([
+      "record-ownership",
+      "write-keepalived-config",
+      "reload-keepalived",
+      "wait-keepalived-released",
+      "add-service",
+      "add-destination",
+      "write-file",
+    ]);
     const script = renderApplyScript(plan.waves.find((w) => w.wave === "directors")!.hosts[0]!);
     expect(script.indexOf("systemctl reload-or-restart keepalived")).toBeLessThan(script.indexOf("-A -t 198.51.100.5:443"));
   });
@@ -311,7 +422,10 @@ describe("planning a director in keepalived mode", () => {
 
   it("back to a static VIP on the same NIC: the stop does not remove the VIP the spec keeps", () => {
     const { after } = keepalivedApplied(haSpec());
-    const single = labLikeSpec({ directors: [directors[0]!], virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, scheduler: "rr", realServers: [{ name: "rs1" }, { name: "rs2" }] } as never] });
+    const single = labLikeSpec({
+      directors: [directors[0]!],
+      virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, scheduler: "rr", realServers: [{ name: "rs1" }, { name: "rs2" }] } as never],
+    });
     const plan = planCluster(desiredOf(single), after);
     expect(stepsOf(plan, "director").find((s) => s.op === "stop-keepalived")).toEqual({ op: "stop-keepalived", leftoverVips: [] });
   });
@@ -391,7 +505,11 @@ describe("preflight of a director in keepalived mode", () => {
       expect.objectContaining({ check: "keepalived", message: expect.stringMatching(/was not written by lvs-dr: refusing to overwrite it/) }),
     ]);
     const other = fresh();
-    other.files[hostPaths.keepalivedConf] = { isLink: false, sha256: "x", content: "# Managed by lvs-dr for cluster prod. Changes here are drift; change the cluster spec instead.\n" };
+    other.files[hostPaths.keepalivedConf] = {
+      isLink: false,
+      sha256: "x",
+      content: "# Managed by lvs-dr for cluster prod. Changes here are drift; change the cluster spec instead.\n",
+    };
     expect(preflightHost(director, other)[0]?.message).toMatch(/written for cluster "prod", not "test"/);
   });
 

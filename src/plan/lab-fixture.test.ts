@@ -31,9 +31,23 @@ describe("plans from real observations", () => {
     const director = planHost(host("director"), parseObservation("director", fixture("director.txt")));
     // ip_vs is not loaded yet on a fresh director: its parameters are set from the module's defaults.
     expect(director.waves[0]?.steps.map((s) => s.op)).toEqual([
-      "record-ownership", "set-sysctl", "set-sysctl", "set-sysctl", "set-sysctl", "set-ipvs-timeouts",
-      "add-service", "add-destination", "add-destination", "add-destination", "add-destination", "add-address",
-      "write-file", "write-file", "write-file", "write-file", "write-file",
+      "record-ownership",
+      "set-sysctl",
+      "set-sysctl",
+      "set-sysctl",
+      "set-sysctl",
+      "set-ipvs-timeouts",
+      "add-service",
+      "add-destination",
+      "add-destination",
+      "add-destination",
+      "add-destination",
+      "add-address",
+      "write-file",
+      "write-file",
+      "write-file",
+      "write-file",
+      "write-file",
     ]);
     const rs1 = planHost(host("rs1"), parseObservation("rs1", fixture("real-server.txt")));
     expect(rs1.waves[0]?.steps.filter((s) => s.op === "set-sysctl")).toHaveLength(6);
@@ -46,7 +60,10 @@ describe("plans from real observations", () => {
     expect(seen.sysctls["net/ipv4/vs/expire_nodest_conn"]).toBe("1");
     // keepalived quiesced rs2 (inhibit_on_failure): weight 0 in the table.
     expect(seen.ipvs.destinations.find((d) => d.address === "198.51.100.11")?.weight).toBe(0);
-    const director = planHost(ha.hosts.find((h) => h.host === "director")!, seen);
+    const director = planHost(
+      ha.hosts.find((h) => h.host === "director")!,
+      seen,
+    );
     expect(director.diff.drift.items).toEqual([]);
     expect(director.waves).toEqual([]);
     expect(director.vrrp).toEqual({ group: "front", directors: 2, vips: ["198.51.100.5"], held: ["198.51.100.5"] });

@@ -38,11 +38,14 @@ export function nextOwnership(desired: DesiredHostState, observed: ObservedHostS
     version: 1,
     cluster: desired.cluster,
     host: desired.host,
-    addresses: union(desired.addresses.map(addressKey), keepOwned ? owned?.addresses ?? [] : []),
-    services: union(staticServices.map(serviceKey), keepOwned ? owned?.services ?? [] : []),
-    destinations: union(staticDestinations.map(destinationKey), keepOwned ? owned?.destinations ?? [] : []),
+    addresses: union(desired.addresses.map(addressKey), keepOwned ? (owned?.addresses ?? []) : []),
+    services: union(staticServices.map(serviceKey), keepOwned ? (owned?.services ?? []) : []),
+    destinations: union(staticDestinations.map(destinationKey), keepOwned ? (owned?.destinations ?? []) : []),
     sysctls: Object.fromEntries(Object.entries(sysctls).sort(([a], [b]) => a.localeCompare(b))),
-    files: union(desired.files.map((f) => f.path), keepOwned ? owned?.files ?? [] : []),
+    files: union(
+      desired.files.map((f) => f.path),
+      keepOwned ? (owned?.files ?? []) : [],
+    ),
   };
   if (keepalivedServices.length) record.keepalivedServices = keepalivedServices;
   const vrrpAddresses = (desired.keepalived?.vrrp?.vips ?? []).map(addressKey);

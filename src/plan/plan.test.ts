@@ -104,7 +104,14 @@ describe("drift after hand changes", () => {
     const items = plan.drift.flatMap((d) => d.items.map((i) => ({ host: i.host, kind: i.kind, key: i.key, status: i.status, expected: i.expected, actual: i.actual })));
     expect(items).toEqual(
       expect.arrayContaining([
-        { host: "director", kind: "destination", key: "tcp:198.51.100.5:80/198.51.100.11:80", status: "missing", expected: "tcp:198.51.100.5:80/198.51.100.11:80 dr weight 1", actual: null },
+        {
+          host: "director",
+          kind: "destination",
+          key: "tcp:198.51.100.5:80/198.51.100.11:80",
+          status: "missing",
+          expected: "tcp:198.51.100.5:80/198.51.100.11:80 dr weight 1",
+          actual: null,
+        },
         { host: "director", kind: "service", key: "tcp:198.51.100.9:8443", status: "unmanaged", expected: null, actual: "tcp:198.51.100.9:8443 scheduler wlc" },
         { host: "rs1", kind: "sysctl", key: "net/ipv4/conf/all/arp_ignore", status: "changed", expected: "1", actual: "0" },
         { host: "rs2", kind: "address", key: "lo/198.51.100.5/32", status: "missing", expected: "198.51.100.5/32 on lo", actual: null },
@@ -202,10 +209,7 @@ const arbSpec: fc.Arbitrary<ClusterInput> = fc
         port: fc.constantFrom(80, 443, 53),
         scheduler: fc.constantFrom(...schedulers),
         persistence: fc.option(fc.integer({ min: 1, max: 3600 }), { nil: undefined }),
-        members: fc.array(
-          fc.record({ idx: fc.integer({ min: 0, max: 4 }), weight: fc.integer({ min: 0, max: 5 }), upper: fc.constantFrom(0, 100) }),
-          { maxLength: 5 },
-        ),
+        members: fc.array(fc.record({ idx: fc.integer({ min: 0, max: 4 }), weight: fc.integer({ min: 0, max: 5 }), upper: fc.constantFrom(0, 100) }), { maxLength: 5 }),
       }),
       { maxLength: 4 },
     ),
@@ -300,7 +304,9 @@ function checkOrdering(plan: ClusterPlan, before: Map<string, ObservedHostState>
     }
   }
   const order = plan.waves.map((w) => w.wave);
-  expect([...order].sort((a, b) => ["prepare-real-servers", "directors", "release-real-servers"].indexOf(a) - ["prepare-real-servers", "directors", "release-real-servers"].indexOf(b))).toEqual(order);
+  expect(
+    [...order].sort((a, b) => ["prepare-real-servers", "directors", "release-real-servers"].indexOf(a) - ["prepare-real-servers", "directors", "release-real-servers"].indexOf(b)),
+  ).toEqual(order);
 }
 
 /** The director may register a real server only once that server holds the VIP behind ARP suppression. */
@@ -324,7 +330,10 @@ function checkRealServersReadyBeforeDirector(plan: ClusterPlan, before: Map<stri
 
 describe("planner properties", () => {
   it("validates every generated spec (the generator only makes valid clusters)", () => {
-    fc.assert(fc.property(arbSpec, (spec) => expect(parseCluster(spec).ok).toBe(true)), { numRuns: 200 });
+    fc.assert(
+      fc.property(arbSpec, (spec) => expect(parseCluster(spec).ok).toBe(true)),
+      { numRuns: 200 },
+    );
   });
 
   it("applying the plan yields a state whose plan is empty, from any earlier state", () => {
@@ -369,7 +378,12 @@ describe("planner properties", () => {
 
 describe("a plan is checked against the state it was made from", () => {
   const withDigests = (observed: Map<string, ObservedHostState>) =>
-    new Map([...observed].map(([name, s], i) => [name, { ...s, state: { interfaces: ["lo", "eth0"], sysctlKeys: [], files: [], addresses: [], sha256: i.toString(16).padStart(64, "0") } }]));
+    new Map(
+      [...observed].map(([name, s], i) => [
+        name,
+        { ...s, state: { interfaces: ["lo", "eth0"], sysctlKeys: [], files: [], addresses: [], sha256: i.toString(16).padStart(64, "0") } },
+      ]),
+    );
 
   it("each host's first script carries the digest observed; its later ones follow it and do not", () => {
     const { desired, after } = converge(labLikeSpec());
@@ -386,7 +400,11 @@ describe("a plan is checked against the state it was made from", () => {
     }
     expect(plan.hosts.find((h) => h.host === "rs1")!.waves.map((w) => w.wave)).toEqual(["prepare-real-servers", "release-real-servers"]);
     // Without a digest (a drift check's observation), no script checks one.
-    expect(planCluster(desired, blankCluster(desired)).waves.flatMap((w) => w.hosts).every((h) => h.expectedState === undefined)).toBe(true);
+    expect(
+      planCluster(desired, blankCluster(desired))
+        .waves.flatMap((w) => w.hosts)
+        .every((h) => h.expectedState === undefined),
+    ).toBe(true);
   });
 
   it("is plain data: a plan saved as JSON and read back is the same plan", () => {
@@ -403,10 +421,17 @@ describe("a plan with hosts not reached", () => {
     moved.virtualServices![0]!.vip = "198.51.100.6";
     const desired = desiredOf(moved);
     const reached = desired.hosts.filter((h) => h.role === "real-server");
-    const plan = clusterPlanOf(desired, reached.map((h) => planClusterHost(h, after.get(h.host)!)), [], [{ host: "director", message: "connect: refused" }]);
+    const plan = clusterPlanOf(
+      desired,
+      reached.map((h) => planClusterHost(h, after.get(h.host)!)),
+      [],
+      [{ host: "director", message: "connect: refused" }],
+    );
     // Real servers still take the new VIP (safe whatever the director does), and keep the old one.
     expect(plan.waves.map((w) => w.wave)).toEqual(["prepare-real-servers"]);
-    expect(plan.withheld).toEqual(reached.map((h) => ({ host: h.host, wave: "release-real-servers", reason: `director director not reached: ${h.host} keeps what it holds until it lets go of it` })));
+    expect(plan.withheld).toEqual(
+      reached.map((h) => ({ host: h.host, wave: "release-real-servers", reason: `director director not reached: ${h.host} keeps what it holds until it lets go of it` })),
+    );
     expect(plan.notReached).toEqual([{ host: "director", message: "connect: refused" }]);
     // With every director reached, the same real servers are released.
     const full = planCluster(desired, after);

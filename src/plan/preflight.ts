@@ -28,10 +28,18 @@ export function foreignOwnership(desired: DesiredHostState, observed: ObservedHo
   const conf = observed.files[hostPaths.keepalivedConf];
   const writer = conf && !conf.isLink ? keepalivedConfCluster(conf.content) : null;
   if (writer !== null && writer !== desired.cluster) {
-    problems.push({ host: desired.host, check: "keepalived", message: `${hostPaths.keepalivedConf} was written for cluster "${writer}", not "${desired.cluster}": refusing to ${doing}` });
+    problems.push({
+      host: desired.host,
+      check: "keepalived",
+      message: `${hostPaths.keepalivedConf} was written for cluster "${writer}", not "${desired.cluster}": refusing to ${doing}`,
+    });
   }
   if (observed.ownership && observed.ownership.cluster !== desired.cluster) {
-    problems.push({ host: desired.host, check: "ownership", message: `this host is managed by cluster "${observed.ownership.cluster}", not "${desired.cluster}": refusing to ${doing}` });
+    problems.push({
+      host: desired.host,
+      check: "ownership",
+      message: `this host is managed by cluster "${observed.ownership.cluster}", not "${desired.cluster}": refusing to ${doing}`,
+    });
   }
   return problems;
 }
@@ -55,7 +63,11 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
 
   const needed = [...toolsEverywhere, ...(desired.role === "director" ? toolsOnDirectors : [])];
   const missing = needed.filter((t) => !observed.tools.includes(t));
-  if (missing.length) add("tools", `missing command${missing.length > 1 ? "s" : ""}: ${missing.join(", ")} (install ${missing.includes("ipvsadm") ? "ipvsadm, " : ""}iproute2, util-linux, grep, coreutils and an awk)`);
+  if (missing.length)
+    add(
+      "tools",
+      `missing command${missing.length > 1 ? "s" : ""}: ${missing.join(", ")} (install ${missing.includes("ipvsadm") ? "ipvsadm, " : ""}iproute2, util-linux, grep, coreutils and an awk)`,
+    );
 
   if (desired.role === "director" && observed.ipvs.status === "no-ipvsadm") add("ipvs", "the ip_vs module is loaded but ipvsadm is not installed");
 
@@ -76,7 +88,10 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
     if (!route || route.device === null) {
       add("same-broadcast-domain", `real server ${rip} is unreachable from the director (no route)`);
     } else if (route.gateway !== null) {
-      add("same-broadcast-domain", `real server ${rip} is reached through gateway ${route.gateway}, not on-link: LVS-DR needs the director and real servers in one broadcast domain`);
+      add(
+        "same-broadcast-domain",
+        `real server ${rip} is reached through gateway ${route.gateway}, not on-link: LVS-DR needs the director and real servers in one broadcast domain`,
+      );
     } else if (route.device !== desired.interface) {
       add("same-broadcast-domain", `real server ${rip} is on-link through ${route.device}, not through the director's interface ${desired.interface}`);
     } else if (observed.arpReplies[rip] === false) {

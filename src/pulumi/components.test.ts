@@ -134,10 +134,26 @@ describe.each(["lab", "dev", "prod"])("LvsDrCluster for stacks/Pulumi.%s.yaml", 
     const ds = c.directors.map((d) => d.name);
     expect(byType(T.cluster).map((r) => r.name)).toEqual([stack]);
     expect(byType(T.group).map((r) => r.name)).toEqual([`${stack}-real-servers`]);
-    expect(byType(T.lvsDirector).map((r) => r.name).sort()).toEqual([...ds].sort());
-    expect(byType(T.director).map((r) => r.name).sort()).toEqual([...ds].sort());
-    expect(byType(T.realServer).map((r) => r.name).sort()).toEqual([...rs].sort());
-    expect(byType(T.release).map((r) => r.name).sort()).toEqual(rs.map((n) => `${n}-release`).sort());
+    expect(
+      byType(T.lvsDirector)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual([...ds].sort());
+    expect(
+      byType(T.director)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual([...ds].sort());
+    expect(
+      byType(T.realServer)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual([...rs].sort());
+    expect(
+      byType(T.release)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(rs.map((n) => `${n}-release`).sort());
     expect(built.regs).toHaveLength(2 + 2 * ds.length + 2 * rs.length);
   });
 
@@ -153,8 +169,12 @@ describe.each(["lab", "dev", "prod"])("LvsDrCluster for stacks/Pulumi.%s.yaml", 
   });
 
   it("orders real servers -> directors -> releases as engine dependencies", () => {
-    const rsUrns = byType(T.realServer).map((r) => r.urn).sort();
-    const directorUrns = byType(T.director).map((r) => r.urn).sort();
+    const rsUrns = byType(T.realServer)
+      .map((r) => r.urn)
+      .sort();
+    const directorUrns = byType(T.director)
+      .map((r) => r.urn)
+      .sort();
     for (const d of byType(T.director)) {
       // dependsOn on the LvsDirector component reaches its child as every real server.
       expect([...d.dependencies].sort()).toEqual(rsUrns);
@@ -206,7 +226,17 @@ describe("prod specifics", () => {
     const lb2 = hosts["prod-lb2"]!.services as Record<string, unknown>;
     expect(lb2["fwmark:25"]).toEqual({ scheduler: "lc", flags: [], persistence: { timeout: 300, netmask: "255.255.255.255" } });
     expect(lb2["udp:203.0.113.53:53"]).toEqual({ scheduler: "sh", flags: ["sh-port"], persistence: null });
-    expect(services.find((s) => s.name === "mail")).toEqual({ name: "mail", director: "prod-lb2", directors: ["prod-lb2"], vip: "203.0.113.25", protocol: "fwmark", port: null, fwmark: 25, scheduler: "lc", realServers: [{ name: "prod-mail1", weight: 1 }] });
+    expect(services.find((s) => s.name === "mail")).toEqual({
+      name: "mail",
+      director: "prod-lb2",
+      directors: ["prod-lb2"],
+      vip: "203.0.113.25",
+      protocol: "fwmark",
+      port: null,
+      fwmark: 25,
+      scheduler: "lc",
+      realServers: [{ name: "prod-mail1", weight: 1 }],
+    });
   }, 60_000);
 
   it("names resources after hosts, so reordering the lists changes no resource name", async () => {

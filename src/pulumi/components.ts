@@ -99,7 +99,10 @@ export class RealServerGroup extends pulumi.ComponentResource {
       const common = { cluster: args.cluster, connections: args.connections, host, ...(args.baseDir !== undefined ? { baseDir: args.baseDir } : {}) };
       const rs = new RealServer(host, common, { parent: this });
       this.realServers[host] = rs;
-      this.releases[host] = new RealServerRelease(`${host}-release`, common, { parent: this, dependsOn: args.releaseAfter ? pulumi.output(args.releaseAfter).apply((r) => [rs, ...r]) : [rs] });
+      this.releases[host] = new RealServerRelease(`${host}-release`, common, {
+        parent: this,
+        dependsOn: args.releaseAfter ? pulumi.output(args.releaseAfter).apply((r) => [rs, ...r]) : [rs],
+      });
     }
     this.addresses = recordOf(this.releases, (r) => r.addresses);
     this.registerOutputs({ addresses: this.addresses });
@@ -127,7 +130,11 @@ export class LvsDirector extends pulumi.ComponentResource {
     super("lvsdr:index:LvsDirector", name, {}, opts);
     // Pulumi does not pass a component's dependsOn to its children: the director itself must wait.
     const after = opts.dependsOn !== undefined ? { dependsOn: opts.dependsOn } : {};
-    this.director = new Director(args.director, { cluster: args.cluster, connections: args.connections, host: args.director, ...(args.baseDir !== undefined ? { baseDir: args.baseDir } : {}) }, { parent: this, ...after });
+    this.director = new Director(
+      args.director,
+      { cluster: args.cluster, connections: args.connections, host: args.director, ...(args.baseDir !== undefined ? { baseDir: args.baseDir } : {}) },
+      { parent: this, ...after },
+    );
     this.services = this.director.services;
     this.destinations = this.director.destinations;
     this.addresses = this.director.addresses;
@@ -159,7 +166,11 @@ export class LvsDrCluster extends pulumi.ComponentResource {
     this.realServers = new RealServerGroup(`${name}-real-servers`, { cluster, connections, ...(baseDir !== undefined ? { baseDir } : {}), releaseAfter }, { parent: this });
     const realServers = Object.values(this.realServers.realServers);
     for (const host of parsed.directors.map((d) => d.name)) {
-      this.directors[host] = new LvsDirector(host, { cluster, connections, ...(baseDir !== undefined ? { baseDir } : {}), director: host }, { parent: this, dependsOn: realServers });
+      this.directors[host] = new LvsDirector(
+        host,
+        { cluster, connections, ...(baseDir !== undefined ? { baseDir } : {}), director: host },
+        { parent: this, dependsOn: realServers },
+      );
     }
     directorsCreated(Object.values(this.directors).map((d) => d.director));
 

@@ -26,7 +26,9 @@ describe("the dynamic providers' code", () => {
     process.chdir(elsewhere);
     try {
       expect(() => realServerProvider.check!({} as HostResourceInputs, {} as HostResourceInputs)).toThrow(
-        new RegExp(`^lvs-dr: the provider code \\(package lvs-dr, lvs-dr/pulumi-provider\\) cannot be found from ${elsewhere}, where Pulumi runs this stack's providers\\. Run pulumi in the project that uses lvs-dr`),
+        new RegExp(
+          `^lvs-dr: the provider code \\(package lvs-dr, lvs-dr/pulumi-provider\\) cannot be found from ${elsewhere}, where Pulumi runs this stack's providers\\. Run pulumi in the project that uses lvs-dr`,
+        ),
       );
     } finally {
       process.chdir(cwd);

@@ -50,13 +50,23 @@ describe("check", () => {
 describe("diff (no host contacted)", () => {
   it("sees no change for the same spec, even with lists reordered", () => {
     const old = created(inputs("rs1"));
-    expect(diffInputs("real-server", old, inputs("rs1", (c) => c.realServers!.reverse()))).toEqual({ changes: false, replaces: [], deleteBeforeReplace: false });
+    expect(
+      diffInputs(
+        "real-server",
+        old,
+        inputs("rs1", (c) => c.realServers!.reverse()),
+      ),
+    ).toEqual({ changes: false, replaces: [], deleteBeforeReplace: false });
   });
 
   it("updates in place when the host's desired state changes, and only then", () => {
     const old = created(inputs("director"));
     const weight = (c: ClusterInput) => (c.virtualServices![0]!.realServers![0]!.weight = 5);
-    expect(diffInputs("director", { ...old, ...fieldsFromDesired(desiredOf(inputs("director")).host) }, inputs("director", weight))).toEqual({ changes: true, replaces: [], deleteBeforeReplace: false });
+    expect(diffInputs("director", { ...old, ...fieldsFromDesired(desiredOf(inputs("director")).host) }, inputs("director", weight))).toEqual({
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
     // A weight lives on the director only: a real server sees no change.
     expect(diffInputs("real-server", created(inputs("rs1")), inputs("rs1", weight)).changes).toBe(false);
   });

@@ -275,7 +275,9 @@ export function stateFields(outs: Partial<HostStateFields>): HostStateFields {
 export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
   }
   return JSON.stringify(value ?? null);
@@ -312,7 +314,6 @@ export function diffInputs(kind: HostResourceKind, olds: Partial<HostResourceOut
   if (replaces.length) return { changes: true, replaces, deleteBeforeReplace: true };
   const { host } = desiredOf(news);
   const want = fieldsFromDesired(host);
-  const changed =
-    kind === "real-server-release" ? canonical(want.addresses) !== canonical(olds.addresses ?? []) : canonical(want) !== canonical(stateFields(olds));
+  const changed = kind === "real-server-release" ? canonical(want.addresses) !== canonical(olds.addresses ?? []) : canonical(want) !== canonical(stateFields(olds));
   return { changes: changed, replaces: [], deleteBeforeReplace: false };
 }

@@ -339,7 +339,6 @@ function batchProgress(steps: readonly Step[], from: number, to: number): string
   return `printf '%s\\n' ${each.join(" ")}`;
 }
 
-
 export interface ApplyScriptOptions {
   /** Seconds to wait for another run's lock. */
   lockWaitSeconds?: number;
@@ -395,14 +394,10 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
     lines.push(hostStateCheck(plan.expectedState));
   }
   if (options.held) {
-    lines.push(
-      `echo '${marker} ready'`,
-      "lvsdr_go=; read -r lvsdr_go || :",
-      `if [ "$lvsdr_go" != go ]; then echo '${marker} held back'; exit 0; fi`,
-    );
+    lines.push(`echo '${marker} ready'`, "lvsdr_go=; read -r lvsdr_go || :", `if [ "$lvsdr_go" != go ]; then echo '${marker} held back'; exit 0; fi`);
   }
   const steps = plan.steps;
-  for (let i = 0; i < steps.length; ) {
+  for (let i = 0; i < steps.length;) {
     const step = steps[i] as Step;
     if (isIpvsStep(step)) {
       let j = i;

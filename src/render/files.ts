@@ -18,12 +18,14 @@ export function renderFile(file: PersistedFile): RenderedFile {
       return {
         path,
         mode: 0o644,
-        content: [
-          header,
-          c.sysctls.some((s) => s.key.startsWith("net/ipv4/vs/"))
-            ? "# IPVS settings for an LVS-DR director; loaded by the lvs-dr unit once ip_vs is."
-            : "# ARP suppression for an LVS-DR real server: the VIP on lo is never announced.",
-          ...c.sysctls.map((s) => `${assertSysctlKey(s.key)} = ${assertSysctlValue(s.value)}`)].join("\n") + "\n",
+        content:
+          [
+            header,
+            c.sysctls.some((s) => s.key.startsWith("net/ipv4/vs/"))
+              ? "# IPVS settings for an LVS-DR director; loaded by the lvs-dr unit once ip_vs is."
+              : "# ARP suppression for an LVS-DR real server: the VIP on lo is never announced.",
+            ...c.sysctls.map((s) => `${assertSysctlKey(s.key)} = ${assertSysctlValue(s.value)}`),
+          ].join("\n") + "\n",
       };
     case "ipvs-rules":
       return {

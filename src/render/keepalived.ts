@@ -53,14 +53,16 @@ function assertSecret(secret: string): string {
 }
 
 function checkLines(check: HealthCheckState): string[] {
-  const timing = [
-    `retry ${assertUint(check.retries, 100)}`,
-    `delay_before_retry ${assertUint(check.retryDelaySeconds)}`,
-    `delay_loop ${assertUint(check.intervalSeconds)}`,
-  ];
+  const timing = [`retry ${assertUint(check.retries, 100)}`, `delay_before_retry ${assertUint(check.retryDelaySeconds)}`, `delay_loop ${assertUint(check.intervalSeconds)}`];
   switch (check.type) {
     case "tcp":
-      return ["TCP_CHECK {", `  connect_port ${assertUint(check.port, 65535)}`, `  connect_timeout ${assertUint(check.connectTimeoutSeconds)}`, ...timing.map((l) => `  ${l}`), "}"];
+      return [
+        "TCP_CHECK {",
+        `  connect_port ${assertUint(check.port, 65535)}`,
+        `  connect_timeout ${assertUint(check.connectTimeoutSeconds)}`,
+        ...timing.map((l) => `  ${l}`),
+        "}",
+      ];
     case "http":
     case "https": {
       const codes = check.statusCodes.map((c) => assertUint(c, 599)).join(" ");
@@ -92,8 +94,7 @@ function checkLines(check: HealthCheckState): string[] {
 
 function virtualServerLines(vs: KeepalivedVirtualServer): string[] {
   const svc = vs.service;
-  const head =
-    svc.protocol === "fwmark" ? `virtual_server fwmark ${assertUint(svc.fwmark)} {` : `virtual_server ${assertAddress(svc.address)} ${assertUint(svc.port, 65535)} {`;
+  const head = svc.protocol === "fwmark" ? `virtual_server fwmark ${assertUint(svc.fwmark)} {` : `virtual_server ${assertAddress(svc.address)} ${assertUint(svc.port, 65535)} {`;
   const body: string[] = [`lb_algo ${assertWord(svc.scheduler)}`, "lb_kind DR"];
   if (svc.protocol !== "fwmark") body.push(`protocol ${svc.protocol === "udp" ? "UDP" : "TCP"}`);
   for (const flag of svc.flags) {

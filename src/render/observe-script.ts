@@ -131,35 +131,37 @@ export function renderArpProbeScript(iface: string, targets: string[]): string {
   const dev = quote(assertInterface(iface));
   const list = targets.map((t) => assertAddress(t)).join(" ");
   const v6 = targets.some((t) => t.includes(":"));
-  return [
-    "set -u",
-    PATH,
-    `echo '${marker} probe 1'`,
-    // Resolved neighbours on the interface, as " a b c ": IPv4 from /proc/net/arp (flags 0x2 =
-    // complete, 0x6 = permanent) with builtins; IPv6 from `ip -6 neigh`, only when there are IPv6 RIPs.
-    "lvsdr_neighbours() {",
-    "  lvsdr_ok=' '",
-    `  while read -r a _ f _ _ d; do case "$f $d" in '0x2 '${dev} | '0x6 '${dev}) lvsdr_ok="$lvsdr_ok$a " ;; esac; done < /proc/net/arp`,
-    ...(v6 ? [`  lvsdr_ok="$lvsdr_ok$(ip -6 neigh show dev ${dev} 2>/dev/null | while read -r a l _; do [ "$l" = lladdr ] && printf '%s ' "$a"; done) "`] : []),
-    "}",
-    "lvsdr_neighbours",
-    // A newline inside the quotes: one batch line per RIP.
-    `lvsdr_probe=; for t in ${list}; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_probe="$lvsdr_probe\nneigh replace $t dev ${dev} nud none use" ;; esac; done`,
-    'if [ -n "$lvsdr_probe" ]; then',
-    "  ip -force -batch - >/dev/null 2>&1 <<LVSDR_IP || :",
-    "$lvsdr_probe",
-    "LVSDR_IP",
-    "  for lvsdr_try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do",
-    "    lvsdr_neighbours",
-    "    lvsdr_pending=",
-    `    for t in ${list}; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_pending=1 ;; esac; done`,
-    '    [ -z "$lvsdr_pending" ] && break',
-    "    sleep 0.1 2>/dev/null || sleep 1",
-    "  done",
-    "fi",
-    "lvsdr_out=",
-    `for t in ${list}; do case "$lvsdr_ok" in *" $t "*) lvsdr_out="$lvsdr_out${marker} arp $t ok\n" ;; *) lvsdr_out="$lvsdr_out${marker} arp $t fail\n" ;; esac; done`,
-    `printf '%s' "$lvsdr_out"`,
-    `echo '${marker} end'`,
-  ].join("\n") + "\n";
+  return (
+    [
+      "set -u",
+      PATH,
+      `echo '${marker} probe 1'`,
+      // Resolved neighbours on the interface, as " a b c ": IPv4 from /proc/net/arp (flags 0x2 =
+      // complete, 0x6 = permanent) with builtins; IPv6 from `ip -6 neigh`, only when there are IPv6 RIPs.
+      "lvsdr_neighbours() {",
+      "  lvsdr_ok=' '",
+      `  while read -r a _ f _ _ d; do case "$f $d" in '0x2 '${dev} | '0x6 '${dev}) lvsdr_ok="$lvsdr_ok$a " ;; esac; done < /proc/net/arp`,
+      ...(v6 ? [`  lvsdr_ok="$lvsdr_ok$(ip -6 neigh show dev ${dev} 2>/dev/null | while read -r a l _; do [ "$l" = lladdr ] && printf '%s ' "$a"; done) "`] : []),
+      "}",
+      "lvsdr_neighbours",
+      // A newline inside the quotes: one batch line per RIP.
+      `lvsdr_probe=; for t in ${list}; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_probe="$lvsdr_probe\nneigh replace $t dev ${dev} nud none use" ;; esac; done`,
+      'if [ -n "$lvsdr_probe" ]; then',
+      "  ip -force -batch - >/dev/null 2>&1 <<LVSDR_IP || :",
+      "$lvsdr_probe",
+      "LVSDR_IP",
+      "  for lvsdr_try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do",
+      "    lvsdr_neighbours",
+      "    lvsdr_pending=",
+      `    for t in ${list}; do case "$lvsdr_ok" in *" $t "*) ;; *) lvsdr_pending=1 ;; esac; done`,
+      '    [ -z "$lvsdr_pending" ] && break',
+      "    sleep 0.1 2>/dev/null || sleep 1",
+      "  done",
+      "fi",
+      "lvsdr_out=",
+      `for t in ${list}; do case "$lvsdr_ok" in *" $t "*) lvsdr_out="$lvsdr_out${marker} arp $t ok\n" ;; *) lvsdr_out="$lvsdr_out${marker} arp $t fail\n" ;; esac; done`,
+      `printf '%s' "$lvsdr_out"`,
+      `echo '${marker} end'`,
+    ].join("\n") + "\n"
+  );
 }

@@ -37,9 +37,12 @@ const dest = (over: Partial<DestinationState> = {}): DestinationState => ({
 describe("quoting", () => {
   it("any string survives a real shell unchanged", () => {
     fc.assert(
-      fc.property(fc.string({ unit: "binary" }).filter((s) => !s.includes("\0")), (value) => {
-        expect(sh(`printf '%s' ${quote(value)}`)).toBe(value);
-      }),
+      fc.property(
+        fc.string({ unit: "binary" }).filter((s) => !s.includes("\0")),
+        (value) => {
+          expect(sh(`printf '%s' ${quote(value)}`)).toBe(value);
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -74,8 +77,12 @@ describe("guards: only validated shapes reach a command", () => {
 describe("ipvsadm lines", () => {
   it("renders services of every kind", () => {
     expect(ipvsLine.addService(web)).toBe("-A -t 198.51.100.5:80 -s wrr");
-    expect(ipvsLine.editService({ ...web, protocol: "udp", port: 53, persistence: { timeout: 300, netmask: "255.255.255.0" } })).toBe("-E -u 198.51.100.5:53 -s wrr -p 300 -M 255.255.255.0");
-    expect(ipvsLine.addService({ ...web, protocol: "fwmark", address: "", port: 0, fwmark: 7, scheduler: "sh", flags: ["sh-fallback", "sh-port"] })).toBe("-A -f 7 -s sh -b sh-fallback,sh-port");
+    expect(ipvsLine.editService({ ...web, protocol: "udp", port: 53, persistence: { timeout: 300, netmask: "255.255.255.0" } })).toBe(
+      "-E -u 198.51.100.5:53 -s wrr -p 300 -M 255.255.255.0",
+    );
+    expect(ipvsLine.addService({ ...web, protocol: "fwmark", address: "", port: 0, fwmark: 7, scheduler: "sh", flags: ["sh-fallback", "sh-port"] })).toBe(
+      "-A -f 7 -s sh -b sh-fallback,sh-port",
+    );
     expect(ipvsLine.addService({ ...web, family: 6, address: "2001:db8::5", persistence: { timeout: 60, netmask: "64" } })).toBe("-A -t [2001:db8::5]:80 -s wrr -p 60 -M 64");
     expect(ipvsLine.removeService(web)).toBe("-D -t 198.51.100.5:80");
   });
@@ -126,7 +133,16 @@ describe("scripts", () => {
     execFileSync("bash", ["-n"], { input: renderArpProbeScript("eth0", ["198.51.100.10"]) });
     for (const host of desired.hosts) {
       const filePaths = Object.values(hostPaths).filter((p) => p.includes("."));
-      syntaxOk(renderObserveScript({ sysctlKeys: host.sysctls.map((s) => s.key), filePaths, tools: true, routeTargets: host.onLinkPeers, ipvs: host.role === "director", linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit } }));
+      syntaxOk(
+        renderObserveScript({
+          sysctlKeys: host.sysctls.map((s) => s.key),
+          filePaths,
+          tools: true,
+          routeTargets: host.onLinkPeers,
+          ipvs: host.role === "director",
+          linkTargets: { [hostPaths.systemdUnitLink]: hostPaths.systemdUnit },
+        }),
+      );
     }
   });
 
@@ -140,7 +156,11 @@ describe("scripts", () => {
         "/etc/lvs-dr/empty.conf": "",
         "/etc/lvs-dr/nul.conf": "before\0after\n",
         // Service keys hold colons; a record splits at the path's colon, the first.
-        [hostPaths.ownership]: (renderOwnershipFile({ version: 1, cluster: "lab", host: "h", addresses: [], services: ["tcp:198.51.100.5:80"], destinations: [], sysctls: {}, files: [] }) as { content: string }).content,
+        [hostPaths.ownership]: (
+          renderOwnershipFile({ version: 1, cluster: "lab", host: "h", addresses: [], services: ["tcp:198.51.100.5:80"], destinations: [], sysctls: {}, files: [] }) as {
+            content: string;
+          }
+        ).content,
       };
       const local = (p: string) => join(dir, p.replace(/\//g, "_"));
       for (const [p, text] of Object.entries(texts)) writeFileSync(local(p), text);
@@ -204,11 +224,17 @@ describe("scripts", () => {
         ] as const) {
           rmSync(join(dir, "batch"), { force: true });
           rmSync(join(dir, "sleeps"), { force: true });
-          const script = renderArpProbeScript("eth0", [...rips]).split("/proc/net/arp").join(join(dir, "arp"));
+          const script = renderArpProbeScript("eth0", [...rips])
+            .split("/proc/net/arp")
+            .join(join(dir, "arp"));
           const out = execFileSync(shell, [], { input: stubs + script, encoding: "utf8" });
           expect(parseArpProbes("director", out)).toEqual(Object.fromEntries(rips.map((r) => [r, r === "198.51.100.10"])));
           // A resolved entry (.10) is never touched: `nud none use` would clear a permanent one.
-          const sent = existsSync(join(dir, "batch")) ? readFileSync(join(dir, "batch"), "utf8").split("\n").filter((l) => l.startsWith("neigh ")) : [];
+          const sent = existsSync(join(dir, "batch"))
+            ? readFileSync(join(dir, "batch"), "utf8")
+                .split("\n")
+                .filter((l) => l.startsWith("neigh "))
+            : [];
           expect(sent).toEqual([...probed]);
           expect(existsSync(join(dir, "sleeps")) ? readFileSync(join(dir, "sleeps"), "utf8").length : 0).toBe(sleeps);
         }
@@ -319,7 +345,15 @@ describe("scripts", () => {
     expect(reloadLine(scriptOf(applyRs))).toBeDefined();
     expect(reloadLine(scriptOf(destroyRs))).toBeDefined();
     // no unit step, no systemctl
-    expect(renderApplyScript({ host: "d", wave: "directors", steps: [{ op: "set-sysctl", sysctl: { key: "net/ipv4/conf/all/arp_ignore", value: "1" }, from: "0" }], expectedIpvsFingerprint: null, expectedIpvsListing: null })).not.toContain("systemctl");
+    expect(
+      renderApplyScript({
+        host: "d",
+        wave: "directors",
+        steps: [{ op: "set-sysctl", sysctl: { key: "net/ipv4/conf/all/arp_ignore", value: "1" }, from: "0" }],
+        expectedIpvsFingerprint: null,
+        expectedIpvsListing: null,
+      }),
+    ).not.toContain("systemctl");
     // before sync, so the reload sees the files as they will be after it
     const lines = scriptOf(applyRs);
     expect(lines.findIndex((l) => l.includes("daemon-reload"))).toBeLessThan(lines.findIndex((l) => l.startsWith("sync -- ")));
@@ -363,7 +397,8 @@ describe("scripts", () => {
         expect(codes[0]).toBe(codes[1]);
         return codes[0] ?? -1;
       };
-      const destination = (n: number, weight: number, active: number) => `  -> C63364${(10 + (n % 200)).toString(16).toUpperCase().padStart(2, "0")}:${(1000 + n).toString(16).toUpperCase().padStart(4, "0")}      Route   ${weight}      ${active}          0         `;
+      const destination = (n: number, weight: number, active: number) =>
+        `  -> C63364${(10 + (n % 200)).toString(16).toUpperCase().padStart(2, "0")}:${(1000 + n).toString(16).toUpperCase().padStart(4, "0")}      Route   ${weight}      ${active}          0         `;
       const big = header + "TCP  C6336405:0050 rr  \n" + Array.from({ length: 1000 }, (_, i) => destination(i, 1, 0)).join("\n") + "\n";
       for (const table of [captured, header, big]) {
         expect(run(table, table)).toBe(0);
@@ -373,7 +408,8 @@ describe("scripts", () => {
         expect(run(table, table + "TCP  C6336406:0050 rr  \n" + destination(1, 1, 0) + "\n")).toBe(76);
         if (table !== header) expect(run(table, table.replace(/Route {3}1 /, "Route   9 "))).toBe(76);
       }
-      const script = (t: string) => renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(kernelTableListing(t)), expectedIpvsListing: kernelTableListing(t) });
+      const script = (t: string) =>
+        renderApplyScript({ host: "d", wave: "directors", steps: [], expectedIpvsFingerprint: textSha256(kernelTableListing(t)), expectedIpvsListing: kernelTableListing(t) });
       expect(script(big)).toContain("sha256sum");
       expect(script(captured)).not.toContain("sha256sum");
       // Neither an ipvsadm listing (half a second on a 10,000-entry table) nor, when empty, any process.
@@ -392,31 +428,65 @@ describe("scripts", () => {
       // `ip -j addr show` (the observe script's batch) or `ip -o addr show` (the apply script's check).
       const local = (script: string) =>
         `ip() { if [ "$1" = -o ]; then cat ${dir}/addrs; else cat ${dir}/addrs.json; echo; fi; }\n` +
-        script.split("/proc/sys/").join(`${dir}/sys/`).split(hostPaths.sysctlConf).join(`${dir}/conf`).split(hostPaths.ownership).join(`${dir}/owner`).split("/run/lvs-dr").join(dir);
+        script
+          .split("/proc/sys/")
+          .join(`${dir}/sys/`)
+          .split(hostPaths.sysctlConf)
+          .join(`${dir}/conf`)
+          .split(hostPaths.ownership)
+          .join(`${dir}/owner`)
+          .split("/run/lvs-dr")
+          .join(dir);
       type Addr = { dev: string; cidr: string; lifetime?: string };
       const host = (o: { addrs?: Addr[]; arpIgnore?: string; conf?: string | null } = {}) => {
         const addrs: Addr[] = [{ dev: "lo", cidr: "127.0.0.1/8" }, ...(o.addrs ?? [{ dev: "eth0", cidr: "198.51.100.10/24" }])];
         rmSync(join(dir, "sys"), { recursive: true, force: true });
         mkdirSync(join(dir, "sys/net/ipv4/conf/all"), { recursive: true });
         writeFileSync(join(dir, "sys/net/ipv4/conf/all/arp_ignore"), `${o.arpIgnore ?? "1"}\n`);
-        writeFileSync(join(dir, "addrs"), addrs.map((a, i) => `${i + 1}: ${a.dev}    inet ${a.cidr} scope global ${a.dev}\\       valid_lft ${a.lifetime ?? "forever"} preferred_lft forever`).join("\n") + "\n");
-        const links = [...new Set(addrs.map((a) => a.dev))].map((dev) => ({ ifname: dev, addr_info: addrs.filter((a) => a.dev === dev).map((a) => ({ family: "inet", local: a.cidr.split("/")[0], prefixlen: Number(a.cidr.split("/")[1]) })) }));
+        writeFileSync(
+          join(dir, "addrs"),
+          addrs.map((a, i) => `${i + 1}: ${a.dev}    inet ${a.cidr} scope global ${a.dev}\\       valid_lft ${a.lifetime ?? "forever"} preferred_lft forever`).join("\n") + "\n",
+        );
+        const links = [...new Set(addrs.map((a) => a.dev))].map((dev) => ({
+          ifname: dev,
+          addr_info: addrs.filter((a) => a.dev === dev).map((a) => ({ family: "inet", local: a.cidr.split("/")[0], prefixlen: Number(a.cidr.split("/")[1]) })),
+        }));
         writeFileSync(join(dir, "addrs.json"), JSON.stringify(links));
         rmSync(join(dir, "conf"), { force: true });
         if (o.conf !== null) writeFileSync(join(dir, "conf"), o.conf ?? "net.ipv4.conf.all.arp_ignore = 1\n");
       };
       host();
       const observeScript = renderObserveScript({ sysctlKeys: scope.sysctlKeys, filePaths: scope.files, tools: false, routeTargets: [], ipvs: false, linkTargets: {} });
-      const output = execFileSync("sh", [], { input: local(observeScript), encoding: "utf8" }).split(`${dir}/sys/`).join("/proc/sys/").split(`${dir}/conf`).join(hostPaths.sysctlConf);
+      const output = execFileSync("sh", [], { input: local(observeScript), encoding: "utf8" })
+        .split(`${dir}/sys/`)
+        .join("/proc/sys/")
+        .split(`${dir}/conf`)
+        .join(hostPaths.sysctlConf);
       const observed = parseObservation("rs1", output, scope);
       expect(observed.state).toEqual({ ...scope, addresses: ["lo 127.0.0.1/8", "eth0 198.51.100.10/24"], sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
-      const plan = { host: "rs1", wave: "prepare-real-servers" as const, steps: [{ op: "remove-file" as const, path: hostPaths.sysctlConf }], expectedIpvsFingerprint: null, expectedIpvsListing: null, expectedState: observed.state! };
+      const plan = {
+        host: "rs1",
+        wave: "prepare-real-servers" as const,
+        steps: [{ op: "remove-file" as const, path: hostPaths.sysctlConf }],
+        expectedIpvsFingerprint: null,
+        expectedIpvsListing: null,
+        expectedState: observed.state!,
+      };
       const apply = (shell: string) => spawnSync(shell, [], { input: local(renderApplyScript(plan)), encoding: "utf8" });
       const eth0 = { dev: "eth0", cidr: "198.51.100.10/24" };
       const cases: [string, Parameters<typeof host>[0], number][] = [
         ["as observed", {}, 0],
         // What a plan does not depend on: lifetimes counting down, other interfaces coming and going, the order.
-        ["lifetimes, other interfaces, order", { addrs: [{ dev: "veth9", cidr: "10.1.0.1/24" }, { ...eth0, lifetime: "3599sec" }] }, 0],
+        [
+          "lifetimes, other interfaces, order",
+          {
+            addrs: [
+              { dev: "veth9", cidr: "10.1.0.1/24" },
+              { ...eth0, lifetime: "3599sec" },
+            ],
+          },
+          0,
+        ],
         ["a VIP added on eth0", { addrs: [eth0, { dev: "eth0", cidr: "198.51.100.5/32" }] }, 78],
         ["the NIC's address gone", { addrs: [] }, 78],
         ["arp_ignore set back by hand", { arpIgnore: "0" }, 78],
@@ -443,11 +513,21 @@ describe("scripts", () => {
   it("held, make no change until told to go on stdin, and none at all when told to stop", () => {
     const dir = mkdtempSync(join(tmpdir(), "lvsdr-held-"));
     try {
-      const plan = { host: "rs1", wave: "prepare-real-servers" as const, steps: [{ op: "remove-file" as const, path: hostPaths.sysctlConf }], expectedIpvsFingerprint: null, expectedIpvsListing: null };
+      const plan = {
+        host: "rs1",
+        wave: "prepare-real-servers" as const,
+        steps: [{ op: "remove-file" as const, path: hostPaths.sysctlConf }],
+        expectedIpvsFingerprint: null,
+        expectedIpvsListing: null,
+      };
       const script = renderApplyScript(plan, { held: true }).split(hostPaths.sysctlConf).join(join(dir, "conf")).split("/run/lvs-dr").join(dir);
       expect(script.indexOf("@@lvsdr ready")).toBeGreaterThan(script.indexOf("flock -w"));
       for (const shell of ["sh", "bash"]) {
-        for (const [answer, kept] of [[holdAnswers.stop, true], ["", true], [holdAnswers.go, false]] as const) {
+        for (const [answer, kept] of [
+          [holdAnswers.stop, true],
+          ["", true],
+          [holdAnswers.go, false],
+        ] as const) {
           writeFileSync(join(dir, "conf"), "x\n");
           const r = spawnSync(shell, ["-c", script], { input: answer, encoding: "utf8" });
           expect(r.status).toBe(0);
@@ -474,7 +554,9 @@ describe("scripts", () => {
     const many = Array.from({ length: 120 }, (_, k) => ({ ...dest, destination: { ...dest.destination, port: 1000 + k } }));
     const script = renderApplyScript({ ...hostPlan, steps: many });
     const progress = script.split("\n").filter((l) => l.includes("@@lvsdr step"));
-    expect(progress).toEqual([expect.stringMatching(/^echo '@@lvsdr step 120\/120 120 IPVS changes in one batch \(steps 1-120: add real server .*:1000 .* \.\.\. add real server .*:1119 /)]);
+    expect(progress).toEqual([
+      expect.stringMatching(/^echo '@@lvsdr step 120\/120 120 IPVS changes in one batch \(steps 1-120: add real server .*:1000 .* \.\.\. add real server .*:1119 /),
+    ]);
     expect(script.match(/^-a -t /gm)).toHaveLength(120);
   });
 

@@ -13,9 +13,7 @@ export function labLikeSpec(overrides: Partial<ClusterInput> = {}): ClusterInput
       { name: "rs2", rip: "198.51.100.11", interface: "eth0", gateway: "198.51.100.1" },
       { name: "rs3", rip: "198.51.100.12", interface: "eth0", gateway: "198.51.100.1" },
     ],
-    virtualServices: [
-      { name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, scheduler: "rr", realServers: [{ name: "rs1" }, { name: "rs2" }, { name: "rs3" }] },
-    ],
+    virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, scheduler: "rr", realServers: [{ name: "rs1" }, { name: "rs2" }, { name: "rs3" }] }],
     ...overrides,
   };
 }

@@ -1,13 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { utils } from "ssh2";
-import {
-  fingerprintOf,
-  hashHostName,
-  hostFieldMatches,
-  knownHostsName,
-  parseKnownHosts,
-  verifyHostKey,
-} from "./host-key";
+import { fingerprintOf, hashHostName, hostFieldMatches, knownHostsName, parseKnownHosts, verifyHostKey } from "./host-key";
 
 // A real key and what `ssh-keygen -lf` and `ssh-keygen -H` printed for it (vectors from OpenSSH).
 const LINE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPK7//w1tV8qpm3KBI0dx13+CvNYxe4XPm+DT4jpFyMe";

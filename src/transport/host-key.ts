@@ -18,8 +18,7 @@ export function normalizeFingerprint(fingerprint: string): string {
   return fingerprint.trim().replace(/=+$/, "");
 }
 
-const keyTypePattern =
-  /^(?:ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
+const keyTypePattern = /^(?:ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
 
 export interface KnownHostsEntry {
   marker?: "revoked" | "cert-authority";
@@ -84,7 +83,10 @@ export function hashHostName(name: string, salt: Buffer): string {
 }
 
 function globToRegExp(pattern: string): RegExp {
-  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const escaped = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${escaped}$`, "i");
 }
 
@@ -119,9 +121,7 @@ export function loadKnownHosts(path: string, baseDir?: string): string {
   return readFileSync(isAbsolute(path) ? path : resolve(baseDir ?? process.cwd(), path), "utf8");
 }
 
-export type HostKeyVerdict =
-  | { ok: true; fingerprint: string; trustedOnFirstUse: boolean }
-  | { ok: false; fingerprint: string; message: string };
+export type HostKeyVerdict = { ok: true; fingerprint: string; trustedOnFirstUse: boolean } | { ok: false; fingerprint: string; message: string };
 
 export interface VerifyOptions {
   /** The known_hosts text, when the caller has already read `connection.knownHostsFile`. */
@@ -138,13 +138,7 @@ type HostKeySettings = Pick<Connection, "hostKey" | "knownHostsFile" | "trustOnF
  * skip the check silently. Messages always show the fingerprint seen, so the user can compare
  * it with `ssh-keygen -lf` on the host.
  */
-export function verifyHostKey(
-  host: string,
-  port: number,
-  keyBlob: Buffer,
-  connection: HostKeySettings,
-  options: VerifyOptions = {},
-): HostKeyVerdict {
+export function verifyHostKey(host: string, port: number, keyBlob: Buffer, connection: HostKeySettings, options: VerifyOptions = {}): HostKeyVerdict {
   const seen = fingerprintOf(keyBlob);
   const refuse = (message: string): HostKeyVerdict => ({ ok: false, fingerprint: seen, message });
   const where = knownHostsName(host, port);

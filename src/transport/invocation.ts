@@ -78,7 +78,7 @@ function hostDeadline(seconds: number): string {
     "    lvsdr_grown=",
     "    for f in /proc/[0-9]*/stat; do",
     '      l=; read -r l 2>/dev/null < "$f" || continue',
-    '      p=${f#/proc/} && p=${p%/stat}',
+    "      p=${f#/proc/} && p=${p%/stat}",
     // After the command name (which may hold spaces): state, parent, ...
     '      set -- ${l##*") "}',
     '      case "$lvsdr_tree" in *" $p "*) ;; *" ${2:-x} "*) lvsdr_tree="$lvsdr_tree$p " lvsdr_kill="$lvsdr_kill $p" lvsdr_grown=1 ;; esac',

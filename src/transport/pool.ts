@@ -34,11 +34,7 @@ export class Limiter {
  * Calls `fn` for every item with at most `concurrency` calls in flight. Results are in input
  * order; a failure is recorded in its slot and never stops the others.
  */
-export async function runOnHosts<I, T>(
-  items: readonly I[],
-  concurrency: number,
-  fn: (item: I, index: number) => Promise<T>,
-): Promise<Settled<T>[]> {
+export async function runOnHosts<I, T>(items: readonly I[], concurrency: number, fn: (item: I, index: number) => Promise<T>): Promise<Settled<T>[]> {
   const limiter = new Limiter(concurrency);
   return Promise.all(
     items.map((item, index) =>

@@ -82,10 +82,7 @@ describe("host key", () => {
   it("refuses a wrong fingerprint, shows the one seen, and does not retry", async () => {
     const s = await server();
     const wrong = generateKey().publicLine;
-    const err = await expectTransportError(
-      transport.connect("web1", conn(s.port, { hostKey: wrong, privateKey: clientKey.privateKey, dialErrorLimit: 5 })),
-      "host-key",
-    );
+    const err = await expectTransportError(transport.connect("web1", conn(s.port, { hostKey: wrong, privateKey: clientKey.privateKey, dialErrorLimit: 5 })), "host-key");
     expect(err.message).toContain(s.fingerprint);
     expect(err.message).toMatch(/^web1: host-key: /);
     expect(s.connections).toBe(1);
@@ -114,10 +111,7 @@ describe("host key", () => {
       const unknown = await expectTransportError(transport.connect("a", withFile(s, `127.0.0.1 ${s.hostKeyLine}\n`), { baseDir: dir }), "host-key");
       expect(unknown.message).toContain("is not in known_hosts");
       expect(unknown.message).toContain(s.fingerprint);
-      const changed = await expectTransportError(
-        transport.connect("a", withFile(s, `[127.0.0.1]:${s.port} ${generateKey().publicLine}\n`), { baseDir: dir }),
-        "host-key",
-      );
+      const changed = await expectTransportError(transport.connect("a", withFile(s, `[127.0.0.1]:${s.port} ${generateKey().publicLine}\n`), { baseDir: dir }), "host-key");
       expect(changed.message).toContain(s.fingerprint);
       const revoked = await expectTransportError(
         transport.connect("a", withFile(s, `[127.0.0.1]:${s.port} ${s.hostKeyLine}\n@revoked * ${s.hostKeyLine}\n`), { baseDir: dir }),
@@ -149,10 +143,7 @@ describe("authentication", () => {
         "resolve-credentials",
       );
       expect(bad.message).not.toContain("not-it-xyz");
-      await expectTransportError(
-        transport.connect("a", conn(s.port, { hostKey: s.fingerprint, privateKeyPath: "id" }), { baseDir: dir }),
-        "resolve-credentials",
-      );
+      await expectTransportError(transport.connect("a", conn(s.port, { hostKey: s.fingerprint, privateKeyPath: "id" }), { baseDir: dir }), "resolve-credentials");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -167,20 +158,14 @@ describe("authentication", () => {
 
   it("a wrong password fails at authenticate, once, without the password in the message", async () => {
     const s = await server({ password: "s3cret" });
-    const err = await expectTransportError(
-      transport.connect("a", conn(s.port, { hostKey: s.fingerprint, password: "guess-me", dialErrorLimit: 5 })),
-      "authenticate",
-    );
+    const err = await expectTransportError(transport.connect("a", conn(s.port, { hostKey: s.fingerprint, password: "guess-me", dialErrorLimit: 5 })), "authenticate");
     expect(err.message).not.toContain("guess-me");
     expect(err.message).toContain("tester");
     expect(s.connections).toBe(1);
   });
 
   it("an encrypted (Pulumi secure) value fails before dialing", async () => {
-    const err = await expectTransportError(
-      transport.connect("a", conn(1, { hostKey: "SHA256:" + "A".repeat(43), password: { secure: "v1:abc" } })),
-      "resolve-credentials",
-    );
+    const err = await expectTransportError(transport.connect("a", conn(1, { hostKey: "SHA256:" + "A".repeat(43), password: { secure: "v1:abc" } })), "resolve-credentials");
     expect(err.message).toMatch(/encrypted.*Pulumi.*privateKeyPath or an ssh-agent/);
   });
 
@@ -207,10 +192,7 @@ describe("connect retries", () => {
 
   it("gives up after dialErrorLimit attempts with step connect", async () => {
     const port = await freePort();
-    const err = await expectTransportError(
-      transport.connect("gone", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, dialErrorLimit: 3 })),
-      "connect",
-    );
+    const err = await expectTransportError(transport.connect("gone", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, dialErrorLimit: 3 })), "connect");
     expect(err.message).toContain(`127.0.0.1:${port}`);
     expect(err.message).toContain("after 3 attempt(s)");
   });
@@ -220,7 +202,9 @@ describe("connect retries", () => {
     const retries: (DialRetry & { at: number })[] = [];
     const started = Date.now();
     await expectTransportError(
-      transport.connect("gone", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, dialErrorLimit: 3 }), { onDialRetry: (d) => retries.push({ ...d, at: Date.now() - started }) }),
+      transport.connect("gone", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, dialErrorLimit: 3 }), {
+        onDialRetry: (d) => retries.push({ ...d, at: Date.now() - started }),
+      }),
       "connect",
     );
     // Attempts 1 and 2 are reported (the third is the error itself); the first at once, before any wait.
@@ -278,10 +262,7 @@ describe("bastion", () => {
     const bastion = await server({ allowForwarding: true });
     const target = await server();
     const proxy = conn(bastion.port, { hostKey: target.fingerprint, privateKey: clientKey.privateKey });
-    const err = await expectTransportError(
-      transport.connect("rs1", conn(target.port, { hostKey: target.fingerprint, privateKey: clientKey.privateKey, proxy })),
-      "proxy",
-    );
+    const err = await expectTransportError(transport.connect("rs1", conn(target.port, { hostKey: target.fingerprint, privateKey: clientKey.privateKey, proxy })), "proxy");
     expect(err.message).toContain("host-key");
     expect(err.message).toContain(bastion.fingerprint);
     expect(target.connections).toBe(0);
@@ -291,10 +272,7 @@ describe("bastion", () => {
     const bastion = await server({ allowForwarding: true });
     const port = await freePort();
     const proxy = conn(bastion.port, { hostKey: bastion.fingerprint, privateKey: clientKey.privateKey });
-    const err = await expectTransportError(
-      transport.connect("rs1", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, proxy, dialErrorLimit: 2 })),
-      "connect",
-    );
+    const err = await expectTransportError(transport.connect("rs1", conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, proxy, dialErrorLimit: 2 })), "connect");
     expect(err.message).toMatch(/through the bastion after 2 attempt/);
   });
 });
@@ -310,7 +288,9 @@ describe("runScript", () => {
   it("runs a small script in the login shell itself, with nothing to read on stdin", async () => {
     const r = await session.runScript('set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n');
     expect(r).toEqual({ code: 3, stdout: "héllo\n", stderr: "err\n" });
-    expect(s.commands).toEqual([`lvsdr_script='set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n'; [ -z "\${ZSH_VERSION-}" ] || exec /bin/sh -c "$lvsdr_script"; eval "$lvsdr_script"`]);
+    expect(s.commands).toEqual([
+      `lvsdr_script='set -eu\nx=héllo\necho "$x"\necho err >&2\nexit 3\n'; [ -z "\${ZSH_VERSION-}" ] || exec /bin/sh -c "$lvsdr_script"; eval "$lvsdr_script"`,
+    ]);
   });
 
   it("sends a script over the inline limit on stdin, run once all of it has arrived", async () => {
@@ -336,7 +316,7 @@ describe("runScript", () => {
     const padded = await session.runScript(`set -eu\n#${"-".repeat(inlineScriptLimit)}\ncat <<'EOF'\nin heredoc $HOME\nEOF\nfalse\necho never\n`);
     expect(padded).toEqual(r);
     expect(r).toEqual({ code: 1, stdout: "in heredoc $HOME\n", stderr: "" });
-    const unset = await session.runScript("set -eu\necho \"$lvsdr_nothing\"\necho never\n");
+    const unset = await session.runScript('set -eu\necho "$lvsdr_nothing"\necho never\n');
     expect(unset.code).not.toBe(0);
     expect(unset.stdout).toBe("");
   });
@@ -398,13 +378,15 @@ describe("runScript", () => {
     // Nothing of the script is left behind: no sleeping watchdog holds the channel or a process.
     await new Promise((res) => setTimeout(res, 200));
     // Command lines from /proc (procps may not be installed before the lab's prerequisites are).
-    const commandLines = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map((d) => {
-      try {
-        return readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").join(" ").trim();
-      } catch {
-        return "";
-      }
-    });
+    const commandLines = readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .map((d) => {
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").join(" ").trim();
+        } catch {
+          return "";
+        }
+      });
     const left = commandLines.filter((l) => l === "sleep 61");
     expect(left).toEqual([]);
   });
@@ -418,7 +400,7 @@ describe("runScript", () => {
     let tell: (text: string) => void = () => undefined;
     const input = new Promise<string>((r) => (tell = r));
     const seen: string[] = [];
-    const running = session.runScript("echo ready\nread -r answer\necho \"got $answer\"\n", { timeoutMs: 10_000, input, onLine: (l) => seen.push(l) });
+    const running = session.runScript('echo ready\nread -r answer\necho "got $answer"\n', { timeoutMs: 10_000, input, onLine: (l) => seen.push(l) });
     // The script is running and waiting before the input exists.
     while (!seen.includes("ready")) await new Promise((r) => setTimeout(r, 20));
     tell("go\n");
@@ -453,19 +435,21 @@ describe("pool", () => {
   it("runOnHosts keeps input order, isolates failures and respects the bound", async () => {
     let active = 0;
     let peak = 0;
-    const results = await runOnHosts(Array.from({ length: 25 }, (_, i) => i), 4, async (n) => {
-      active++;
-      peak = Math.max(peak, active);
-      await new Promise((r) => setTimeout(r, 5 + (n % 3) * 5));
-      active--;
-      if (n === 7) throw new Error("seven");
-      return n * 2;
-    });
+    const results = await runOnHosts(
+      Array.from({ length: 25 }, (_, i) => i),
+      4,
+      async (n) => {
+        active++;
+        peak = Math.max(peak, active);
+        await new Promise((r) => setTimeout(r, 5 + (n % 3) * 5));
+        active--;
+        if (n === 7) throw new Error("seven");
+        return n * 2;
+      },
+    );
     expect(peak).toBe(4);
     expect(results[7]).toEqual({ ok: false, error: new Error("seven") });
-    expect(results.filter((r) => r.ok).map((r) => (r.ok ? r.value : -1))).toEqual(
-      Array.from({ length: 25 }, (_, i) => i * 2).filter((v) => v !== 14),
-    );
+    expect(results.filter((r) => r.ok).map((r) => (r.ok ? r.value : -1))).toEqual(Array.from({ length: 25 }, (_, i) => i * 2).filter((v) => v !== 14));
   });
 
   it("bounds simultaneous connects and opens one session per host", async () => {

@@ -12,14 +12,7 @@ import { Client, utils, type ClientChannel, type ConnectConfig, type Authenticat
 import type { Connection, EncryptedValue } from "../config/connection";
 import { remoteInvocation } from "./invocation";
 import { verifyHostKey, loadKnownHosts, type HostKeyVerdict } from "./host-key";
-import {
-  TransportError,
-  type ConnectOptions,
-  type HostSession,
-  type RunOptions,
-  type ScriptResult,
-  type Transport,
-} from "./types";
+import { TransportError, type ConnectOptions, type HostSession, type RunOptions, type ScriptResult, type Transport } from "./types";
 
 export interface SshTransportOptions {
   /** SSH-level keepalive interval; a dead peer is noticed after interval x countMax. Default 10 s. */
@@ -64,11 +57,7 @@ export function backoffMs(attempt: number, initial = 250, max = 5000): number {
 function secret(host: string, field: string, value: Secret): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value === "string") return value;
-  throw new TransportError(
-    host,
-    "resolve-credentials",
-    `${field} is encrypted (secure: ...) and can only be read by Pulumi; outside Pulumi use privateKeyPath or an ssh-agent`,
-  );
+  throw new TransportError(host, "resolve-credentials", `${field} is encrypted (secure: ...) and can only be read by Pulumi; outside Pulumi use privateKeyPath or an ssh-agent`);
 }
 
 function resolveCredentials(host: string, c: Connection, baseDir: string | undefined, env: NodeJS.ProcessEnv): Credentials {
@@ -83,7 +72,12 @@ function resolveCredentials(host: string, c: Connection, baseDir: string | undef
     try {
       key = readFileSync(path);
     } catch (err) {
-      throw new TransportError(host, "resolve-credentials", `cannot read privateKeyPath ${asWrittenAndResolved(c.privateKeyPath, path)}: ${(err as NodeJS.ErrnoException).code ?? "error"}`, err);
+      throw new TransportError(
+        host,
+        "resolve-credentials",
+        `cannot read privateKeyPath ${asWrittenAndResolved(c.privateKeyPath, path)}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+        err,
+      );
     }
   }
   if (key !== undefined) {
@@ -92,11 +86,7 @@ function resolveCredentials(host: string, c: Connection, baseDir: string | undef
     const first = Array.isArray(parsed) ? parsed[0] : parsed;
     if (first instanceof Error || first === undefined || !first.isPrivateKey()) {
       const why = first instanceof Error ? first.message : "not a private key";
-      const hint = /passphrase|encrypted|decrypt/i.test(why)
-        ? passphrase === undefined
-          ? " (the key is encrypted: set privateKeyPassword)"
-          : " (wrong privateKeyPassword?)"
-        : "";
+      const hint = /passphrase|encrypted|decrypt/i.test(why) ? (passphrase === undefined ? " (the key is encrypted: set privateKeyPassword)" : " (wrong privateKeyPassword?)") : "";
       // ssh2's messages describe the format, never the key bytes, so they are safe to show.
       throw new TransportError(host, "resolve-credentials", `cannot use the private key: ${why}${hint}`);
     }
@@ -182,11 +172,15 @@ export class SshTransport implements Transport {
         knownHostsText = loadKnownHosts(c.knownHostsFile, options.baseDir);
       } catch (err) {
         const resolved = isAbsolute(c.knownHostsFile) ? c.knownHostsFile : resolve(options.baseDir ?? process.cwd(), c.knownHostsFile);
-        throw new TransportError(label, "host-key", `cannot read knownHostsFile ${asWrittenAndResolved(c.knownHostsFile, resolved)}: ${(err as NodeJS.ErrnoException).code ?? "error"}`, err);
+        throw new TransportError(
+          label,
+          "host-key",
+          `cannot read knownHostsFile ${asWrittenAndResolved(c.knownHostsFile, resolved)}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+          err,
+        );
       }
     }
-    const verify = (key: Buffer) =>
-      verifyHostKey(c.host, c.port, key, c, { ...(knownHostsText !== undefined ? { knownHostsText } : {}) });
+    const verify = (key: Buffer) => verifyHostKey(c.host, c.port, key, c, { ...(knownHostsText !== undefined ? { knownHostsText } : {}) });
     const attempts = dialAttempts(c.dialErrorLimit, this.opts.unlimitedDialCap);
     let last: unknown;
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -208,13 +202,7 @@ export class SshTransport implements Transport {
     throw new TransportError(label, "connect", `cannot reach ${c.user}@${c.host}:${c.port} ${how}after ${attempts} attempt(s): ${why}`, last);
   }
 
-  private dialOnce(
-    label: string,
-    c: Connection,
-    creds: Credentials,
-    verify: (key: Buffer) => HostKeyVerdict,
-    sock: Duplex | undefined,
-  ): Promise<Dialed> {
+  private dialOnce(label: string, c: Connection, creds: Credentials, verify: (key: Buffer) => HostKeyVerdict, sock: Duplex | undefined): Promise<Dialed> {
     return new Promise<Dialed>((resolvePromise, reject) => {
       const client = new Client();
       let verdict: HostKeyVerdict | undefined;
@@ -349,7 +337,8 @@ export class SshSession implements HostSession {
 
   runScript(script: string, options: RunOptions = {}): Promise<ScriptResult> {
     const { command, stdin } = remoteInvocation(script, this.connection.sudo, options.killOnHost === false ? undefined : options.timeoutMs);
-    if (options.input && stdin !== "") return Promise.reject(new TransportError(this.host, "run", "a script too large to send inline reads itself from stdin: it cannot wait for input there"));
+    if (options.input && stdin !== "")
+      return Promise.reject(new TransportError(this.host, "run", "a script too large to send inline reads itself from stdin: it cannot wait for input there"));
     return this.exec(command, stdin, options);
   }
 
@@ -449,9 +438,7 @@ export class SshSession implements HostSession {
             }
             if (connection.sudo && code === 1 && stdout === "" && sudoRefusal.test(stderr)) {
               const said = stderr.split("\n").find((l) => l.startsWith("sudo: ")) ?? stderr.trim();
-              settle(() =>
-                reject(new TransportError(host, "sudo", `user ${connection.user} needs passwordless sudo (NOPASSWD) to run /bin/sh; sudo said: ${said}`)),
-              );
+              settle(() => reject(new TransportError(host, "sudo", `user ${connection.user} needs passwordless sudo (NOPASSWD) to run /bin/sh; sudo said: ${said}`)));
               return;
             }
             if (connection.sudo && code === 127 && sudoMissing.test(stderr)) {

@@ -29,7 +29,12 @@ describeLab("lvsdr on the lab", () => {
   it("plan --json shows the waves without changing anything", () => {
     const r = lvsdr("plan", "--stack", "lab", "--json");
     expect(r.code).toBe(0);
-    const plan = JSON.parse(r.stdout) as { empty: boolean; waves: { wave: string; hosts: { host: string; steps: { op: string; description: string }[] }[] }[]; drift: { clean: boolean }; preflight: unknown[] };
+    const plan = JSON.parse(r.stdout) as {
+      empty: boolean;
+      waves: { wave: string; hosts: { host: string; steps: { op: string; description: string }[] }[] }[];
+      drift: { clean: boolean };
+      preflight: unknown[];
+    };
     expect(plan.empty).toBe(false);
     expect(plan.waves.map((w) => w.wave)).toEqual(["prepare-real-servers", "directors"]);
     // The director's record first, then its IPVS settings, then its table.
@@ -71,9 +76,14 @@ describeLab("lvsdr on the lab", () => {
     expect(r.code).toBe(2);
     expect(r.stdout).toMatch(/^rs2\s+changed\s+sysctl\s+net\/ipv4\/conf\/all\/arp_ignore\s+1\s+0$/m);
     expect(r.stdout).toContain("drift on 1 of 5 hosts: rs2");
-    const json = JSON.parse(lvsdr("drift", "--stack", "lab", "--json").stdout) as { clean: boolean; hosts: { host: string; clean: boolean; items: { status: string; key: string; expected: string; actual: string }[] }[] };
+    const json = JSON.parse(lvsdr("drift", "--stack", "lab", "--json").stdout) as {
+      clean: boolean;
+      hosts: { host: string; clean: boolean; items: { status: string; key: string; expected: string; actual: string }[] }[];
+    };
     expect(json.clean).toBe(false);
-    expect(json.hosts.find((h) => h.host === "rs2")!.items).toEqual([expect.objectContaining({ status: "changed", key: "net/ipv4/conf/all/arp_ignore", expected: "1", actual: "0" })]);
+    expect(json.hosts.find((h) => h.host === "rs2")!.items).toEqual([
+      expect.objectContaining({ status: "changed", key: "net/ipv4/conf/all/arp_ignore", expected: "1", actual: "0" }),
+    ]);
     expect(lvsdr("apply", "--stack", "lab", "--yes").code).toBe(0);
     expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
   }, 180_000);
@@ -86,7 +96,9 @@ describeLab("lvsdr on the lab", () => {
     const r = lvsdr("destroy", "--file", file, "--yes");
     expect(r.code).toBe(1);
     // The same refusal on every host, printed once with their names.
-    expect(r.stderr).toContain(`lvsdr: preflight failed, nothing was changed:\n  director, rs1, rs2, rs3, rsvm1: ownership: this host is managed by cluster "lab", not "other": refusing to destroy it\n`);
+    expect(r.stderr).toContain(
+      `lvsdr: preflight failed, nothing was changed:\n  director, rs1, rs2, rs3, rsvm1: ownership: this host is managed by cluster "lab", not "other": refusing to destroy it\n`,
+    );
     expect(lvsdr("drift", "--stack", "lab").code).toBe(0);
   }, 120_000);
 
@@ -199,10 +211,20 @@ describeLab("lvsdr on the lab", () => {
       expect(drift.stdout).toMatch(new RegExp(`^director\\s+missing\\s+destination\\s+tcp:${LAB_ADDRESSES.vip}:80/${rs2}:80\\s`, "m"));
       expect(drift.stdout).toContain("drift on 1 of 4 hosts: director");
       expect(drift.stderr).toContain("not reached: rs2: connect: ");
-      const json = JSON.parse(lvsdr("drift", "--file", file, "--json").stdout) as { formatVersion: number; ok: boolean; hosts: { host: string; reached: boolean; clean?: boolean; error?: string }[] };
+      const json = JSON.parse(lvsdr("drift", "--file", file, "--json").stdout) as {
+        formatVersion: number;
+        ok: boolean;
+        hosts: { host: string; reached: boolean; clean?: boolean; error?: string }[];
+      };
       expect(json.formatVersion).toBe(1);
       expect(json.ok).toBe(false);
-      expect(json.hosts.map((h) => [h.host, h.reached, h.clean ?? null]).sort()).toEqual([["director", true, false], ["rs1", true, true], ["rs2", false, null], ["rs3", true, true], ["rsvm1", true, true]]);
+      expect(json.hosts.map((h) => [h.host, h.reached, h.clean ?? null]).sort()).toEqual([
+        ["director", true, false],
+        ["rs1", true, true],
+        ["rs2", false, null],
+        ["rs3", true, true],
+        ["rsvm1", true, true],
+      ]);
       expect(json.hosts.find((h) => h.host === "rs2")!.error).toMatch(/^connect: cannot reach/);
     } finally {
       await labSshd("rs2", "start");
@@ -223,11 +245,18 @@ describeLab("lvsdr on the lab", () => {
     try {
       const applied = lvsdr("apply", "--stack", "lab", "--yes", "--json");
       expect(applied.code).toBe(3);
-      expect(applied.stderr).toMatch(/^rs2 \(prepare-real-servers\) failed: exited 1 at step \d+\/\d+ \(write \/etc\/sysctl\.d\/90-lvs-dr\.conf\): mv: cannot overwrite directory/m);
+      expect(applied.stderr).toMatch(
+        /^rs2 \(prepare-real-servers\) failed: exited 1 at step \d+\/\d+ \(write \/etc\/sysctl\.d\/90-lvs-dr\.conf\): mv: cannot overwrite directory/m,
+      );
       expect(applied.stderr).toContain(`warning: director: held back rs2 (tcp:${LAB_ADDRESSES.vip}:80/${rs2}:80): its prepare failed;`);
       const json = JSON.parse(applied.stdout) as { outcome: string; exitCode: number; failures: { host: string; wave: string }[]; applied: { host: string; wave: string }[] };
       expect(json).toMatchObject({ outcome: "partial", exitCode: 3, failures: [{ host: "rs2", wave: "prepare-real-servers" }] });
-      expect(json.applied.map((a) => `${a.host} ${a.wave}`).sort()).toEqual(["director directors", "rs1 prepare-real-servers", "rs3 prepare-real-servers", "rsvm1 prepare-real-servers"]);
+      expect(json.applied.map((a) => `${a.host} ${a.wave}`).sort()).toEqual([
+        "director directors",
+        "rs1 prepare-real-servers",
+        "rs3 prepare-real-servers",
+        "rsvm1 prepare-real-servers",
+      ]);
       const table = await labExecOk("director", "ipvsadm -Sn");
       for (const n of [1, 3]) expect(table).toContain(`-r ${LAB_ADDRESSES.realServer(n)}:80`);
       expect(table).not.toContain(rs2);

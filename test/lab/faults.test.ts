@@ -18,7 +18,9 @@ function script(file: string, env: NodeJS.ProcessEnv = {}, wrap: string[] = []):
 }
 
 function namespaces(): string[] {
-  return spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout.split("\n").filter((l) => l.startsWith("lvslab-"));
+  return spawnSync("ip", ["netns", "list"], { encoding: "utf8" })
+    .stdout.split("\n")
+    .filter((l) => l.startsWith("lvslab-"));
 }
 
 describe("lab:up refuses bad input before it touches anything", () => {
@@ -61,7 +63,15 @@ describeRoot("lab faults (root)", () => {
 
   it("without the disk space for the image, the build says how much it needs and builds nothing", () => {
     const small = fs.mkdtempSync(path.join(scratch, "small-"));
-    const wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c", `mount -t tmpfs -o size=64m none '${small}' && ln -s '${path.join(LAB.cache, "kernel")}' '${small}/kernel' && exec "$0" "$@"`];
+    const wrap = [
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      `mount -t tmpfs -o size=64m none '${small}' && ln -s '${path.join(LAB.cache, "kernel")}' '${small}/kernel' && exec "$0" "$@"`,
+    ];
     const r = script("vm/build-image.sh", { LAB_CACHE: small }, wrap);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/lab: building the VM image needs 2500 MB free in .* \(have \d+ MB\): free some space, or set LAB_CACHE/);

@@ -82,14 +82,19 @@ async function waitForMaster(name: string): Promise<void> {
   await eventually(`${name} to be the only holder of the VIP`, async () => ((await vipHolders()).join() === name ? true : undefined), 60_000);
 }
 
-function status(args: string[] = []): { services: { director: string; realServers: { name: string; health: string; weight: number | null }[]; sorryServer: { active: boolean } | null }[]; groups: { group: string; master: string | null; holders: string[] }[] } {
+function status(args: string[] = []): {
+  services: { director: string; realServers: { name: string; health: string; weight: number | null }[]; sorryServer: { active: boolean } | null }[];
+  groups: { group: string; master: string | null; holders: string[] }[];
+} {
   const r = lvsdr("status", "--stack", "lab-ha", "--json", ...args);
   if (r.code !== 0) throw new Error(`lvsdr status exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
 
 function healthOf(director: string, rs: string): string | undefined {
-  return status().services.find((s) => s.director === director)?.realServers.find((r) => r.name === rs)?.health;
+  return status()
+    .services.find((s) => s.director === director)
+    ?.realServers.find((r) => r.name === rs)?.health;
 }
 
 describeLab(
@@ -115,7 +120,12 @@ describeLab(
         expect((await labExecOk(d, "systemctl is-active keepalived; systemctl is-enabled keepalived")).split("\n").slice(0, 2)).toEqual(["active", "enabled"]);
         expect(await labExecOk(d, "head -1 /etc/keepalived/keepalived.conf")).toMatch(/^# Managed by lvs-dr for cluster lab\./);
         // directors[].ipvs defaults: the DR values, set and kept for boot.
-        expect((await labExecOk(d, "cat /proc/sys/net/ipv4/vs/expire_nodest_conn /proc/sys/net/ipv4/vs/expire_quiescent_template; ipvsadm -L --timeout")).split("\n")).toEqual(["1", "1", "Timeout (tcp tcpfin udp): 900 120 300", ""]);
+        expect((await labExecOk(d, "cat /proc/sys/net/ipv4/vs/expire_nodest_conn /proc/sys/net/ipv4/vs/expire_quiescent_template; ipvsadm -L --timeout")).split("\n")).toEqual([
+          "1",
+          "1",
+          "Timeout (tcp tcpfin udp): 900 120 300",
+          "",
+        ]);
         expect(await labExecOk(d, "cat /etc/lvs-dr/restore.sh")).toContain("sysctl -q -p /etc/lvs-dr/ipvs-sysctl.conf");
       }
       expect(lvsdr("drift", "--stack", "lab-ha")).toMatchObject({ code: 0, stdout: expect.stringContaining("no drift on 6 hosts") });
@@ -133,7 +143,12 @@ describeLab(
     }, 120_000);
 
     it("status --watch looks again every interval until interrupted", () => {
-      const r = spawnSync(process.execPath, [path.join(REPO, "bin/lvsdr"), "status", "--stack", "lab-ha", "--watch", "1"], { cwd: REPO, encoding: "utf8", timeout: 6000, killSignal: "SIGINT" });
+      const r = spawnSync(process.execPath, [path.join(REPO, "bin/lvsdr"), "status", "--stack", "lab-ha", "--watch", "1"], {
+        cwd: REPO,
+        encoding: "utf8",
+        timeout: 6000,
+        killSignal: "SIGINT",
+      });
       const views = r.stdout.split("\n").filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
       expect(views.length).toBeGreaterThanOrEqual(2);
       expect(r.stdout.match(/^front\s+198\.51\.100\.5\s+director\s/gm)?.length).toBe(views.length);
@@ -175,10 +190,14 @@ describeLab(
     it("after apply, drift stays clean while a real server is down, and status shows it down", async () => {
       await labHttpd("rs2", "stop");
       try {
-        await eventually("rs2 to be down on both directors", async () => {
-          const s = status();
-          return s.services.every((svc) => svc.realServers.find((r) => r.name === "rs2")?.health === "down") ? true : undefined;
-        }, 30_000);
+        await eventually(
+          "rs2 to be down on both directors",
+          async () => {
+            const s = status();
+            return s.services.every((svc) => svc.realServers.find((r) => r.name === "rs2")?.health === "down") ? true : undefined;
+          },
+          30_000,
+        );
         const drift = lvsdr("drift", "--stack", "lab-ha");
         expect(drift).toMatchObject({ code: 0, stdout: expect.stringContaining("no drift on 6 hosts") });
         // An apply does not "repair" health: nothing to do.
@@ -251,12 +270,20 @@ describeLab(
       const bootId = await labBootId("director");
       const killedAt = Date.now() / 1000;
       await labVmFreeze("director");
-      await eventually("director2 to hold the VIP", async () => ((await labExec("director2", `ip -o addr show dev eth0 to ${VIP}/32`)).stdout.includes(VIP) ? true : undefined), 30_000);
+      await eventually(
+        "director2 to hold the VIP",
+        async () => ((await labExec("director2", `ip -o addr show dev eth0 to ${VIP}/32`)).stdout.includes(VIP) ? true : undefined),
+        30_000,
+      );
       // The client's neighbour entry turns to the backup's MAC (its gratuitous ARP).
-      await eventually("the client's neighbour entry for the VIP to be director2's MAC", async () => {
-        const neigh = JSON.parse(await labExecOk("client", `ip -j neigh show ${VIP}`)) as { lladdr?: string }[];
-        return neigh[0]?.lladdr === macs.director2 ? true : undefined;
-      }, 15_000);
+      await eventually(
+        "the client's neighbour entry for the VIP to be director2's MAC",
+        async () => {
+          const neigh = JSON.parse(await labExecOk("client", `ip -j neigh show ${VIP}`)) as { lladdr?: string }[];
+          return neigh[0]?.lladdr === macs.director2 ? true : undefined;
+        },
+        15_000,
+      );
       const answers = await traffic;
       const replies = await arp.stop();
       const finished = await download;
@@ -264,7 +291,9 @@ describeLab(
       // The gap: from the kill to the first answer after the last failure (or the first after the kill).
       const gap = gapAfter(answers, killedAt);
       expect(gap).not.toBeNull();
-      console.log(`failover: ${answers.filter((a) => a.t >= killedAt && a.body === "FAILED").length} failed requests, service back ${gap!.toFixed(2)} s after the master was killed (advert interval 1 s)`);
+      console.log(
+        `failover: ${answers.filter((a) => a.t >= killedAt && a.body === "FAILED").length} failed requests, service back ${gap!.toFixed(2)} s after the master was killed (advert interval 1 s)`,
+      );
       // Target: 3 advert intervals and 1 s; half a second more for the request limit of the loop.
       expect(gap!).toBeLessThanOrEqual(3 * 1 + 1 + 0.5);
       expect(answers.filter((a) => a.t > killedAt + gap! && a.body === "FAILED")).toEqual([]);
@@ -363,12 +392,18 @@ describeLab(
       // static VIP's gratuitous ARP must correct it, or requests go to director2 for seconds.
       await labExecOk("client", `ip neigh replace ${VIP} lladdr ${labHost("director2", hosts).mac} dev eth0 nud stale`);
       expect(lvsdr("apply", "--stack", "lab", "--yes").code).toBe(0);
-      await eventually("the client's neighbour entry for the VIP to be the director's MAC", async () => {
-        const neigh = JSON.parse(await labExecOk("client", `ip -j neigh show ${VIP}`)) as { lladdr?: string }[];
-        return neigh[0]?.lladdr === labHost("director", hosts).mac ? true : undefined;
-      }, 5_000);
+      await eventually(
+        "the client's neighbour entry for the VIP to be the director's MAC",
+        async () => {
+          const neigh = JSON.parse(await labExecOk("client", `ip -j neigh show ${VIP}`)) as { lladdr?: string }[];
+          return neigh[0]?.lladdr === labHost("director", hosts).mac ? true : undefined;
+        },
+        5_000,
+      );
       const checkedLab = path.join(REPO, ".cache", "ha-specs", "lab-checked.json");
-      const lab = parseDocument(fs.readFileSync(path.join(REPO, "stacks/Pulumi.lab.yaml"), "utf8")).toJS() as { config: Record<string, { virtualServices: Record<string, unknown>[] }> };
+      const lab = parseDocument(fs.readFileSync(path.join(REPO, "stacks/Pulumi.lab.yaml"), "utf8")).toJS() as {
+        config: Record<string, { virtualServices: Record<string, unknown>[] }>;
+      };
       lab.config["lvs-dr:cluster"]!.virtualServices[0]!.healthCheck = { type: "http", intervalSeconds: 1, connectTimeoutSeconds: 1 };
       fs.mkdirSync(path.dirname(checkedLab), { recursive: true });
       fs.writeFileSync(checkedLab, JSON.stringify(lab));

@@ -33,8 +33,9 @@ export function arpRepliers(output: string): string[] {
  * the IPVS table. Two equal snapshots mean the host was not changed.
  */
 export async function hostSnapshot(host: string): Promise<string> {
-  const files = "for f in /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service /var/lib/lvs-dr/ownership.json; do [ -e \"$f\" ] && echo \"file $f $(md5sum < $f)\"; done";
-  const sysctls = "for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce; do echo \"$f=$(cat $f)\"; done";
+  const files =
+    'for f in /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service /var/lib/lvs-dr/ownership.json; do [ -e "$f" ] && echo "file $f $(md5sum < $f)"; done';
+  const sysctls = 'for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce; do echo "$f=$(cat $f)"; done';
   const ipvs = host.startsWith("director") ? "; ipvsadm -Sn 2>/dev/null | sort" : "";
   return labExecOk(host, `ip -o addr show | awk '{print $2, $3, $4}'; ${sysctls}; ${files}${ipvs}; true`);
 }

@@ -5,19 +5,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import {
-  LAB_ADDRESSES,
-  LabHosts,
-  labDown,
-  labExec,
-  labExecOk,
-  labHost,
-  labLeftovers,
-  labRecordedPids,
-  labStatus,
-  labUp,
-  pidAlive,
-} from "../../lab";
+import { LAB_ADDRESSES, LabHosts, labDown, labExec, labExecOk, labHost, labLeftovers, labRecordedPids, labStatus, labUp, pidAlive } from "../../lab";
 import { hostPaths } from "../../src/model/paths";
 import { describeLab } from "./lab-suite";
 
@@ -76,7 +64,11 @@ describeLab("lab (real hosts)", (lab) => {
   test("a wrong pinned host key is refused", async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "lvslab-kh-"));
     try {
-      for (const [target, impostor] of [["director", "rs1"], ["rs2", "rs1"], ["rsb1", "client"]] as const) {
+      for (const [target, impostor] of [
+        ["director", "rs1"],
+        ["rs2", "rs1"],
+        ["rsb1", "client"],
+      ] as const) {
         const t = labHost(target, hosts);
         const wrong = labHost(impostor, hosts);
         const kh = path.join(tmp, `${target}.known_hosts`);
@@ -107,7 +99,10 @@ describeLab("lab (real hosts)", (lab) => {
 
   test("the VMs are Debian 12 booted by systemd, with a real director's packages; keepalived installed, not enabled", async () => {
     for (const vm of ["director", "rsvm1"]) {
-      const out = await labExecOk(vm, "cat /proc/1/comm; cut -d. -f1 /etc/debian_version; systemctl is-system-running --wait || true; systemctl is-enabled keepalived.service || true; readlink -f /bin/sh");
+      const out = await labExecOk(
+        vm,
+        "cat /proc/1/comm; cut -d. -f1 /etc/debian_version; systemctl is-system-running --wait || true; systemctl is-enabled keepalived.service || true; readlink -f /bin/sh",
+      );
       expect(out.trim().split("\n")).toEqual(["systemd", "12", "running", "disabled", "/usr/bin/dash"]);
       const packages = ["openssh-server", "iproute2", "ipvsadm", "keepalived", "kmod", "util-linux", "procps", "arping"];
       const installed = await labExecOk(vm, `dpkg-query -W -f='\${db:Status-Abbrev}\${Package}\\n' ${packages.join(" ")}`);

@@ -42,8 +42,9 @@ async function withRun<T>(cluster: Cluster, fn: (run: ClusterRun) => Promise<T>,
 
 /** Everything the tool could touch on a host, read with the lab's own SSH, for before/after comparisons. */
 async function snapshot(host: string): Promise<string> {
-  const files = "for f in /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service /var/lib/lvs-dr/ownership.json; do [ -e \"$f\" ] && echo \"file $f\"; done";
-  const sysctls = "for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce; do echo \"$f=$(cat $f)\"; done";
+  const files =
+    'for f in /etc/sysctl.d/90-lvs-dr.conf /etc/lvs-dr/ipvs.rules /etc/lvs-dr/restore.sh /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service /var/lib/lvs-dr/ownership.json; do [ -e "$f" ] && echo "file $f"; done';
+  const sysctls = 'for f in /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce; do echo "$f=$(cat $f)"; done';
   const addrs = "ip -o addr show | awk '{print $2, $3, $4}'";
   const ipvs = host === "director" ? "; ipvsadm -Sn 2>/dev/null | sort" : "";
   // The file loop ends on a missing file; `true` keeps the exit status about the command, not the last test.
@@ -59,7 +60,10 @@ async function snapshotAll(): Promise<Record<string, string>> {
 /** n requests from the client to the VIP; each answer is the real server's name. */
 async function requestVip(n: number): Promise<string[]> {
   const out = await labExecOk("client", `for i in $(seq ${n}); do curl -s -m 3 http://${VIP}/ || echo FAILED; done`);
-  return out.split("\n").map((l) => l.trim()).filter(Boolean);
+  return out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 describeLab("host operations on real hosts", (lab) => {
@@ -77,7 +81,9 @@ describeLab("host operations on real hosts", (lab) => {
     const cluster = labCluster();
     const wrong = "SHA256:" + "A".repeat(43);
     cluster.directors[0]!.connection = { hostKey: wrong };
-    await expect(withRun(cluster, (run) => run.apply())).rejects.toThrow(new RegExp(`director.*host-key.*${labHost("director", hosts).hostKeyFingerprint.replace(/[+/]/g, "\\$&")}`, "s"));
+    await expect(withRun(cluster, (run) => run.apply())).rejects.toThrow(
+      new RegExp(`director.*host-key.*${labHost("director", hosts).hostKeyFingerprint.replace(/[+/]/g, "\\$&")}`, "s"),
+    );
     expect(await snapshotAll()).toEqual(pristine);
   }, 120_000);
 
@@ -90,7 +96,9 @@ describeLab("host operations on real hosts", (lab) => {
     const error = await withRun(cluster, (run) => run.apply()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PreflightError);
     const problems = (error as PreflightError).problems;
-    expect(problems).toContainEqual(expect.objectContaining({ host: "director", check: "same-broadcast-domain", message: expect.stringContaining("reached through gateway 198.51.100.1") }));
+    expect(problems).toContainEqual(
+      expect.objectContaining({ host: "director", check: "same-broadcast-domain", message: expect.stringContaining("reached through gateway 198.51.100.1") }),
+    );
     expect(await snapshotAll()).toEqual(pristine);
     expect(await labExecOk("rsb1", "ip -o addr show dev lo | awk '{print $4}'")).not.toContain(VIP);
   }, 120_000);
@@ -196,8 +204,15 @@ describeLab("host operations on real hosts", (lab) => {
     // Client ports (below the ephemeral range, so no other request uses them) whose connection
     // went to rs3: the director keeps that connection's entry for minutes after it closed.
     const fromPort = (ports: number[]) =>
-      labExecOk("client", `for p in ${ports.join(" ")}; do echo "$p $(curl -s -m 3 --local-port $p http://${VIP}/ || echo FAILED)"; done`).then((out) =>
-        new Map(out.trim().split("\n").map((l) => l.split(" ") as [string, string]).map(([p, body]) => [Number(p), body])),
+      labExecOk("client", `for p in ${ports.join(" ")}; do echo "$p $(curl -s -m 3 --local-port $p http://${VIP}/ || echo FAILED)"; done`).then(
+        (out) =>
+          new Map(
+            out
+              .trim()
+              .split("\n")
+              .map((l) => l.split(" ") as [string, string])
+              .map(([p, body]) => [Number(p), body]),
+          ),
       );
     const before = await fromPort(Array.from({ length: 12 }, (_, i) => 20100 + i));
     const rs3Ports = [...before].filter(([, body]) => body === "rs3").map(([p]) => p);

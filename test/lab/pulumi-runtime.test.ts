@@ -362,7 +362,9 @@ describeLab("pulumi up under Pulumi's own Node.js runtime (engine stand-in)", ()
       spec.realServers!.forEach((r) => (r.connection = { hostKey: `SHA256:${"A".repeat(43)}` }));
       const up = await failingUp("test-wrong-key", spec);
       const message = up.errors.join("\n");
-      expect(message).toMatch(new RegExp(`rs1: host-key: host key for ${LAB_ADDRESSES.realServer(1).replace(/\./g, "\\.")} does not match the pinned key: expected SHA256:A{43}, got SHA256:`));
+      expect(message).toMatch(
+        new RegExp(`rs1: host-key: host key for ${LAB_ADDRESSES.realServer(1).replace(/\./g, "\\.")} does not match the pinned key: expected SHA256:A{43}, got SHA256:`),
+      );
       expect(up.ms).toBeLessThan(15_000);
     }, 120_000);
 

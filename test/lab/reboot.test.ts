@@ -41,7 +41,10 @@ async function unitDone(host: string): Promise<void> {
 
 async function requestVip(n: number): Promise<string[]> {
   const out = await labExecOk("client", `for i in $(seq ${n}); do curl -s -m 3 http://${VIP}/ || echo FAILED; done`);
-  return out.split("\n").map((l) => l.trim()).filter(Boolean);
+  return out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 /** The director's OutPkts for the VIP's service: 0 when every reply bypassed it. */
@@ -58,7 +61,7 @@ async function oursOn(host: string): Promise<string> {
   return labExecOk(
     host,
     [
-      "for f in /etc/lvs-dr /etc/sysctl.d/90-lvs-dr.conf /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service; do [ -e \"$f\" ] && echo \"file $f\"; done",
+      'for f in /etc/lvs-dr /etc/sysctl.d/90-lvs-dr.conf /etc/systemd/system/lvs-dr.service /etc/systemd/system/multi-user.target.wants/lvs-dr.service; do [ -e "$f" ] && echo "file $f"; done',
       `ip -o addr show to ${VIP} | awk '{print "address", $2, $4}'`,
       "[ ! -e /proc/net/ip_vs ] || ipvsadm -Sn | sed 's/^/ipvs /'",
       "systemctl is-active lvs-dr.service >/dev/null 2>&1 && echo 'unit active'",
@@ -122,7 +125,11 @@ describeLab("reboots on Debian hosts with systemd (director VM and rsvm1)", (lab
       expect(seen.replies.length).toBeGreaterThan(20);
       expect(new Set(seen.replies)).toEqual(new Set([directorMac]));
       // What made it so: the sysctls are in force, the VIP is on lo as /32.
-      expect((await labExecOk("rsvm1", "sysctl -n net.ipv4.conf.all.arp_ignore net.ipv4.conf.all.arp_announce net.ipv4.conf.lo.arp_ignore net.ipv4.conf.lo.arp_announce")).split("\n").filter(Boolean)).toEqual(["1", "2", "1", "2"]);
+      expect(
+        (await labExecOk("rsvm1", "sysctl -n net.ipv4.conf.all.arp_ignore net.ipv4.conf.all.arp_announce net.ipv4.conf.lo.arp_ignore net.ipv4.conf.lo.arp_announce"))
+          .split("\n")
+          .filter(Boolean),
+      ).toEqual(["1", "2", "1", "2"]);
       expect(await labExecOk("rsvm1", `ip -o addr show dev lo to ${VIP}`)).toContain(`${VIP}/32`);
       await expectServing();
     }, 300_000);

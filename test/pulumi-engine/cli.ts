@@ -33,7 +33,9 @@ async function main(argv: string[]): Promise<number> {
   else {
     const counts = new Map<string, number>();
     for (const s of result.steps) counts.set(s.op, (counts.get(s.op) ?? 0) + 1);
-    process.stdout.write(`${op}: ${[...counts].map(([k, n]) => `${n} ${k}`).join(", ") || "nothing"} in ${(result.timings.totalMs / 1000).toFixed(2)} s${result.ok ? "" : `, ${result.errors.length} error(s)`}\n`);
+    process.stdout.write(
+      `${op}: ${[...counts].map(([k, n]) => `${n} ${k}`).join(", ") || "nothing"} in ${(result.timings.totalMs / 1000).toFixed(2)} s${result.ok ? "" : `, ${result.errors.length} error(s)`}\n`,
+    );
   }
   return result.ok ? 0 : 1;
 }

@@ -184,7 +184,10 @@ function nameOf(urn: string): string {
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (typeof value === "object" && value !== null) {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Props)[k])}`).join(",")}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Props)[k])}`)
+      .join(",")}}`;
   }
   return JSON.stringify(value) ?? "undefined";
 }
@@ -296,7 +299,11 @@ function request<T extends ProviderRequestBase>(Ctor: new () => T, r: { urn: str
 
 /** Top-level keys whose value is a secret on the wire. */
 function secretKeysOf(props: Props): Set<string> {
-  return new Set(Object.entries(props).filter(([, v]) => isWireSecret(v)).map(([k]) => k));
+  return new Set(
+    Object.entries(props)
+      .filter(([, v]) => isWireSecret(v))
+      .map(([k]) => k),
+  );
 }
 
 function resecret(outputs: Props, secretKeys: Iterable<string>): Props {
@@ -424,11 +431,31 @@ export class StandInEngine {
   private async runProgram(addr: string, dryRun: boolean, env: NodeJS.ProcessEnv, monitor: Monitor): Promise<{ exitCode: number | null }> {
     const dir = this.options.projectDir;
     const entry = require.resolve("@pulumi/pulumi/cmd/run", { paths: [dir] });
-    const args = [entry, "--monitor", addr, "--engine", addr, "--organization", "organization", "--project", this.project.name, "--root-directory", dir, "--stack", this.options.stack, "--pwd", dir];
+    const args = [
+      entry,
+      "--monitor",
+      addr,
+      "--engine",
+      addr,
+      "--organization",
+      "organization",
+      "--project",
+      this.project.name,
+      "--root-directory",
+      dir,
+      "--stack",
+      this.options.stack,
+      "--pwd",
+      dir,
+    ];
     if (dryRun) args.push("--dry-run");
     args.push("--parallel", String(this.options.parallel ?? 16), this.project.main);
     monitor.programSpawnedAt = Date.now();
-    const proc = spawn(this.options.node ?? process.execPath, args, { cwd: dir, env: { ...process.env, ...env, PULUMI_NODEJS_TYPESCRIPT: "false" }, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(this.options.node ?? process.execPath, args, {
+      cwd: dir,
+      env: { ...process.env, ...env, PULUMI_NODEJS_TYPESCRIPT: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     monitor.program = proc;
     createInterface({ input: proc.stdout! }).on("line", (l) => this.log(l));
     createInterface({ input: proc.stderr! }).on("line", (l) => this.log(l));
@@ -481,7 +508,10 @@ export class StandInEngine {
           req.setId(r.id ?? "");
           req.setProperties(toStruct(unwrapSecrets(r.outputs) as Props));
           req.setInputs(toStruct(unwrapSecrets(r.inputs) as Props));
-          const res = await provider.call<{ getId(): string; getProperties(): { toJavaScript(): Props } | undefined; getInputs(): { toJavaScript(): Props } | undefined }>("read", req);
+          const res = await provider.call<{ getId(): string; getProperties(): { toJavaScript(): Props } | undefined; getInputs(): { toJavaScript(): Props } | undefined }>(
+            "read",
+            req,
+          );
           if (!res.getId()) {
             this.record({ op: "delete", urn: r.urn, type: r.type, name: nameOf(r.urn), changes: [] });
             return null;
@@ -596,7 +626,10 @@ class Monitor {
           ),
         );
       },
-      registerResourceOutputs: (call: grpc.ServerUnaryCall<{ getUrn(): string; getOutputs(): { toJavaScript(): Props } | undefined }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      registerResourceOutputs: (
+        call: grpc.ServerUnaryCall<{ getUrn(): string; getOutputs(): { toJavaScript(): Props } | undefined }, unknown>,
+        cb: grpc.sendUnaryData<unknown>,
+      ) => {
         const urn = call.request.getUrn();
         const outputs = fromStruct(call.request.getOutputs());
         const r = this.registered.get(urn);
@@ -657,7 +690,11 @@ class Monitor {
     const check = request(provproto.CheckRequest, r);
     check.setOlds(toStruct(old ? (unwrapSecrets(old.inputs) as Props) : {}));
     check.setNews(toStruct(unwrapSecrets(wireNews) as Props));
-    const checked = await this.call<{ getInputs(): { toJavaScript(): Props } | undefined; getFailuresList(): { getProperty(): string; getReason(): string }[] }>(urn, "check", check);
+    const checked = await this.call<{ getInputs(): { toJavaScript(): Props } | undefined; getFailuresList(): { getProperty(): string; getReason(): string }[] }>(
+      urn,
+      "check",
+      check,
+    );
     const failures = checked.getFailuresList();
     if (failures.length) throw new StepError(urn, failures.map((f) => `${f.getProperty() ? `${f.getProperty()}: ` : ""}${f.getReason()}`).join("; "));
     const inputs = fromStruct(checked.getInputs());

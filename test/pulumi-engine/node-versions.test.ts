@@ -55,15 +55,25 @@ const supported = process.platform === "linux" && arch() === "x64";
     if (!existsSync(join(REPO, "dist/src/pulumi/components.js"))) throw new Error("build first: npm run build");
   });
 
-  it.each(VERSIONS)("Node %s reports the error in seconds", async (version) => {
-    const node = nodeBinary(version);
-    expect(execFileSync(node, ["--version"], { encoding: "utf8" }).trim()).toBe(`v${version}`);
-    const started = Date.now();
-    const result = await runStack("up", { projectDir: failingProject(), stack: "check", backendDir: mkdtempSync(join(tmpdir(), "lvsdr-node-check-")), passphrase: "check", node });
-    const ms = Date.now() - started;
-    expect(result.ok).toBe(false);
-    expect(result.errors.join("\n")).toContain("a program error raised inside the SDK");
-    // Unprotected (the require removed), 20.20.2 took 81 s and 22.23.5 took 52 s here; 24.22.3, 2 s.
-    expect(ms).toBeLessThan(15_000);
-  }, 300_000);
+  it.each(VERSIONS)(
+    "Node %s reports the error in seconds",
+    async (version) => {
+      const node = nodeBinary(version);
+      expect(execFileSync(node, ["--version"], { encoding: "utf8" }).trim()).toBe(`v${version}`);
+      const started = Date.now();
+      const result = await runStack("up", {
+        projectDir: failingProject(),
+        stack: "check",
+        backendDir: mkdtempSync(join(tmpdir(), "lvsdr-node-check-")),
+        passphrase: "check",
+        node,
+      });
+      const ms = Date.now() - started;
+      expect(result.ok).toBe(false);
+      expect(result.errors.join("\n")).toContain("a program error raised inside the SDK");
+      // Unprotected (the require removed), 20.20.2 took 81 s and 22.23.5 took 52 s here; 24.22.3, 2 s.
+      expect(ms).toBeLessThan(15_000);
+    },
+    300_000,
+  );
 });

@@ -54,9 +54,7 @@ describe("Pulumi's own encryptionsalt values", () => {
   });
 
   it("refuses a malformed encryptionsalt", () => {
-    expect(() => passphraseCrypter("password", "fozI5u6B030=:v1:F+6ZduL:PGMFeIzwobWRKmEAzUdaQHqC5mMRIQ==")).toThrow(
-      /version/,
-    );
+    expect(() => passphraseCrypter("password", "fozI5u6B030=:v1:F+6ZduL:PGMFeIzwobWRKmEAzUdaQHqC5mMRIQ==")).toThrow(/version/);
     expect(() => passphraseCrypter("password", "v1:fozI5u6B030=")).toThrow(/malformed/);
   });
 });
@@ -121,8 +119,6 @@ describe("passphraseFromEnv", () => {
   });
 
   it("names both variables when neither is set", () => {
-    expect(() => passphraseFromEnv({ PULUMI_CONFIG_PASSPHRASE_FILE: "" })).toThrow(
-      /PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE/,
-    );
+    expect(() => passphraseFromEnv({ PULUMI_CONFIG_PASSPHRASE_FILE: "" })).toThrow(/PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE/);
   });
 });

@@ -60,7 +60,7 @@ export interface SecretValue {
 export class IncorrectPassphraseError extends Error {
   constructor() {
     super(
-      "incorrect passphrase: the stack's encryptionsalt check value does not decrypt to \"pulumi\" " +
+      'incorrect passphrase: the stack\'s encryptionsalt check value does not decrypt to "pulumi" ' +
         "with this passphrase (set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE to the right one)",
     );
     this.name = "IncorrectPassphraseError";
@@ -153,10 +153,7 @@ export function encryptSecretValue(crypter: Crypter, value: unknown): SecretValu
 /** True for a deployment value of the `{sig: secret, ciphertext}` shape. */
 export function isSecretValue(value: unknown): value is SecretValue {
   return (
-    typeof value === "object" &&
-    value !== null &&
-    (value as Record<string, unknown>)[SIG_KEY] === SECRET_SIG &&
-    typeof (value as Record<string, unknown>).ciphertext === "string"
+    typeof value === "object" && value !== null && (value as Record<string, unknown>)[SIG_KEY] === SECRET_SIG && typeof (value as Record<string, unknown>).ciphertext === "string"
   );
 }
 
@@ -174,7 +171,5 @@ export function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): string 
   if (phrase !== undefined) return phrase;
   const file = env.PULUMI_CONFIG_PASSPHRASE_FILE;
   if (file) return readFileSync(resolve(file), "utf8").trim();
-  throw new Error(
-    "passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables",
-  );
+  throw new Error("passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables");
 }

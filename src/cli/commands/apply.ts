@@ -112,7 +112,9 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
         const changed = await run.verifyPlanned(shown);
         if (changed.length) {
           for (const c of changed) io.err(`${c.host}: ${c.message}`);
-          io.err(`nothing was changed on any host: ${changed.length} host${changed.length === 1 ? " is" : "s are"} no longer as the plan saw ${changed.length === 1 ? "it" : "them"}; run \`lvsdr plan\` again`);
+          io.err(
+            `nothing was changed on any host: ${changed.length} host${changed.length === 1 ? " is" : "s are"} no longer as the plan saw ${changed.length === 1 ? "it" : "them"}; run \`lvsdr plan\` again`,
+          );
           end({ outcome: "refused", exitCode: exitCodes.error, changedSincePlan: changed });
           return;
         }
@@ -132,7 +134,9 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
       const steps = report.applied.reduce((n, a) => n + a.steps, 0);
       const warnings = report.applied.flatMap((a) => a.warnings.map((w) => `${a.host}: ${w}`));
       const hostCount = new Set(report.applied.map((a) => a.host)).size;
-      say(`${verb}: ${steps} steps on ${hostCount} host${hostCount === 1 ? "" : "s"} in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`);
+      say(
+        `${verb}: ${steps} steps on ${hostCount} host${hostCount === 1 ? "" : "s"} in ${((Date.now() - started) / 1000).toFixed(1)} s${warnings.length ? `; ${warnings.length} warning(s)` : ""}`,
+      );
       for (const w of warnings) io.err(`warning: ${w}`);
       // A real server that failed its prepare: the others and the directors went on without it.
       for (const f of report.failures) io.err(`${f.host} (${f.wave}) failed: ${f.message}`);
@@ -164,7 +168,10 @@ export function applyCommand(io: CliIo, setExit: (code: number) => void): Comman
     .argument("[plan-file]", "a plan saved by `lvsdr plan --out FILE`: refused if the spec or any host changed since")
     .option("-y, --yes", "go ahead without asking (needed when not on a terminal)")
     .option("--json", "print { formatVersion, command, ok, outcome, exitCode, plan, applied, failures, notStarted, changedSincePlan } on stdout (needs --yes)")
-    .addHelpText("after", "\nExamples:\n  lvsdr apply --stack prod\n  lvsdr apply --stack lab --yes --concurrency 64\n  lvsdr plan --stack prod --out prod.plan && lvsdr apply prod.plan\n")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  lvsdr apply --stack prod\n  lvsdr apply --stack lab --yes --concurrency 64\n  lvsdr plan --stack prod --out prod.plan && lvsdr apply prod.plan\n",
+    )
     .action((planFile: string | undefined, opts: ChangeOptions) => runChange("apply", io, setExit, opts, planFile));
 }
 

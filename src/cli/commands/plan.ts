@@ -17,7 +17,10 @@ export function planCommand(io: CliIo, setExit: (code: number) => void): Command
     .option("--json", "print { formatVersion, command, ok, empty, heldBack, notReached, withheld, waves: [{ wave, hosts: [{ host, steps }] }], drift, preflight }")
     .option("--detailed-exitcode", "exit 0 when there is nothing to do, 2 when there are changes (1 stays an error)")
     .option("--out <file>", "save the plan for `lvsdr apply FILE`, which runs exactly it (readable by its owner only: it can hold the spec's secrets)")
-    .addHelpText("after", "\nExamples:\n  lvsdr plan --stack staging\n  lvsdr plan --stack prod --json | jq '.waves[].hosts[].host'\n  lvsdr plan --stack prod --detailed-exitcode   # in CI: 0 nothing to do, 2 changes, 1 error\n  lvsdr plan --stack prod --out prod.plan && lvsdr apply prod.plan\n")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  lvsdr plan --stack staging\n  lvsdr plan --stack prod --json | jq '.waves[].hosts[].host'\n  lvsdr plan --stack prod --detailed-exitcode   # in CI: 0 nothing to do, 2 changes, 1 error\n  lvsdr plan --stack prod --out prod.plan && lvsdr apply prod.plan\n",
+    )
     .action(async (opts: RunCommandOptions & { json?: boolean; destroy?: boolean; detailedExitcode?: boolean; out?: string }) => {
       try {
         const cluster = loadSpec(opts);
@@ -29,7 +32,12 @@ export function planCommand(io: CliIo, setExit: (code: number) => void): Command
             else if (plan.notReached.length) io.err(`the plan was not saved to ${opts.out}: not every host was reached`);
             else {
               const specPath = describeSource(specSource(opts));
-              writePlanFile(opts.out, { spec: { path: specPath, resolved: resolve(specPath), sha256: specDigest(cluster) }, destroy: Boolean(opts.destroy), hosts: opts.host?.length ? opts.host : null, plan });
+              writePlanFile(opts.out, {
+                spec: { path: specPath, resolved: resolve(specPath), sha256: specDigest(cluster) },
+                destroy: Boolean(opts.destroy),
+                hosts: opts.host?.length ? opts.host : null,
+                plan,
+              });
               io.err(`plan saved to ${opts.out}${opts.out === resolve(opts.out) ? "" : ` (${resolve(opts.out)})`}: \`lvsdr apply ${opts.out}\` runs exactly it`);
             }
           }

@@ -30,7 +30,11 @@ export function statusCommand(io: CliIo, setExit: (code: number) => void): Comma
         try {
           for (;;) {
             const health: ClusterHealth = clusterHealth(run.desired, await run.observe({ only: directors }));
-            io.out(opts.json ? JSON.stringify({ formatVersion: jsonFormatVersion, command: "status", ok: true, ...health }, null, interval === null ? 2 : undefined) : `${interval !== null ? `${new Date().toISOString()}\n` : ""}${formatHealth(health)}`);
+            io.out(
+              opts.json
+                ? JSON.stringify({ formatVersion: jsonFormatVersion, command: "status", ok: true, ...health }, null, interval === null ? 2 : undefined)
+                : `${interval !== null ? `${new Date().toISOString()}\n` : ""}${formatHealth(health)}`,
+            );
             if (interval === null || stop) break;
             await new Promise((r) => setTimeout(r, interval * 1000));
             if (stop) break;

@@ -61,4 +61,3 @@ export function validateCommand(io: CliIo, setExit: (code: number) => void): Com
       }
     });
 }
-

@@ -5,9 +5,7 @@ import type { ClusterPlan } from "../cluster-plan";
 import { applySteps, blankHost, observe } from "./simulated-host";
 
 export function blankCluster(desired: DesiredClusterState): Map<string, ObservedHostState> {
-  return new Map(
-    desired.hosts.map((h) => [h.host, blankHost(h.host, { role: h.role, nic: h.interface, address: h.primaryAddress, prefix: h.primaryPrefix ?? 24 })]),
-  );
+  return new Map(desired.hosts.map((h) => [h.host, blankHost(h.host, { role: h.role, nic: h.interface, address: h.primaryAddress, prefix: h.primaryPrefix ?? 24 })]));
 }
 
 /** Runs the waves in order, every host of a wave before the next wave. */

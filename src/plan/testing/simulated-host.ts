@@ -22,7 +22,12 @@ export function blankHost(host: string, options: { role: "director" | "real-serv
   }
   // The kernel's IPVS defaults (they exist once ip_vs is loaded; the simulation loads it up front).
   if (options.role === "director") {
-    Object.assign(sysctls, { "net/ipv4/vs/expire_nodest_conn": "0", "net/ipv4/vs/expire_quiescent_template": "0", "net/ipv4/vs/conn_reuse_mode": "1", "net/ipv4/vs/conntrack": "0" });
+    Object.assign(sysctls, {
+      "net/ipv4/vs/expire_nodest_conn": "0",
+      "net/ipv4/vs/expire_quiescent_template": "0",
+      "net/ipv4/vs/conn_reuse_mode": "1",
+      "net/ipv4/vs/conntrack": "0",
+    });
   }
   return {
     host,
@@ -143,7 +148,8 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
         break;
       }
       case "write-file":
-        s.files[step.file.path] = "linkTarget" in step.file ? { isLink: true, target: step.file.linkTarget } : { isLink: false, sha256: textSha256(step.file.content), content: step.file.content };
+        s.files[step.file.path] =
+          "linkTarget" in step.file ? { isLink: true, target: step.file.linkTarget } : { isLink: false, sha256: textSha256(step.file.content), content: step.file.content };
         break;
       case "remove-file":
         s.files[step.path] = null;
@@ -156,7 +162,8 @@ export function applySteps(state: ObservedHostState, steps: Step[], expectedFing
         } else s.files[hostPaths.ownership] = null;
         break;
       case "write-keepalived-config":
-        s.files[step.file.path] = "linkTarget" in step.file ? { isLink: true, target: step.file.linkTarget } : { isLink: false, sha256: textSha256(step.file.content), content: step.file.content };
+        s.files[step.file.path] =
+          "linkTarget" in step.file ? { isLink: true, target: step.file.linkTarget } : { isLink: false, sha256: textSha256(step.file.content), content: step.file.content };
         break;
       case "reload-keepalived":
         if (!s.keepalived?.installed) throw new SimulatedKernelError("keepalived: command not found");

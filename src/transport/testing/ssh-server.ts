@@ -41,9 +41,7 @@ export interface TestServer {
 export function generateKey(passphrase?: string): { privateKey: string; publicLine: string } {
   // ssh2 now and then writes an ed25519 key its own parser calls malformed; take the next one.
   for (let attempt = 0; attempt < 20; attempt++) {
-    const pair = passphrase
-      ? utils.generateKeyPairSync("ed25519", { passphrase, cipher: "aes256-ctr", rounds: 2 })
-      : utils.generateKeyPairSync("ed25519");
+    const pair = passphrase ? utils.generateKeyPairSync("ed25519", { passphrase, cipher: "aes256-ctr", rounds: 2 }) : utils.generateKeyPairSync("ed25519");
     const check = utils.parseKey(pair.private, passphrase);
     if (!(check instanceof Error)) return { privateKey: pair.private, publicLine: pair.public.trim() };
   }
@@ -95,9 +93,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
           return ctx.password === options.password ? ctx.accept() : ctx.reject();
         case "keyboard-interactive":
           if (options.password === undefined) return ctx.reject();
-          return ctx.prompt([{ prompt: "Password: ", echo: false }], (answers) =>
-            answers[0] === options.password ? ctx.accept() : ctx.reject(),
-          );
+          return ctx.prompt([{ prompt: "Password: ", echo: false }], (answers) => (answers[0] === options.password ? ctx.accept() : ctx.reject()));
         default:
           return ctx.reject(["publickey", "password", "keyboard-interactive"]);
       }
