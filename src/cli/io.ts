@@ -1,7 +1,11 @@
-/** Where a command writes; tests pass their own to read what a user would see. */
+import type { Transport } from "../transport/types";
+
+/** Where a command writes, and what it reaches hosts through; tests pass their own to read what a user would see. */
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
+  /** SSH unless given (unit tests give a fake transport). */
+  transport?: Transport;
 }
 
 /**

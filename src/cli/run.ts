@@ -19,7 +19,7 @@ export function openRun(cluster: Cluster, options: RunCommandOptions, io: CliIo,
   const concurrency = options.concurrency !== undefined ? Number(options.concurrency) : undefined;
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) throw new Error(`--concurrency: must be a positive integer, got "${options.concurrency}"`);
   return new ClusterRun(cluster, {
-    transport: new SshTransport(),
+    transport: io.transport ?? new SshTransport(),
     connectOptions: {
       baseDir: process.cwd(),
       onTrust: (host, fp) => io.err(`${host}: trusted on first use: host key ${fp}`),
