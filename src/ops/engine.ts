@@ -394,7 +394,8 @@ export class ClusterRun {
       waves: again.plan.waves.filter((w) => w.wave !== "prepare-real-servers").map((w) => ({ ...w, hosts: w.hosts.filter((h) => !failedHosts.has(h.host)) })),
     };
     const tail = await this.applyPlanned(rest, { timings });
-    return { plan: again.plan, applied: [...applied, ...tail.applied], failures, heldBack: again.plan.heldBack, timings };
+    const heldForFailure = again.plan.heldBack.filter((h) => failedHosts.has(h.realServer));
+    return { plan: again.plan, applied: [...applied, ...tail.applied], failures, heldBack: heldForFailure, timings };
   }
 
   /** Starts a wave's scripts held: each waits for `release` before changing anything. */

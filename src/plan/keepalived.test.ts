@@ -382,6 +382,7 @@ describe("planning a director in keepalived mode", () => {
     const oneBack = structuredClone(both);
     delete (oneBack.virtualServices![1] as { healthCheck?: unknown }).healthCheck;
     const plan = planCluster(desiredOf(oneBack), start);
+    // Recorded as both keepalived's and the tool's while it changes hands, then as the tool's.
     expect(stepsOf(plan, "director").map((s) => s.op)).toEqual([
       "record-ownership",
       "write-keepalived-config",
@@ -390,7 +391,11 @@ describe("planning a director in keepalived mode", () => {
       "add-service",
       "add-destination",
       "write-file",
+      "record-ownership",
     ]);
+    const records = stepsOf(plan, "director").flatMap((s) => (s.op === "record-ownership" ? [s.record] : []));
+    expect(records[0]).toMatchObject({ services: expect.arrayContaining(["tcp:198.51.100.5:443"]), keepalivedServices: expect.arrayContaining(["tcp:198.51.100.5:443"]) });
+    expect(records[1]!.keepalivedServices).not.toContain("tcp:198.51.100.5:443");
     const script = renderApplyScript(plan.waves.find((w) => w.wave === "directors")!.hosts[0]!);
     expect(script.indexOf("systemctl reload-or-restart keepalived")).toBeLessThan(script.indexOf("-A -t 198.51.100.5:443"));
   });
@@ -402,6 +407,10 @@ describe("planning a director in keepalived mode", () => {
     const steps = stepsOf(plan, "director");
     expect(steps.map((s) => s.op)).toContain("stop-keepalived");
     expect(steps).toContainEqual({ op: "remove-file", path: hostPaths.keepalivedConf });
+    // The record already names everything destroy takes away (keepalived's services and VIPs
+    // too): it is not written ahead, only removed once everything else is gone.
+    expect(steps[0]!.op).not.toBe("record-ownership");
+    expect(steps.at(-1)).toEqual({ op: "record-ownership", record: null });
   });
 
   it("destroy removes the group's VIP after keepalived stops, on the backup too: it may have taken over as the master stopped", () => {

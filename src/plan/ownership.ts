@@ -47,8 +47,9 @@ export function nextOwnership(desired: DesiredHostState, observed: ObservedHostS
       keepOwned ? (owned?.files ?? []) : [],
     ),
   };
-  if (keepalivedServices.length) record.keepalivedServices = keepalivedServices;
-  const vrrpAddresses = (desired.keepalived?.vrrp?.vips ?? []).map(addressKey);
+  const ownedKeepalived = union(keepalivedServices, keepOwned ? (owned?.keepalivedServices ?? []) : []);
+  if (ownedKeepalived.length) record.keepalivedServices = ownedKeepalived;
+  const vrrpAddresses = union((desired.keepalived?.vrrp?.vips ?? []).map(addressKey), keepOwned ? (owned?.vrrpAddresses ?? []) : []);
   if (vrrpAddresses.length) record.vrrpAddresses = vrrpAddresses;
   // The timeouts before the tool set them (the kernel's defaults if ip_vs was not even loaded).
   const originalTimeouts = owned?.ipvsTimeouts ?? (desired.ipvsTimeouts ? (observed.ipvs.timeouts ?? kernelIpvsTimeouts) : undefined);

@@ -141,7 +141,8 @@ async function runChange(name: "apply" | "destroy", io: CliIo, setExit: (code: n
       // A real server that failed its prepare: the others and the directors went on without it.
       for (const f of report.failures) io.err(`${f.host} (${f.wave}) failed: ${f.message}`);
       for (const line of formatHeldBack(report)) io.err(`warning: ${line}`);
-      const exitCode = report.failures.length ? (partly(), exitCodes.partial) : partly();
+      const reached = partly();
+      const exitCode = report.failures.length ? exitCodes.partial : reached;
       end({ outcome: exitCode === exitCodes.ok ? "applied" : "partial", exitCode, applied: report.applied, ...(report.failures.length ? { failures: report.failures } : {}) });
     } finally {
       await run.close();
