@@ -72,7 +72,7 @@ export class ApplyError extends Error {
 export class InterruptedError extends Error {
   constructor(
     readonly completed: HostApplyResult[],
-    readonly failures: { host: string; wave: Wave; message: string }[],
+    readonly failures: HostFailure[],
     readonly notStarted: { host: string; wave: Wave }[],
   ) {
     super(`interrupted: ${completed.length} host wave(s) done, ${notStarted.length} not started${failures.length ? `, ${failures.length} failed` : ""}`);

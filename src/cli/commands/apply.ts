@@ -3,7 +3,7 @@ import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
 import { loadCluster } from "../../config/load";
 import type { Cluster } from "../../config/schema";
-import { ApplyError, InterruptedError, PreflightError } from "../../ops/engine";
+import { ApplyError, InterruptedError, PreflightError, type HostFailure } from "../../ops/engine";
 import type { ClusterPlan } from "../../plan/cluster-plan";
 import { describeStep } from "../../render/describe";
 import { destructiveSteps, formatHeldBack, formatNotReached, formatPlan, formatWithheld, jsonDocument, planJson, planSize } from "../format";
@@ -43,7 +43,7 @@ interface ChangeResult {
   exitCode: number;
   plan?: unknown;
   applied?: { host: string; wave: string; steps: number; warnings: string[] }[];
-  failures?: { host: string; wave: string; message: string }[];
+  failures?: HostFailure[];
   notStarted?: { host: string; wave: string }[];
   /** Hosts no longer as the plan saw them: nothing was changed anywhere. */
   changedSincePlan?: { host: string; message: string }[];

@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Connection } from "../../config/connection";
+import { loadCluster } from "../../config/load";
 import { holdAnswers, marker } from "../../model/script-protocol";
 import { TransportError, type ConnectOptions, type HostSession, type RunOptions, type ScriptResult, type Transport } from "../types";
 
@@ -24,8 +25,10 @@ export interface FakeHost {
   arpAnswers?: string[];
 }
 
-/** The lab's real servers and their RIPs (stacks/Pulumi.lab.yaml). */
-export const labRips = { rs1: "198.51.100.10", rs2: "198.51.100.11", rs3: "198.51.100.12", rsvm1: "198.51.100.230" } as const;
+/** The lab's real servers and their RIPs, as stacks/Pulumi.lab.yaml says. */
+export const labRips: Readonly<Record<string, string>> = Object.fromEntries(
+  loadCluster({ stack: "lab", stacksDir: join(__dirname, "../../../stacks") }).realServers.map((r) => [r.name, r.rip]),
+);
 
 /**
  * The lab stack's hosts as captured fresh: the director and rs1 from their captures; rs2, rs3
@@ -36,7 +39,7 @@ export function capturedLab(changes: Partial<Record<string, Partial<FakeHost>>> 
   const fixture = (name: string) => readFileSync(join(__dirname, "../../../test/fixtures/observe", name), "latin1");
   const rs1 = fixture("real-server.txt");
   const hosts: Record<string, FakeHost> = { director: { observations: [fixture("director.txt")], arpAnswers: Object.values(labRips) } };
-  for (const [name, rip] of Object.entries(labRips)) hosts[name] = { observations: [rs1.replace(labRips.rs1, rip)] };
+  for (const [name, rip] of Object.entries(labRips)) hosts[name] = { observations: [rs1.replace(labRips.rs1!, rip)] };
   for (const [name, change] of Object.entries(changes)) hosts[name] = { ...hosts[name]!, ...change };
   return hosts;
 }
