@@ -7,11 +7,11 @@ import type { z } from "zod";
 import type { ConnectionInput } from "./connection";
 import { mergeConnections, resolveConnection } from "./connection";
 import { cidrContains, networkAddress, broadcastAddress, parseAddress, parseCidr, netmaskToPrefix } from "./ip";
-import type { Cluster } from "./schema";
+import type { ClusterSpec } from "./schema";
 
 type Path = (string | number)[];
 
-export function checkClusterRules(cluster: Cluster, ctx: z.RefinementCtx): void {
+export function checkClusterRules(cluster: ClusterSpec, ctx: z.RefinementCtx): void {
   const report = (path: Path, message: string) => ctx.addIssue({ code: "custom", path, message });
   checkNames(cluster, report);
   checkHosts(cluster, report);
@@ -21,7 +21,7 @@ export function checkClusterRules(cluster: Cluster, ctx: z.RefinementCtx): void 
 }
 
 /** The directors that serve a virtual service: its director, or every director of its failover group. */
-export function serviceDirectors(cluster: Cluster, svc: Cluster["virtualServices"][number]): string[] {
+export function serviceDirectors(cluster: ClusterSpec, svc: ClusterSpec["virtualServices"][number]): string[] {
   if (svc.failoverGroup !== undefined) return cluster.failoverGroups.find((g) => g.name === svc.failoverGroup)?.directors.map((d) => d.name) ?? [];
   const name = svc.director ?? (cluster.directors.length === 1 ? cluster.directors[0]?.name : undefined);
   return name === undefined ? [] : [name];
@@ -29,7 +29,7 @@ export function serviceDirectors(cluster: Cluster, svc: Cluster["virtualServices
 
 type Report = (path: Path, message: string) => void;
 
-function checkNames(cluster: Cluster, report: Report): void {
+function checkNames(cluster: ClusterSpec, report: Report): void {
   const seen = new Map<string, string>();
   const hostLists = [
     ["directors", cluster.directors],
@@ -52,7 +52,7 @@ function checkNames(cluster: Cluster, report: Report): void {
   });
 }
 
-function checkHosts(cluster: Cluster, report: Report): void {
+function checkHosts(cluster: ClusterSpec, report: Report): void {
   const dipOwners = new Map<string, number>();
   cluster.directors.forEach((director, i) => {
     if (director.interface === "lo") report(["directors", i, "interface"], "must be the NIC facing the real servers, not the loopback interface");
@@ -83,7 +83,7 @@ function checkHosts(cluster: Cluster, report: Report): void {
   });
 }
 
-function connectionPaths(cluster: Cluster): { path: Path; conn: ConnectionInput | undefined; fallback: string }[] {
+function connectionPaths(cluster: ClusterSpec): { path: Path; conn: ConnectionInput | undefined; fallback: string }[] {
   return [
     ...cluster.directors.map((d, i) => ({
       path: ["directors", i, "connection"] as Path,
@@ -98,7 +98,7 @@ function connectionPaths(cluster: Cluster): { path: Path; conn: ConnectionInput 
   ];
 }
 
-function checkConnections(cluster: Cluster, report: Report): void {
+function checkConnections(cluster: ClusterSpec, report: Report): void {
   const shared = cluster.connectionDefaults;
   if (shared?.host) report(["connectionDefaults", "host"], "cannot be shared: each host connects to its own address (leave it out to use the DIP or RIP)");
   if (shared?.hostKey) report(["connectionDefaults", "hostKey"], "cannot be shared: every host has its own host key (use knownHostsFile to share one file)");
@@ -144,7 +144,7 @@ function checkHostKeyChoice(conn: ConnectionInput, path: Path, report: Report): 
   }
 }
 
-function checkVirtualServices(cluster: Cluster, report: Report): void {
+function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
   const directorsByName = new Map(cluster.directors.map((d) => [d.name, d]));
   const realServersByName = new Map(cluster.realServers.map((r) => [r.name, r]));
   const hostAddresses = new Map<string, string>();
@@ -246,7 +246,7 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
     }
 
     /** Same family as the VIP, and inside the subnet of every director that serves the service. */
-    const checkOnSegment = (rs: Cluster["realServers"][number], path: Path, what: string) => {
+    const checkOnSegment = (rs: ClusterSpec["realServers"][number], path: Path, what: string) => {
       const rip = parseAddress(rs.rip);
       if (rip && vip && rip.family !== vip.family) {
         report(path, `${what} "${rs.name}" has an IPv${rip.family} RIP but the VIP is IPv${vip.family}: one address family per virtual service`);
@@ -314,7 +314,7 @@ function checkVirtualServices(cluster: Cluster, report: Report): void {
 
 type At = (...rest: Path) => Path;
 
-function checkHealth(svc: Cluster["virtualServices"][number], at: At, report: Report): void {
+function checkHealth(svc: ClusterSpec["virtualServices"][number], at: At, report: Report): void {
   const check = svc.healthCheck;
   if (!check) {
     if (svc.sorryServer !== undefined) report(at("sorryServer"), "needs a healthCheck: the sorry server takes over when the check finds no real server healthy");
@@ -339,7 +339,7 @@ function checkHealth(svc: Cluster["virtualServices"][number], at: At, report: Re
   }
 }
 
-function checkFailoverGroups(cluster: Cluster, report: Report): void {
+function checkFailoverGroups(cluster: ClusterSpec, report: Report): void {
   const directorsByName = new Map(cluster.directors.map((d) => [d.name, d]));
   const groupNames = new Map<string, number>();
   const routerIds = new Map<number, number>();

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { connectionSchema } from "./connection";
+import type { ClusterAddresses } from "./addresses";
 import { parseAddress, parseCidr } from "./ip";
 
 /** Every IPVS scheduler the Linux kernel ships (net/netfilter/ipvs/ip_vs_*.c). */
@@ -260,7 +261,10 @@ export const clusterObjectSchema = z
   .strict();
 
 export type ClusterInput = z.input<typeof clusterObjectSchema>;
-export type Cluster = z.output<typeof clusterObjectSchema>;
+/** The spec as validated, defaults filled in: what the user wrote, in its own shape. */
+export type ClusterSpec = z.output<typeof clusterObjectSchema>;
+/** A validated cluster: its spec, and the addresses in it parsed once (the model's input). */
+export type Cluster = ClusterSpec & { readonly addresses: ClusterAddresses };
 export type Director = z.output<typeof directorSchema>;
 export type RealServer = z.output<typeof realServerSchema>;
 export type VirtualService = z.output<typeof virtualServiceSchema>;

@@ -3,7 +3,7 @@
  * addresses, IPVS entries, sysctls and persisted files it must hold.
  */
 import { resolveConnection, type Connection } from "../config/connection";
-import { netmaskToPrefix, parseAddress, parseCidr, prefixToNetmask, type Family } from "../config/ip";
+import { prefixToNetmask, type Family } from "../config/ip";
 import { serviceDirectors } from "../config/rules";
 import type { Cluster, Director, HealthCheck, IpvsSettings, RealServer, VirtualService } from "../config/schema";
 import type {
@@ -41,12 +41,12 @@ export function desiredClusterState(cluster: Cluster): DesiredClusterState {
   const targets: HostTarget[] = [];
   for (const director of cluster.directors) {
     hosts.push(desiredDirectorState(cluster, director));
-    const dip = parseCidr(director.dip);
-    targets.push({ name: director.name, role: "director", connection: resolveConnection(director.connection, cluster.connectionDefaults, dip?.address.text ?? director.dip) });
+    const dip = cluster.addresses.dip(director);
+    targets.push({ name: director.name, role: "director", connection: resolveConnection(director.connection, cluster.connectionDefaults, dip.address.text) });
   }
   for (const rs of cluster.realServers) {
     hosts.push(desiredRealServerState(cluster, rs));
-    targets.push({ name: rs.name, role: "real-server", connection: resolveConnection(rs.connection, cluster.connectionDefaults, parseAddress(rs.rip)?.text ?? rs.rip) });
+    targets.push({ name: rs.name, role: "real-server", connection: resolveConnection(rs.connection, cluster.connectionDefaults, cluster.addresses.rip(rs).text) });
   }
   return { cluster: cluster.name, hosts, targets };
 }
@@ -82,24 +82,21 @@ function hostPrefix(family: Family): number {
   return family === 4 ? 32 : 128;
 }
 
-export function virtualServiceState(svc: VirtualService): VirtualServiceState {
-  const vip = parseAddress(svc.vip);
-  if (!vip) throw new Error(`virtual service ${svc.name}: invalid VIP ${svc.vip}`);
-  const persistence = svc.persistence ? { timeout: svc.persistence.timeout, netmask: persistenceNetmask(vip.family, svc.persistence.netmask) } : null;
+export function virtualServiceState(cluster: Cluster, svc: VirtualService): VirtualServiceState {
+  const vip = cluster.addresses.vip(svc);
+  const persistence = svc.persistence ? { timeout: svc.persistence.timeout, netmask: persistenceNetmask(vip.family, cluster.addresses.persistencePrefix(svc)) } : null;
   const base = { family: vip.family, scheduler: svc.scheduler, flags: [...svc.schedulerFlags].sort(), persistence };
   if (svc.fwmark !== undefined) return { ...base, protocol: "fwmark", address: "", port: 0, fwmark: svc.fwmark };
   return { ...base, protocol: svc.protocol ?? "tcp", address: vip.text, port: svc.port ?? 0, fwmark: 0 };
 }
 
-/** ipvsadm prints IPv4 masks dotted and IPv6 ones as a prefix length; default is one client per entry. */
-function persistenceNetmask(family: Family, netmask: string | number | undefined): string {
-  if (family === 6) return String(typeof netmask === "number" ? netmask : 128);
-  if (typeof netmask === "string") return prefixToNetmask(netmaskToPrefix(netmask) ?? 32);
-  return prefixToNetmask(32);
+/** ipvsadm prints IPv4 masks dotted and IPv6 ones as a prefix length. */
+function persistenceNetmask(family: Family, prefix: number): string {
+  return family === 6 ? String(prefix) : prefixToNetmask(prefix);
 }
 
 export function desiredDirectorState(cluster: Cluster, director: Director): DesiredHostState {
-  const dip = parseCidr(director.dip);
+  const dip = cluster.addresses.dip(director);
   const realServers = new Map(cluster.realServers.map((rs) => [rs.name, rs]));
   const services: VirtualServiceState[] = [];
   const destinations: DestinationState[] = [];
@@ -110,24 +107,22 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
   const groupVips = new Map<string, InterfaceAddress>();
   const onLinkPeers = new Set<string>();
   for (const svc of servicesOf(cluster, director)) {
-    const state = virtualServiceState(svc);
+    const state = virtualServiceState(cluster, svc);
     const key = serviceKey(state);
     const keepalived = managedByKeepalived(svc);
     services.push(state);
     if (!keepalived) staticServices.push(state);
-    const vip = parseAddress(svc.vip);
-    if (vip) {
-      const address = { interface: director.interface, address: vip.text, prefix: hostPrefix(vip.family) };
-      // A failover group's VIP is VRRP's to add and remove; the tool never adds it by hand.
-      if (svc.failoverGroup !== undefined) groupVips.set(vip.text, address);
-      else addresses.set(vip.text, address);
-    }
+    const vip = cluster.addresses.vip(svc);
+    const address = { interface: director.interface, address: vip.text, prefix: hostPrefix(vip.family) };
+    // A failover group's VIP is VRRP's to add and remove; the tool never adds it by hand.
+    if (svc.failoverGroup !== undefined) groupVips.set(vip.text, address);
+    else addresses.set(vip.text, address);
     const serviceDestinations: DestinationState[] = [];
     const checks: Record<string, HealthCheckState> = {};
     for (const dest of svc.realServers) {
       const rs = realServers.get(dest.name);
-      const rip = rs ? parseAddress(rs.rip) : undefined;
-      if (!rip) continue;
+      if (!rs) continue;
+      const rip = cluster.addresses.rip(rs);
       onLinkPeers.add(rip.text);
       const destination: DestinationState = {
         service: key,
@@ -145,7 +140,7 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
     }
     if (keepalived) {
       const sorry = svc.sorryServer !== undefined ? realServers.get(svc.sorryServer) : undefined;
-      const sorryRip = sorry ? parseAddress(sorry.rip) : undefined;
+      const sorryRip = sorry ? cluster.addresses.rip(sorry) : undefined;
       if (sorryRip) onLinkPeers.add(sorryRip.text);
       virtualServers.push({
         service: state,
@@ -209,8 +204,8 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
     host: director.name,
     role: "director",
     interface: director.interface,
-    primaryAddress: dip?.address.text ?? director.dip,
-    primaryPrefix: dip?.prefix ?? null,
+    primaryAddress: dip.address.text,
+    primaryPrefix: dip.prefix,
     addresses: addressList,
     services,
     destinations,
@@ -259,8 +254,8 @@ export function desiredRealServerState(cluster: Cluster, rs: RealServer): Desire
   for (const svc of cluster.virtualServices) {
     // A sorry server is prepared like the others: it takes the VIP's traffic when none is healthy.
     if (!svc.realServers.some((d) => d.name === rs.name) && svc.sorryServer !== rs.name) continue;
-    const vip = parseAddress(svc.vip);
-    if (vip) vips.set(vip.text, { interface: "lo", address: vip.text, prefix: hostPrefix(vip.family) });
+    const vip = cluster.addresses.vip(svc);
+    vips.set(vip.text, { interface: "lo", address: vip.text, prefix: hostPrefix(vip.family) });
   }
   const addresses = [...vips.values()];
   const sysctls = realServerSysctls(rs.interface);
@@ -273,7 +268,7 @@ export function desiredRealServerState(cluster: Cluster, rs: RealServer): Desire
     host: rs.name,
     role: "real-server",
     interface: rs.interface,
-    primaryAddress: parseAddress(rs.rip)?.text ?? rs.rip,
+    primaryAddress: cluster.addresses.rip(rs).text,
     primaryPrefix: null,
     addresses,
     services: [],

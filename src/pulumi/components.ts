@@ -219,7 +219,7 @@ function recordOf<R, T>(resources: Record<string, R>, pick: (r: R) => pulumi.Inp
 /** From the parsed spec and the model, so every default is the one the hosts get. */
 function summaries(cluster: Cluster): VirtualServiceSummary[] {
   return cluster.virtualServices.map((s) => {
-    const state = virtualServiceState(s);
+    const state = virtualServiceState(cluster, s);
     const directors = serviceDirectors(cluster, s);
     return {
       name: s.name,

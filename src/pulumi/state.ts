@@ -151,7 +151,8 @@ export function checkInputs(kind: HostResourceKind, news: HostResourceInputs): {
     return { inputs: news, failures: [{ property: "host", reason: `must name one of cluster.${list} (${names.join(", ") || "none"}); got "${news.host}"` }] };
   }
   // Defaults written out, so a spec that spells a default and one that leaves it out diff alike.
-  const { cluster } = splitConnections(parsed.cluster);
+  const { addresses: _parsed, ...spec } = parsed.cluster;
+  const { cluster } = splitConnections(spec);
   return { inputs: { ...news, cluster }, failures: [] };
 }
 
