@@ -3,6 +3,7 @@ import type { ClusterPlan, NotReached } from "../plan/cluster-plan";
 import type { DriftItem, HostDrift } from "../plan/drift";
 import { describeStep } from "../render/describe";
 import { takesAway, type Step } from "../model/steps";
+import type { RenderedFile } from "../model/host-state";
 import type { ClusterHealth } from "../plan/health";
 
 function table(rows: string[][]): string {
@@ -98,6 +99,25 @@ export function formatWithheld(plan: ClusterPlan): string[] {
   return plan.withheld.map((w) => `${w.host}: ${w.wave} held back: ${w.reason}`);
 }
 
+/** A file in a step's JSON: where and how, not what (keepalived's file holds the VRRP secret). */
+function fileJson(file: RenderedFile): object {
+  return "linkTarget" in file ? { path: file.path, linkTarget: file.linkTarget } : { path: file.path, mode: `0${file.mode.toString(8)}`, bytes: Buffer.byteLength(file.content) };
+}
+
+/** A step as data: its op, what it does in words, whether it takes something away, and the values it acts on. */
+export function stepJson(step: Step): object {
+  const common = { op: step.op, description: describeStep(step), takesAway: takesAway(step) };
+  switch (step.op) {
+    case "write-file":
+    case "write-keepalived-config":
+      return { ...common, file: fileJson(step.file) };
+    default: {
+      const { op: _op, ...fields } = step;
+      return { ...common, ...fields };
+    }
+  }
+}
+
 export function planJson(plan: ClusterPlan): unknown {
   return {
     empty: plan.empty,
@@ -106,7 +126,7 @@ export function planJson(plan: ClusterPlan): unknown {
     withheld: plan.withheld,
     waves: plan.waves.map((w) => ({
       wave: w.wave,
-      hosts: w.hosts.map((h) => ({ host: h.host, steps: h.steps.map((s) => ({ op: s.op, description: describeStep(s) })) })),
+      hosts: w.hosts.map((h) => ({ host: h.host, steps: h.steps.map(stepJson) })),
     })),
     drift: driftJson(plan.drift, plan.notReached),
   };

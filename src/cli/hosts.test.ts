@@ -42,6 +42,26 @@ describe("lvsdr against captured hosts", () => {
     ]);
   });
 
+  it("plan --json gives each step as data: op, description, takesAway and the values it acts on; files by path and size, never their text", async () => {
+    const r = await lvsdr(capturedLab(), "plan", "--json");
+    expect(r.code).toBe(0);
+    type StepJson = { op: string; description: string; takesAway: boolean; [field: string]: unknown };
+    const json = JSON.parse(r.out) as { formatVersion: number; command: string; ok: boolean; waves: { wave: string; hosts: { host: string; steps: StepJson[] }[] }[] };
+    expect(json).toMatchObject({ formatVersion: 1, command: "plan", ok: true });
+    const steps = json.waves.flatMap((w) => w.hosts.flatMap((h) => h.steps.map((s) => ({ host: h.host, ...s }))));
+    for (const step of steps) {
+      expect(typeof step.description).toBe("string");
+      expect(typeof step.takesAway).toBe("boolean");
+    }
+    const destination = steps.find((s) => s.host === "director" && s.op === "add-destination");
+    expect(destination).toMatchObject({ takesAway: false, destination: { address: labRips.rs1, port: 80, forwarding: "dr", weight: expect.any(Number) } });
+    expect(steps.find((s) => s.host === "rs1" && s.op === "add-address")).toMatchObject({ address: { interface: "lo", address: "198.51.100.5", prefix: 32 } });
+    expect(steps.find((s) => s.host === "rs1" && s.op === "set-sysctl")).toMatchObject({ sysctl: { key: expect.stringMatching(/^net\/ipv4\/conf\//), value: expect.any(String) } });
+    const file = steps.find((s) => s.op === "write-file")!;
+    expect(file.file).toEqual({ path: expect.stringMatching(/^\//), mode: expect.stringMatching(/^0[0-7]+$/), bytes: expect.any(Number) });
+    expect(JSON.stringify(steps.filter((s) => s.op === "write-file" || s.op === "write-keepalived-config"))).not.toContain("content");
+  });
+
   it("apply with a real server not reached: the rest converge, exit 3, the host and the cause on stderr, outcome partial in --json", async () => {
     const down = capturedLab({ rs2: { unreachable: "connect ECONNREFUSED 198.51.100.11:22" } });
     const r = await lvsdr(down, "apply", "--yes");
