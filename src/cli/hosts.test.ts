@@ -48,7 +48,7 @@ describe("lvsdr against captured hosts", () => {
     type StepJson = { op: string; description: string; takesAway: boolean; [field: string]: unknown };
     const json = JSON.parse(r.out) as { formatVersion: number; command: string; ok: boolean; waves: { wave: string; hosts: { host: string; steps: StepJson[] }[] }[] };
     expect(json).toMatchObject({ formatVersion: 1, command: "plan", ok: true });
-    const steps = json.waves.flatMap((w) => w.hosts.flatMap((h) => h.steps.map((s) => ({ host: h.host, ...s }))));
+    const steps = json.waves.flatMap((w) => w.hosts.flatMap((h) => h.steps.map((s): StepJson & { host: string } => ({ ...s, host: h.host }))));
     for (const step of steps) {
       expect(typeof step.description).toBe("string");
       expect(typeof step.takesAway).toBe("boolean");
