@@ -59,7 +59,7 @@ virtualServices:
 `);
     const r = await cli("validate", "--file", file);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`${file}:9:11: virtualServices[0].port: Too big: expected number to be <=65535`);
+    expect(r.err).toContain(`${file}:9:11: virtualServices[0].port: must be at most 65535`);
     expect(r.err).toContain(`${file}:10:18: virtualServices[0].realservers: unknown key; did you mean realServers?`);
     expect(r.err).toMatch(new RegExp(`${file}:11:\\d+: virtualServices\\[0\\]\\.healthCheck\\.pathh: unknown key; did you mean path\\?`));
     const json = JSON.parse((await cli("validate", "--file", file, "--json")).out) as { issues: { path: string; line?: number; column?: number }[] };

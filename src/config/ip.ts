@@ -60,7 +60,8 @@ export function parseCidr(text: string): ParsedCidr | undefined {
   if (slash < 0) return undefined;
   const address = parseAddress(text.slice(0, slash));
   const prefixText = text.slice(slash + 1);
-  if (!address || !/^\d{1,3}$/.test(prefixText)) return undefined;
+  // iproute2 reads a prefix with a leading zero as octal (/024 is /20): only the plain form is one.
+  if (!address || !/^(?:0|[1-9]\d{0,2})$/.test(prefixText)) return undefined;
   const prefix = Number(prefixText);
   if (prefix > bits(address.family)) return undefined;
   return { address, prefix };
@@ -164,4 +165,30 @@ function formatV6(value: bigint): string {
   const left = hex.slice(0, bestStart).join(":");
   const right = hex.slice(bestStart + bestLen).join(":");
   return `${left}::${right}`;
+}
+
+/** Ranges no host on a DR segment can be reached at, with the reason each is refused. */
+const unusableRanges: { family: Family; text: string; prefix: number; what: string }[] = [
+  { family: 4, text: "0.0.0.0", prefix: 8, what: 'in 0.0.0.0/8 ("this network": no host has it)' },
+  { family: 4, text: "127.0.0.0", prefix: 8, what: "a loopback address (127.0.0.0/8)" },
+  { family: 4, text: "224.0.0.0", prefix: 4, what: "a multicast address (224.0.0.0/4)" },
+  { family: 4, text: "240.0.0.0", prefix: 4, what: "in the reserved range 240.0.0.0/4" },
+  { family: 6, text: "::", prefix: 128, what: "the unspecified address (::)" },
+  { family: 6, text: "::1", prefix: 128, what: "the loopback address (::1)" },
+  { family: 6, text: "ff00::", prefix: 8, what: "a multicast address (ff00::/8)" },
+  { family: 6, text: "::ffff:0:0", prefix: 96, what: "an IPv4-mapped IPv6 address (::ffff:0:0/96): write the IPv4 address itself" },
+];
+
+/**
+ * Why an address cannot be a host's address (VIP, RIP, DIP, gateway), or undefined when it can.
+ * 255.255.255.255 lies in 240.0.0.0/4 but gets its own words, as the limited broadcast.
+ */
+export function unusableAddress(address: ParsedAddress): string | undefined {
+  if (address.family === 4 && address.value === 0xffffffffn) return "the limited broadcast address (255.255.255.255)";
+  for (const range of unusableRanges) {
+    if (range.family !== address.family) continue;
+    const cidr = { address: parseAddress(range.text)!, prefix: range.prefix };
+    if (cidrContains(cidr, address)) return range.what;
+  }
+  return undefined;
 }

@@ -9,6 +9,7 @@ import { LineCounter, parseDocument, type Document } from "yaml";
 import type { z } from "zod";
 import { ClusterAddresses } from "./addresses";
 import { clusterSchema } from "./cluster";
+import { specErrorMap } from "./messages";
 import { keysAt, unknownKeyMessage } from "./unknown-keys";
 import type { Cluster } from "./schema";
 
@@ -81,7 +82,7 @@ function specIssues(raw: RawIssue[], locate?: Locate): SpecIssue[] {
 }
 
 function parseClusterRaw(value: unknown): { ok: true; cluster: Cluster } | { ok: false; issues: RawIssue[] } {
-  const result = clusterSchema.safeParse(value);
+  const result = clusterSchema.safeParse(value, { error: specErrorMap });
   if (result.success) return { ok: true, cluster: { ...result.data, addresses: ClusterAddresses.of(result.data) } };
   return { ok: false, issues: rawIssues(result.error, value) };
 }

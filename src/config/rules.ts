@@ -5,19 +5,29 @@
  */
 import type { z } from "zod";
 import type { ConnectionInput } from "./connection";
-import { mergeConnections, resolveConnection } from "./connection";
-import { cidrContains, networkAddress, broadcastAddress, parseAddress, parseCidr, netmaskToPrefix } from "./ip";
+import { mergeConnections } from "./connection";
+import { cidrContains, networkAddress, broadcastAddress, parseAddress, parseCidr, netmaskToPrefix, unusableAddress, type ParsedAddress, type ParsedCidr } from "./ip";
 import type { ClusterSpec } from "./schema";
 
 type Path = (string | number)[];
 
-export function checkClusterRules(cluster: ClusterSpec, ctx: z.RefinementCtx): void {
-  const report = (path: Path, message: string) => ctx.addIssue({ code: "custom", path, message });
-  checkNames(cluster, report);
-  checkHosts(cluster, report);
-  checkConnections(cluster, report);
-  checkVirtualServices(cluster, report);
-  checkFailoverGroups(cluster, report);
+/**
+ * Runs every rule. When some fields already failed, the spec is only partly valid: a rule may
+ * then meet a value of the wrong shape, and is skipped rather than crash; nor is a rule's issue
+ * added at a path that already has a field error.
+ */
+export function checkClusterRules(cluster: ClusterSpec, ctx: z.RefinementCtx<ClusterSpec>): void {
+  const failed = new Set(ctx.issues.map((i) => i.path?.join("\0") ?? ""));
+  const report = (path: Path, message: string) => {
+    if (!failed.has(path.join("\0"))) ctx.addIssue({ code: "custom", path, message });
+  };
+  for (const rule of [checkNames, checkHosts, checkGateways, checkConnections, checkVirtualServices, checkFailoverGroups]) {
+    try {
+      rule(cluster, report);
+    } catch (err) {
+      if (failed.size === 0) throw err;
+    }
+  }
 }
 
 /** The directors that serve a virtual service: its director, or every director of its failover group. */
@@ -58,6 +68,15 @@ function checkHosts(cluster: ClusterSpec, report: Report): void {
     if (director.interface === "lo") report(["directors", i, "interface"], "must be the NIC facing the real servers, not the loopback interface");
     const dip = parseCidr(director.dip);
     if (!dip) return;
+    const unusable = unusableAddress(dip.address);
+    if (unusable) report(["directors", i, "dip"], `${dip.address.text} is ${unusable}: the DIP must be an address a host can have`);
+    const widest = widestSegment[dip.address.family];
+    if (dip.prefix < widest) {
+      report(
+        ["directors", i, "dip"],
+        `prefix /${dip.prefix} is wider than one broadcast domain can be: LVS-DR needs the director and real servers on one segment, and a subnet wider than /${widest} (IPv${dip.address.family}) would let the one-subnet check pass for hosts that cannot share one`,
+      );
+    }
     if (dip.address.family === 4 && dip.prefix < 31) {
       if (dip.address.value === networkAddress(dip).value || dip.address.value === broadcastAddress(dip).value) {
         report(["directors", i, "dip"], `${director.dip} is the network or broadcast address of its subnet: the DIP must be a host address`);
@@ -73,12 +92,81 @@ function checkHosts(cluster: ClusterSpec, report: Report): void {
     if (rs.interface === "lo") report(["realServers", i, "interface"], "must be the NIC facing the director; the VIP goes on lo by itself");
     const rip = parseAddress(rs.rip);
     if (!rip) return;
+    const unusable = unusableAddress(rip) ?? subnetEdge(rip, subnetsOf(cluster.directors));
+    if (unusable) report(["realServers", i, "rip"], `${rip.text} is ${unusable}: the RIP must be an address a host can have`);
     const earlier = ripOwners.get(rip.text);
     if (earlier !== undefined) report(["realServers", i, "rip"], `RIP ${rip.text} is also the RIP of realServers[${earlier}]: RIPs must be unique`);
     else ripOwners.set(rip.text, i);
     const director = dipOwners.get(rip.text);
     if (director !== undefined) {
       report(["realServers", i, "rip"], `RIP ${rip.text} is the DIP of directors[${director}]: a director cannot be its own real server in LVS-DR`);
+    }
+  });
+}
+
+/**
+ * The widest DIP prefix taken as one broadcast domain. IPv4: a /16 is 65,534 hosts, already far
+ * past what one segment's ARP traffic and Linux's neighbour table (1,024 entries before it starts
+ * dropping, gc_thresh3) carry. IPv6: /64 is the on-link subnet of RFC 4291; a shorter on-link
+ * prefix is a routing aggregate, not a segment.
+ */
+export const widestSegment = { 4: 16, 6: 64 } as const;
+
+/**
+ * Why an address is no host's address in a director's subnet: the network address (in IPv6 the
+ * subnet-router anycast address), or in IPv4 the subnet's broadcast address.
+ */
+function subnetEdge(address: ParsedAddress, subnets: readonly { name: string; dip: ParsedCidr }[]): string | undefined {
+  for (const { name, dip } of subnets) {
+    if (!cidrContains(dip, address)) continue;
+    const prefix = `${networkAddress(dip).text}/${dip.prefix}`;
+    if (dip.address.family === 4 && dip.prefix < 31) {
+      if (address.value === networkAddress(dip).value) return `the network address of director "${name}"'s subnet ${prefix}`;
+      if (address.value === broadcastAddress(dip).value) return `the broadcast address of director "${name}"'s subnet ${prefix}`;
+    }
+    if (dip.address.family === 6 && dip.prefix < 127 && address.value === networkAddress(dip).value) {
+      return `the subnet-router anycast address of director "${name}"'s subnet ${prefix}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A real server's gateway: the front router its replies go to. It must be a host on the real
+ * server's own segment, and neither the real server itself, a VIP (the real server holds every
+ * VIP on lo and would route to itself) nor a DIP (replies would go back through the director).
+ */
+function checkGateways(cluster: ClusterSpec, report: Report): void {
+  const subnets = subnetsOf(cluster.directors);
+  const dips = new Map(subnets.map((s) => [s.dip.address.text, s.name]));
+  const vips = new Map<string, string>();
+  for (const svc of cluster.virtualServices) {
+    const vip = parseAddress(svc.vip);
+    if (vip && !vips.has(vip.text)) vips.set(vip.text, svc.name);
+  }
+  cluster.realServers.forEach((rs, i) => {
+    if (rs.gateway === undefined) return;
+    const at: Path = ["realServers", i, "gateway"];
+    const gateway = parseAddress(rs.gateway);
+    const rip = parseAddress(rs.rip);
+    if (!gateway || !rip) return;
+    const unusable = unusableAddress(gateway) ?? subnetEdge(gateway, subnets);
+    if (unusable) return report(at, `${gateway.text} is ${unusable}: a gateway must be a router's address on the segment`);
+    if (gateway.family !== rip.family) return report(at, `is IPv${gateway.family} but the RIP ${rip.text} is IPv${rip.family}: the gateway must be in the RIP's family`);
+    if (gateway.text === rip.text) return report(at, `is the real server's own RIP: the gateway is the router its replies go to`);
+    const director = dips.get(gateway.text);
+    if (director !== undefined) {
+      return report(at, `is the DIP of director "${director}": a real server's replies must go to the front gateway, never through the director`);
+    }
+    const service = vips.get(gateway.text);
+    if (service !== undefined) return report(at, `is the VIP of virtual service "${service}": every real server holds the VIPs on lo, so it would route its replies to itself`);
+    const segments = subnets.filter((s) => cidrContains(s.dip, rip));
+    if (segments.length > 0 && !segments.some((s) => cidrContains(s.dip, gateway))) {
+      const seg = segments[0]!;
+      report(
+        at,
+        `${gateway.text} is outside the real server's segment ${networkAddress(seg.dip).text}/${seg.dip.prefix} (director "${seg.name}"): a gateway must be reachable on-link`,
+      );
     }
   });
 }
@@ -100,27 +188,41 @@ function connectionPaths(cluster: ClusterSpec): { path: Path; conn: ConnectionIn
 
 function checkConnections(cluster: ClusterSpec, report: Report): void {
   const shared = cluster.connectionDefaults;
-  if (shared?.host) report(["connectionDefaults", "host"], "cannot be shared: each host connects to its own address (leave it out to use the DIP or RIP)");
-  if (shared?.hostKey) report(["connectionDefaults", "hostKey"], "cannot be shared: every host has its own host key (use knownHostsFile to share one file)");
+  const sharedPath: Path = ["connectionDefaults"];
+  if (shared?.host) report([...sharedPath, "host"], "cannot be shared: each host connects to its own address (leave it out to use the DIP or RIP)");
+  if (shared?.hostKey) report([...sharedPath, "hostKey"], "cannot be shared: every host has its own host key (use knownHostsFile to share one file)");
+  // What the shared block gets wrong is reported once, at its own path, not once per host.
+  if (shared) checkOwnFields(shared, sharedPath, report);
+  if (shared?.proxy && keyChoices(shared.proxy) === 0) {
+    report([...sharedPath, "proxy", "hostKey"], "is required: pin the bastion's host key, or set knownHostsFile, or opt in to trustOnFirstUse");
+  }
+  const vips = new Map<string, string>();
+  for (const svc of cluster.virtualServices) {
+    const vip = parseAddress(svc.vip);
+    if (vip && !vips.has(vip.text)) vips.set(vip.text, svc.name);
+  }
 
   const targets = new Map<string, string>();
   for (const { path, conn, fallback } of connectionPaths(cluster)) {
+    if (conn) checkOwnFields(conn, path, report);
     const merged = mergeConnections(conn, shared);
-    checkHostKeyChoice(merged, path, report);
-    if (conn?.privateKey !== undefined && conn.privateKeyPath !== undefined) {
-      report([...path, "privateKeyPath"], "give only one of privateKey and privateKeyPath");
+    const choices = keyChoices(merged);
+    if (choices === 0) report([...path, "hostKey"], "is required: pin the host key (SHA256 fingerprint or known_hosts line), or set knownHostsFile, or opt in to trustOnFirstUse");
+    if (merged.proxy && merged.proxy === conn?.proxy && keyChoices(merged.proxy) === 0) {
+      report([...path, "proxy", "hostKey"], "is required: pin the bastion's host key, or set knownHostsFile, or opt in to trustOnFirstUse");
     }
-    if (merged.proxy) {
-      if (!merged.proxy.host) report([...path, "proxy", "host"], "is required: the bastion's address");
-      checkHostKeyChoice(merged.proxy, [...path, "proxy"], report);
+    const host = conn?.host ?? fallback;
+    const hostProblem = sshHostProblem(host);
+    if (conn?.host !== undefined && hostProblem) report([...path, "host"], hostProblem);
+    const canonical = canonicalHost(host);
+    const service = vips.get(canonical);
+    if (service !== undefined) {
+      report([...path, "host"], `${canonical} is the VIP of virtual service "${service}": connect to the host's own address (the VIP moves, and on a real server it is on lo)`);
     }
-    let target: string;
-    try {
-      const resolved = resolveConnection(conn, shared, fallback);
-      target = `${resolved.host}:${resolved.port}${resolved.proxy ? ` via ${resolved.proxy.host}` : ""}`;
-    } catch {
-      continue;
-    }
+    if (merged.proxy?.host === undefined && merged.proxy !== undefined) continue;
+    const port = merged.port ?? 22;
+    const proxy = merged.proxy?.host !== undefined ? ` via ${canonicalHost(merged.proxy.host)}:${merged.proxy.port ?? 22}` : "";
+    const target = `${canonical}:${port}${proxy}`;
     const where = `${path[0]}[${path[1]}]`;
     const earlier = targets.get(target);
     if (earlier) {
@@ -135,13 +237,51 @@ function checkConnections(cluster: ClusterSpec, report: Report): void {
   }
 }
 
-function checkHostKeyChoice(conn: ConnectionInput, path: Path, report: Report): void {
-  const choices = [conn.hostKey, conn.knownHostsFile, conn.trustOnFirstUse ? true : undefined].filter((v) => v !== undefined);
-  if (choices.length === 0) {
-    report([...path, "hostKey"], "is required: pin the host key (SHA256 fingerprint or known_hosts line), or set knownHostsFile, or opt in to trustOnFirstUse");
-  } else if (choices.length > 1) {
-    report([...path, "hostKey"], "give only one of hostKey, knownHostsFile and trustOnFirstUse");
+function keyChoices(conn: ConnectionInput): number {
+  return [conn.hostKey, conn.knownHostsFile, conn.trustOnFirstUse ? true : undefined].filter((v) => v !== undefined).length;
+}
+
+/** A pinned hostKey leaves the others nothing to do; knownHostsFile with trustOnFirstUse adds new hosts to that file. */
+function keyChoicesConflict(conn: ConnectionInput): boolean {
+  return conn.hostKey !== undefined && (conn.knownHostsFile !== undefined || conn.trustOnFirstUse === true);
+}
+const keyChoicesRule = "give only one of hostKey, knownHostsFile and trustOnFirstUse, or knownHostsFile with trustOnFirstUse (which adds new hosts to that file)";
+
+/** Rules about one connection block's own fields, reported at that block's path. */
+function checkOwnFields(conn: ConnectionInput, path: Path, report: Report): void {
+  if (keyChoicesConflict(conn)) report([...path, "hostKey"], keyChoicesRule);
+  if (conn.privateKey !== undefined && conn.privateKeyPath !== undefined) report([...path, "privateKeyPath"], "give only one of privateKey and privateKeyPath");
+  if (conn.proxy) {
+    const proxyPath = [...path, "proxy"];
+    if (!conn.proxy.host) report([...proxyPath, "host"], "is required: the bastion's address");
+    else {
+      const problem = sshHostProblem(conn.proxy.host);
+      if (problem) report([...proxyPath, "host"], problem);
+    }
+    if (keyChoicesConflict(conn.proxy)) report([...proxyPath, "hostKey"], keyChoicesRule);
+    if (conn.proxy.privateKey !== undefined && conn.proxy.privateKeyPath !== undefined) report([...proxyPath, "privateKeyPath"], "give only one of privateKey and privateKeyPath");
   }
+}
+
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters. */
+const hostNamePattern = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * Why a connection host is neither an IP address nor a host name, or undefined. A name whose last
+ * label is all digits (`10.0.0.256`, `1.2.3`) is a mistyped address: no top-level domain is numeric.
+ */
+export function sshHostProblem(host: string): string | undefined {
+  if (parseAddress(host)) return undefined;
+  if (host.includes(":")) return `"${host}" is not an IPv6 address (and a host name cannot hold ':')`;
+  if (!hostNamePattern.test(host)) return `"${host}" is neither an IP address nor a host name (RFC 1123: letters, digits and '-' in dot-separated labels)`;
+  const last = host.replace(/\.$/, "").split(".").pop() ?? "";
+  if (/^[0-9]+$/.test(last)) return `"${host}" is not an IPv4 address, and a host name's last label cannot be all digits`;
+  return undefined;
+}
+
+/** One spelling per machine: addresses in canonical form, names in lower case without the root dot. */
+function canonicalHost(host: string): string {
+  return parseAddress(host)?.text ?? host.toLowerCase().replace(/\.$/, "");
 }
 
 function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
@@ -157,7 +297,6 @@ function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
     if (rip) hostAddresses.set(rip.text, `the RIP of realServers[${i}]`);
   });
   const serviceKeys = new Map<string, number>();
-  const gatewaysReported = new Set<string>();
   const vipDirectors = new Map<string, { director: string; index: number }>();
 
   cluster.virtualServices.forEach((svc, i) => {
@@ -200,6 +339,8 @@ function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
     }
 
     if (vip) {
+      const unusable = unusableAddress(vip) ?? subnetEdge(vip, subnetsOf(servingDirectors));
+      if (unusable) report(at("vip"), `${vip.text} is ${unusable}: a VIP must be an address clients can reach`);
       const clash = hostAddresses.get(vip.text);
       if (clash) report(at("vip"), `VIP ${vip.text} is ${clash}: the VIP must be an address of its own`);
       if (dip && dip.address.family !== vip.family) {
@@ -275,17 +416,6 @@ function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
         report(dat("name"), `"${dest.name}" is not a real server in realServers`);
       } else {
         checkOnSegment(rs, dat("name"), "real server");
-        if (rs.gateway !== undefined && !gatewaysReported.has(rs.name)) {
-          const served = servingDirectors.find((d) => parseAddress(rs.gateway!)?.text === parseCidr(d.dip)?.address.text);
-          if (served) {
-            gatewaysReported.add(rs.name);
-            const rsIndex = cluster.realServers.indexOf(rs);
-            report(
-              ["realServers", rsIndex, "gateway"],
-              `is the DIP of director "${served.name}": a real server's replies must go to the front gateway, never through the director`,
-            );
-          }
-        }
       }
       if (dest.port !== undefined) {
         if (isFwmark) report(dat("port"), "must not be set on a fwmark service's real server");
@@ -313,6 +443,13 @@ function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
 }
 
 type At = (...rest: Path) => Path;
+
+function subnetsOf(directors: readonly ClusterSpec["directors"][number][]): { name: string; dip: ParsedCidr }[] {
+  return directors.flatMap((d) => {
+    const dip = parseCidr(d.dip);
+    return dip ? [{ name: d.name, dip }] : [];
+  });
+}
 
 function checkHealth(svc: ClusterSpec["virtualServices"][number], at: At, report: Report): void {
   const check = svc.healthCheck;

@@ -126,7 +126,7 @@ describe("cluster spec: every rule names its field", () => {
 
   it("weights and thresholds in range", () => {
     expectIssue(withService({ realServers: [{ name: "rs1", weight: 65536 }] }), "virtualServices[0].realServers[0].weight", /65535/);
-    expectIssue(withService({ realServers: [{ name: "rs1", weight: -1 }] }), "virtualServices[0].realServers[0].weight", />=0|too small/i);
+    expectIssue(withService({ realServers: [{ name: "rs1", weight: -1 }] }), "virtualServices[0].realServers[0].weight", /must be at least 0/);
     expectIssue(
       withService({ realServers: [{ name: "rs1", upperThreshold: 10, lowerThreshold: 10 }] }),
       "virtualServices[0].realServers[0].lowerThreshold",
@@ -199,5 +199,158 @@ describe("cluster spec: every rule names its field", () => {
     const paths = issues(spec).map((i) => i.path);
     expect(paths).toEqual(expect.arrayContaining(["directors[0].name", "directors[0].interface", "virtualServices[0].realServers[0].weight"]));
     expect(paths.length).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe("cluster spec: one pass, field errors and DR rules together", () => {
+  it("reports a field error and a cross-field rule from the same run, without a second issue at a failed path", () => {
+    const spec = labLikeSpec({
+      realServers: [{ name: "rs1", rip: "203.0.113.10" }],
+      virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "tcp", port: 80, scheduler: "zz" as never, realServers: [{ name: "rs1" }, { name: "ghost" }] }],
+    });
+    const found = issues(spec);
+    expect(found.map((i) => i.path).sort()).toEqual(["virtualServices[0].realServers[0].name", "virtualServices[0].realServers[1].name", "virtualServices[0].scheduler"]);
+    expect(found.find((i) => i.path === "virtualServices[0].realServers[0].name")?.message).toMatch(/outside director "director"'s subnet/);
+  });
+
+  it("speaks plainly: 'is required', the kind of value expected and given, the allowed values; never 'undefined'", () => {
+    const spec = labLikeSpec({
+      directors: [{ name: "director", dip: "198.51.100.2/24", ipvs: { connReuseMode: 5 } } as never],
+      realServers: [{ name: "rs1", rip: 5 as never }],
+      virtualServices: [{ name: "http", vip: "198.51.100.5", protocol: "sctp" as never, port: 80.5, persistence: { timeout: 5, netmask: true as never } } as never],
+    });
+    const byPath = Object.fromEntries(issues(spec).map((i) => [i.path, i.message]));
+    expect(byPath).toMatchObject({
+      "directors[0].interface": "is required",
+      "directors[0].ipvs.connReuseMode": "must be one of 0, 1, 2",
+      "realServers[0].rip": "must be a string, not a number",
+      "virtualServices[0].protocol": 'must be one of "tcp", "udp"',
+      "virtualServices[0].port": "must be a whole number, not a fraction",
+      "virtualServices[0].persistence.netmask": "must be a string or a number",
+      "virtualServices[0].realServers": "is required",
+    });
+    expect(Object.values(byPath).join("\n")).not.toMatch(/undefined/);
+  });
+
+  it("a service's realServers is required; an explicit empty list is allowed", () => {
+    expectIssue(withService({ realServers: undefined }), "virtualServices[0].realServers", /^is required$/);
+    expect(issues(withService({ realServers: [] }))).toEqual([]);
+  });
+});
+
+describe("cluster spec: addresses no host can have", () => {
+  const v6 = (overrides: Partial<ClusterInput> = {}) =>
+    labLikeSpec({
+      directors: [{ name: "director", interface: "eth0", dip: "2001:db8::2/64" }],
+      realServers: [{ name: "rs1", rip: "2001:db8::10" }],
+      virtualServices: [{ name: "web", vip: "2001:db8::5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] }],
+      ...overrides,
+    });
+
+  it.each([
+    ["0.0.0.0", /0\.0\.0\.0\/8/],
+    ["127.0.0.5", /loopback/],
+    ["224.0.0.18", /multicast/],
+    ["240.0.0.1", /reserved/],
+    ["255.255.255.255", /limited broadcast/],
+    ["198.51.100.0", /network address of director "director"'s subnet 198\.51\.100\.0\/24/],
+    ["198.51.100.255", /broadcast address of director "director"'s subnet/],
+  ])("VIP %s", (vip, rule) => {
+    expectIssue(withService({ vip }), "virtualServices[0].vip", rule);
+  });
+
+  it("RIPs and DIPs, by the same classes", () => {
+    expectIssue(labLikeSpec({ realServers: [{ name: "rs1", rip: "198.51.100.255" }], virtualServices: [] }), "realServers[0].rip", /broadcast address/);
+    expectIssue(labLikeSpec({ realServers: [{ name: "rs1", rip: "198.51.100.0" }], virtualServices: [] }), "realServers[0].rip", /network address/);
+    expectIssue(labLikeSpec({ directors: [{ name: "director", interface: "eth0", dip: "127.0.0.2/24" }], realServers: [], virtualServices: [] }), "directors[0].dip", /loopback/);
+  });
+
+  it("IPv6: unspecified, loopback, multicast, IPv4-mapped, the subnet-router anycast address", () => {
+    expectIssue(v6({ virtualServices: [{ name: "web", vip: "::", protocol: "tcp", port: 80, realServers: [] }] }), "virtualServices[0].vip", /unspecified/);
+    expectIssue(v6({ virtualServices: [{ name: "web", vip: "::1", protocol: "tcp", port: 80, realServers: [] }] }), "virtualServices[0].vip", /loopback/);
+    expectIssue(v6({ virtualServices: [{ name: "web", vip: "ff02::1", protocol: "tcp", port: 80, realServers: [] }] }), "virtualServices[0].vip", /multicast/);
+    expectIssue(v6({ virtualServices: [{ name: "web", vip: "::ffff:198.51.100.5", protocol: "tcp", port: 80, realServers: [] }] }), "virtualServices[0].vip", /IPv4-mapped/);
+    expectIssue(v6({ realServers: [{ name: "rs1", rip: "2001:db8::" }] }), "realServers[0].rip", /subnet-router anycast/);
+    expect(issues(v6())).toEqual([]);
+  });
+
+  it("a DIP prefix no wider than a broadcast domain, and without a leading zero", () => {
+    expectIssue(labLikeSpec({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/0" }] }), "directors[0].dip", /prefix \/0 is wider than one broadcast domain/);
+    expectIssue(labLikeSpec({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/15" }] }), "directors[0].dip", /wider than \/16 \(IPv4\)/);
+    expect(issues(labLikeSpec({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/16" }] }))).toEqual([]);
+    expectIssue(v6({ directors: [{ name: "director", interface: "eth0", dip: "2001:db8::2/48" }] }), "directors[0].dip", /wider than \/64 \(IPv6\)/);
+    expectIssue(
+      labLikeSpec({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/024" }] }),
+      "directors[0].dip",
+      /leading zero, which iproute2 reads as octal: write 24/,
+    );
+  });
+
+  it("gateways: on the RIP's segment, in its family, not the RIP, a VIP or a DIP", () => {
+    const gw = (gateway: string) => labLikeSpec({ realServers: [{ name: "rs1", rip: "198.51.100.10", gateway }], virtualServices: [] });
+    expectIssue(gw("2001:db8::1"), "realServers[0].gateway", /is IPv6 but the RIP 198\.51\.100\.10 is IPv4/);
+    expectIssue(gw("203.0.113.1"), "realServers[0].gateway", /outside the real server's segment 198\.51\.100\.0\/24/);
+    expectIssue(gw("198.51.100.10"), "realServers[0].gateway", /own RIP/);
+    expectIssue(gw("198.51.100.2"), "realServers[0].gateway", /is the DIP of director "director"/);
+    expectIssue(gw("198.51.100.255"), "realServers[0].gateway", /broadcast address/);
+    expectIssue(
+      labLikeSpec({
+        realServers: [{ name: "rs1", rip: "198.51.100.10", gateway: "198.51.100.5" }],
+        virtualServices: [{ name: "web", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [] }],
+      }),
+      "realServers[0].gateway",
+      /VIP of virtual service "web"/,
+    );
+    expect(issues(gw("198.51.100.1"))).toEqual([]);
+  });
+});
+
+describe("cluster spec: SSH hosts", () => {
+  const rsHost = (host: string, extra: Partial<ClusterInput> = {}) =>
+    labLikeSpec({ realServers: [{ name: "rs1", rip: "198.51.100.10", connection: { host } }], virtualServices: [], ...extra });
+
+  it.each([
+    ["1.2.3", /not an IPv4 address/],
+    ["198.51.100.256", /not an IPv4 address/],
+    [":::", /not an IPv6 address/],
+  ])("%s is neither an address nor a host name", (host, rule) => {
+    expectIssue(rsHost(host), "realServers[0].connection.host", rule);
+  });
+
+  it("accepts addresses and RFC 1123 names", () => {
+    for (const host of ["198.51.100.10", "2001:db8::10", "rs1.example.net", "rs1", "RS-1.Example.NET."]) expect(issues(rsHost(host))).toEqual([]);
+  });
+
+  it("one machine written two ways is one host", () => {
+    const twice = labLikeSpec({
+      realServers: [
+        { name: "rs1", rip: "198.51.100.10", connection: { host: "RS1.example.net" } },
+        { name: "rs2", rip: "198.51.100.11", connection: { host: "rs1.example.net." } },
+        { name: "rs3", rip: "198.51.100.12", connection: { host: "2001:db8:0::10" } },
+        { name: "rs4", rip: "198.51.100.13", connection: { host: "2001:DB8::10" } },
+      ],
+      virtualServices: [],
+    });
+    expectIssue(twice, "realServers[1].connection.host", /realServers\[1\] and realServers\[0\] connect to the same host \(rs1\.example\.net:22\)/);
+    expectIssue(twice, "realServers[3].connection.host", /same host \(2001:db8::10:22\)/);
+  });
+
+  it("a connection host that is a VIP is refused", () => {
+    expectIssue(
+      rsHost("198.51.100.5", { virtualServices: [{ name: "web", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [] }] }),
+      "realServers[0].connection.host",
+      /is the VIP of virtual service "web"/,
+    );
+  });
+
+  it("what comes from connectionDefaults is reported once, at connectionDefaults", () => {
+    const shared = labLikeSpec({ connectionDefaults: { user: "root", knownHostsFile: "/tmp/k", privateKey: "x", privateKeyPath: "/k", proxy: { user: "root" } } });
+    const found = issues(shared);
+    expect(found.filter((i) => i.path.startsWith("connectionDefaults")).map((i) => i.path)).toEqual([
+      "connectionDefaults.privateKeyPath",
+      "connectionDefaults.proxy.host",
+      "connectionDefaults.proxy.hostKey",
+    ]);
+    expect(found.filter((i) => !i.path.startsWith("connectionDefaults"))).toEqual([]);
   });
 });

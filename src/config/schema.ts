@@ -32,8 +32,16 @@ export const ipAddress = z.string().refine((v) => parseAddress(v) !== undefined,
   message: "must be an IPv4 or IPv6 address without a prefix",
 });
 
-export const ipCidr = z.string().refine((v) => parseCidr(v) !== undefined, {
-  message: "must be an address with a prefix length, e.g. 198.51.100.2/24",
+export const ipCidr = z.string().superRefine((v, ctx) => {
+  if (parseCidr(v) !== undefined) return;
+  const prefix = /\/(0\d+)$/.exec(v)?.[1];
+  ctx.addIssue({
+    code: "custom",
+    message:
+      prefix !== undefined
+        ? `has the prefix length "${prefix}" with a leading zero, which iproute2 reads as octal: write ${Number(prefix)}`
+        : "must be an address with a prefix length, e.g. 198.51.100.2/24",
+  });
 });
 
 export const port = z.number().int().min(1).max(65535);
@@ -205,7 +213,8 @@ export const virtualServiceSchema = z
     scheduler: z.enum(schedulers).default("wlc"),
     schedulerFlags: z.array(z.enum(schedulerFlags)).default([]),
     persistence: persistenceSchema.optional(),
-    realServers: z.array(destinationSchema).default([]),
+    /** Required, so a service is never left empty by a forgotten key; `[]` says so on purpose. */
+    realServers: z.array(destinationSchema),
     /** Checked by keepalived on the director, which then owns this service's IPVS entries. */
     healthCheck: healthCheckSchema.optional(),
     /** A declared real server that takes the traffic only when no real server is healthy. */

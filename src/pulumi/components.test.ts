@@ -267,8 +267,8 @@ describe("prod specifics", () => {
     expect(thrown).toBeInstanceOf(pulumi.ResourceError);
     const message = (thrown as Error).message;
     expect(message).toMatch(/^cluster is not a valid cluster spec:/);
-    expect(message).toMatch(/\n {2}directors: .*array/);
-    expect(message).toMatch(/\n {2}virtualServices\[0\]\.port: Too big/);
+    expect(message).toMatch(/\n {2}directors: must be a list, not a string/);
+    expect(message).toMatch(/\n {2}virtualServices\[0\]\.port: must be at most 65535/);
     expect(registered.slice(before).map((r) => r.type)).toEqual(["lvsdr:index:LvsDrCluster"]);
   });
 });
