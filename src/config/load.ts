@@ -53,7 +53,9 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const part of path) {
     if (typeof part === "number") out += `[${part}]`;
-    else out += out === "" ? String(part) : `.${String(part)}`;
+    // A key that is not a plain name (an unknown key can be anything) is shown quoted, so the path says where it is.
+    else if (typeof part !== "string" || !/^[A-Za-z_$][\w$-]*$/.test(part)) out += `[${JSON.stringify(String(part))}]`;
+    else out += out === "" ? part : `.${part}`;
   }
   return out === "" ? "(cluster)" : out;
 }

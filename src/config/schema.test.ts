@@ -189,6 +189,9 @@ describe("cluster spec: every rule names its field", () => {
 
   it("unknown fields are refused rather than ignored", () => {
     expectIssue({ ...labLikeSpec(), directorz: [] }, "directorz", /^unknown key; did you mean directors\?$/);
+    // A key that is not a plain name is quoted, so even an empty or blank key has a path.
+    expectIssue({ ...labLikeSpec(), "": 1 }, '[""]', /^unknown key/);
+    expectIssue({ ...labLikeSpec(), directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", "a b": 1 }] }, 'directors[0]["a b"]', /^unknown key/);
   });
 
   it("collects every problem in one pass", () => {
