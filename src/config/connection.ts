@@ -5,6 +5,7 @@
  * explicit opt-in.
  */
 import { z } from "zod";
+import { hostKeyProblem } from "./host-key-line";
 
 /** A value Pulumi encrypted in a stack file (`secure: v1:...`); only Pulumi can read it. */
 export const encryptedValueSchema = z.object({ secure: z.string().min(1) }).strict();
@@ -21,17 +22,15 @@ const hostnameOrAddress = z
 /** A POSIX login name; also keeps the name safe to place in `sudo -u` or a path. */
 const userName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name: lowercase letters, digits, '_' or '-', 1-32 chars");
 
-/** `SHA256:<base64>` as `ssh-keygen -l` prints it. */
-export const fingerprintPattern = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
-/** A known_hosts line (`[hosts] <key-type> <base64> [comment]`) or a bare public key line. */
-export const knownHostsLinePattern =
-  /^(?:\S+\s+)?(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)\s+[A-Za-z0-9+/]+={0,3}(?:\s.*)?$/;
+export { fingerprintPattern } from "./host-key-line";
 
+/** A SHA256 fingerprint, or one public key or known_hosts line read by the parser the transport uses. */
 const hostKey = z
   .string()
   .trim()
-  .refine((v) => fingerprintPattern.test(v) || knownHostsLinePattern.test(v), {
-    message: "must be a SHA256 fingerprint (SHA256:..., as `ssh-keygen -lf` prints it) or a known_hosts line",
+  .superRefine((v, ctx) => {
+    const problem = hostKeyProblem(v);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
   });
 
 const connectionFields = {
@@ -50,10 +49,15 @@ const connectionFields = {
   perDialTimeout: z.number().int().min(0).optional(),
   /** The expected host key: a SHA256 fingerprint or a known_hosts line. */
   hostKey: hostKey.optional(),
-  /** A known_hosts file to check the host key against, instead of `hostKey`. */
+  /** A known_hosts file to check the host key against, instead of `hostKey`; with `trustOnFirstUse`, new hosts are added to it. */
   knownHostsFile: z.string().min(1).optional(),
-  /** Trust whatever key the host presents on first contact and report it. Explicit opt-in. */
+  /**
+   * Trust the key a host presents the first time and record it (in `knownHostsFile` when given,
+   * else in the tool's own known_hosts file); a different key later is refused. Explicit opt-in.
+   */
   trustOnFirstUse: z.boolean().optional(),
+  /** Also offer SHA-1 (ssh-rsa signatures, hmac-sha1, SHA-1 key exchange) and CBC ciphers, for old hosts only. */
+  legacyAlgorithms: z.boolean().optional(),
   /** Run commands through `sudo -n` (the default when `user` is not root). */
   sudo: z.boolean().optional(),
 };

@@ -58,7 +58,7 @@ export async function observeHost(
   // keepalived changes a director's table whenever a check passes or fails: the two listings of
   // one observation can then disagree, and the observation is made again (three times at most).
   for (let attempt = 1; ; attempt++) {
-    const result = await session.runScript(renderObserveScript(request), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false });
+    const result = await session.runScript(renderObserveScript(request), { timeoutMs: options.timeoutMs ?? 60_000, killOnHost: false, what: "observe" });
     if (result.code !== 0) {
       throw new TransportError(host.host, "run", `the observe script exited ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" | ")}`);
     }
@@ -72,7 +72,7 @@ export async function observeHost(
 
 /** Asks a director whether each RIP answers ARP on its interface; only RIPs without a resolved entry are sent a request. */
 export async function probeArp(session: HostSession, host: DesiredHostState, rips: string[]): Promise<Record<string, boolean>> {
-  const result = await session.runScript(renderArpProbeScript(host.interface, rips), { timeoutMs: 60_000, killOnHost: false });
+  const result = await session.runScript(renderArpProbeScript(host.interface, rips), { timeoutMs: 60_000, killOnHost: false, what: "the ARP probe" });
   if (result.code !== 0) throw new TransportError(host.host, "run", `the ARP probe script exited ${result.code}: ${result.stderr.trim()}`);
   return parseArpProbes(host.host, result.stdout);
 }

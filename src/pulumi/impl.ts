@@ -40,7 +40,12 @@ async function withRun<T>(inputs: HostResourceInputs, { desired }: HostContext, 
   const run = new ClusterRun(desired, {
     transport: new SshTransport(),
     hosts: [inputs.host],
-    ...(inputs.baseDir !== undefined ? { connectOptions: { baseDir: inputs.baseDir } } : {}),
+    connectOptions: {
+      ...(inputs.baseDir !== undefined ? { baseDir: inputs.baseDir } : {}),
+      // The provider's stderr is shown by pulumi (a dynamic provider has no engine to log to).
+      onTrust: (host, fp, recordedIn) => console.warn(`warning: lvs-dr: ${host}: trusted on first use: host key ${fp}, recorded in ${recordedIn}`),
+      onWarning: (host, message) => console.warn(`warning: lvs-dr: ${host}: ${message}`),
+    },
   });
   try {
     return await fn(run);

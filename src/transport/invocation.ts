@@ -14,9 +14,12 @@ import { assertUint, quote } from "../render/shell";
 const runScriptFromStdin = `lvsdr_script=$(cat) || exit 125; eval "$lvsdr_script"`;
 
 /**
- * Scripts up to this size travel in the exec request itself, as one argument of `sh -c`: no
- * process reads them (a `cat` costs 70 ms on the emulated director). Linux refuses a single
- * argument over 128 KiB (MAX_ARG_STRLEN), and sudo logs its command line, so keep well below.
+ * Scripts travel in the exec request itself, as one argument of `sh -c`, while the command sent
+ * is at most this size: no process reads them (a `cat` costs 70 ms on the emulated director).
+ * The limit is on the command as sent, quoting included (each `'` of a script becomes four
+ * characters), since sshd hands that whole command to the login shell as one argument: Linux
+ * refuses a single argument over 128 KiB (MAX_ARG_STRLEN), and sudo logs its command line, so
+ * keep well below.
  */
 export const inlineScriptLimit = 64 * 1024;
 
@@ -33,16 +36,29 @@ export const inlineScriptLimit = 64 * 1024;
  */
 export function remoteInvocation(script: string, sudo: boolean, timeoutMs?: number): { command: string; stdin: string } {
   const text = withDeadline(script, timeoutMs);
-  const inline = Buffer.byteLength(text) <= inlineScriptLimit;
-  const program = quote(inline ? text : runScriptFromStdin);
-  const stdin = inline ? "" : text;
-  if (sudo) return { command: `exec sudo -n /bin/sh -c ${program}`, stdin };
-  return { command: `lvsdr_script=${program}; [ -z "\${ZSH_VERSION-}" ] || exec /bin/sh -c "$lvsdr_script"; eval "$lvsdr_script"`, stdin };
+  if (fitsInline(text)) return { command: inlineCommand(quote(text), sudo), stdin: "" };
+  return { command: inlineCommand(quote(runScriptFromStdin), sudo), stdin: text };
+}
+
+function inlineCommand(program: string, sudo: boolean): string {
+  if (sudo) return `exec sudo -n /bin/sh -c ${program}`;
+  return `lvsdr_script=${program}; [ -z "\${ZSH_VERSION-}" ] || exec /bin/sh -c "$lvsdr_script"; eval "$lvsdr_script"`;
+}
+
+/**
+ * Whether the command carrying `text` inline is within the limit, with or without sudo (the
+ * longer of the two), so that the answer does not depend on the connection.
+ */
+function fitsInline(text: string): boolean {
+  // Quoting keeps every byte: a text over the limit is not worth quoting to find out.
+  if (Buffer.byteLength(text) > inlineScriptLimit) return false;
+  const program = quote(text);
+  return Math.max(Buffer.byteLength(inlineCommand(program, true)), Buffer.byteLength(inlineCommand(program, false))) <= inlineScriptLimit;
 }
 
 /** Whether a script travels in the exec request, leaving its stdin free (see `remoteInvocation`). */
 export function travelsInline(script: string, timeoutMs?: number): boolean {
-  return Buffer.byteLength(withDeadline(script, timeoutMs)) <= inlineScriptLimit;
+  return fitsInline(withDeadline(script, timeoutMs));
 }
 
 function withDeadline(script: string, timeoutMs: number | undefined): string {

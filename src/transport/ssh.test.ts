@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Server as NetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Connection } from "../config/connection";
-import { hashHostName } from "./host-key";
+import { Server, utils, type Connection as ServerConnection, type ServerConfig } from "ssh2";
+import { fingerprintOf, hashHostName } from "./host-key";
 import { runOnHosts, SessionPool } from "./pool";
 import { inlineScriptLimit } from "./invocation";
 import { backoffMs, dialAttempts, SshTransport, type SshSession } from "./ssh";
@@ -15,8 +16,16 @@ jest.setTimeout(15_000);
 
 const clientKey = generateKey();
 const encryptedKey = generateKey("correct horse");
+// Trust on first use records what it trusts: every test gets a store of its own, never the user's.
+const env: NodeJS.ProcessEnv = { ...process.env };
+let storeDir: string;
+beforeEach(() => {
+  storeDir = mkdtempSync(join(tmpdir(), "lvsdr-tofu-"));
+  env.LVSDR_KNOWN_HOSTS = join(storeDir, "config", "lvs-dr", "known_hosts");
+});
+afterEach(() => rmSync(storeDir, { recursive: true, force: true }));
 // Small backoff keeps the retry tests fast; the schedule itself is tested separately.
-const transport = new SshTransport({ initialBackoffMs: 20, maxBackoffMs: 100 });
+const transport = new SshTransport({ initialBackoffMs: 20, maxBackoffMs: 100, env });
 
 function conn(port: number, extra: Partial<Connection> = {}): Connection {
   return { host: "127.0.0.1", port, user: "tester", dialErrorLimit: 1, perDialTimeout: 5, sudo: false, ...extra };
@@ -121,13 +130,181 @@ describe("host key", () => {
     });
   });
 
-  it("trust-on-first-use accepts and reports what it trusted", async () => {
-    const s = await server();
-    const trusted: Array<[string, string]> = [];
-    await open("web1", conn(s.port, { trustOnFirstUse: true, privateKey: clientKey.privateKey }), {
-      onTrust: (h, fp) => trusted.push([h, fp]),
+  describe("trust on first use", () => {
+    const tofu = (port: number, extra: Partial<Connection> = {}) => conn(port, { trustOnFirstUse: true, privateKey: clientKey.privateKey, ...extra });
+
+    it("records the key in the tool's known_hosts (dir 0700, file 0600), reports it once, then knows the host silently", async () => {
+      const s = await server();
+      const trusted: Array<[string, string, string]> = [];
+      const onTrust = (h: string, fp: string, file: string) => trusted.push([h, fp, file]);
+      await open("web1", tofu(s.port), { onTrust });
+      const store = env.LVSDR_KNOWN_HOSTS!;
+      expect(trusted).toEqual([["web1", s.fingerprint, store]]);
+      expect(readFileSync(store, "utf8")).toBe(`[127.0.0.1]:${s.port} ${s.hostKeyLine}\n`);
+      expect(statSync(store).mode & 0o777).toBe(0o600);
+      expect(statSync(join(storeDir, "config", "lvs-dr")).mode & 0o777).toBe(0o700);
+      await open("web1", tofu(s.port), { onTrust });
+      expect(trusted).toHaveLength(1);
+      expect(readFileSync(store, "utf8").split("\n")).toHaveLength(2);
     });
-    expect(trusted).toEqual([["web1", s.fingerprint]]);
+
+    it("refuses a different key for a host it trusted, with both fingerprints, the file and line, and the fix", async () => {
+      const first = await server();
+      const port = first.port;
+      await open("web1", tofu(port));
+      await Promise.all(sessions.splice(0).map((x) => x.close()));
+      await first.close();
+      const second = await server({ port });
+      const err = await expectTransportError(transport.connect("web1", tofu(port, { dialErrorLimit: 3 })), "host-key");
+      const store = env.LVSDR_KNOWN_HOSTS!;
+      expect(err.message).toContain("CHANGED");
+      expect(err.message).toContain(first.fingerprint);
+      expect(err.message).toContain(second.fingerprint);
+      expect(err.message).toContain(`${store} line 1 has ${first.fingerprint}`);
+      expect(err.message).toContain(`ssh-keygen -R '[127.0.0.1]:${port}' -f ${store}`);
+      expect(second.connections).toBe(1);
+      // Nothing was added for the refused key.
+      expect(readFileSync(store, "utf8")).toBe(`[127.0.0.1]:${port} ${first.hostKeyLine}\n`);
+    });
+
+    it("with knownHostsFile, checks that file and adds new hosts to it (on a line of their own)", async () => {
+      const s = await server();
+      const dir = mkdtempSync(join(tmpdir(), "kh-"));
+      try {
+        const other = `other.example ${generateKey().publicLine.split(" ").slice(0, 2).join(" ")}`;
+        writeFileSync(join(dir, "known_hosts"), other); // no newline at the end, as a hand edit may leave it
+        const trusted: string[] = [];
+        await open("web1", tofu(s.port, { knownHostsFile: "known_hosts" }), { baseDir: dir, onTrust: (_h, _fp, file) => trusted.push(file) });
+        expect(trusted).toEqual([join(dir, "known_hosts")]);
+        expect(readFileSync(join(dir, "known_hosts"), "utf8")).toBe(`${other}\n[127.0.0.1]:${s.port} ${s.hostKeyLine}\n`);
+        expect(() => statSync(env.LVSDR_KNOWN_HOSTS!)).toThrow();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("refuses the connection when the key cannot be recorded", async () => {
+      const s = await server();
+      // A store that reads as missing but cannot be created: a link into a directory that does not exist.
+      mkdirSync(join(storeDir, "config", "lvs-dr"), { recursive: true });
+      symlinkSync(join(storeDir, "no-such-dir", "known_hosts"), env.LVSDR_KNOWN_HOSTS!);
+      const err = await expectTransportError(transport.connect("web1", tofu(s.port)), "host-key");
+      expect(err.message).toContain(`cannot record the host key ${s.fingerprint} that trust on first use accepted in ${env.LVSDR_KNOWN_HOSTS}: ENOENT`);
+    });
+  });
+});
+
+describe("private key file permissions", () => {
+  it("warns once per key file that group or others can read, and not for a 0600 one", async () => {
+    const s = await server();
+    const dir = mkdtempSync(join(tmpdir(), "key-"));
+    try {
+      writeFileSync(join(dir, "open"), clientKey.privateKey);
+      chmodSync(join(dir, "open"), 0o644);
+      writeFileSync(join(dir, "closed"), clientKey.privateKey);
+      chmodSync(join(dir, "closed"), 0o600);
+      const t = new SshTransport({ env });
+      const warnings: Array<[string, string]> = [];
+      const options = { baseDir: dir, onWarning: (h: string, m: string) => warnings.push([h, m]) };
+      sessions.push(await t.connect("web1", conn(s.port, { hostKey: s.fingerprint, privateKeyPath: "open" }), options));
+      sessions.push(await t.connect("web2", conn(s.port, { hostKey: s.fingerprint, privateKeyPath: "open" }), options));
+      sessions.push(await t.connect("web3", conn(s.port, { hostKey: s.fingerprint, privateKeyPath: "closed" }), options));
+      expect(warnings).toEqual([["web1", expect.stringContaining(`privateKeyPath open (${join(dir, "open")}) is accessible by group or others (mode 0644)`)]]);
+      expect(warnings[0]![1]).toContain("chmod 600");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("SSH algorithms", () => {
+  // An RSA host key: its SHA-1 signature (ssh-rsa) is what old hosts offer.
+  const rsa = utils.generateKeyPairSync("rsa", { bits: 2048 });
+  const ed25519 = generateKey();
+  const fingerprintOfPrivate = (privateKey: string) => {
+    const parsed = utils.parseKey(privateKey);
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key || key instanceof Error) throw new Error("unparseable test key");
+    return fingerprintOf(key.getPublicSSH());
+  };
+  const rsaFingerprint = fingerprintOfPrivate(rsa.private);
+  const ed25519Fingerprint = fingerprintOfPrivate(ed25519.privateKey);
+
+  /** An ssh2 server offering only `algorithms`, that lets anyone in: the handshake is what is tested. */
+  async function oldServer(hostKey: string, algorithms: ServerConfig["algorithms"]): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
+    const clients = new Set<ServerConnection>();
+    let connections = 0;
+    const srv = new Server({ hostKeys: [hostKey], algorithms }, (client) => {
+      connections++;
+      clients.add(client);
+      client.on("error", () => undefined);
+      client.on("close", () => clients.delete(client));
+      client.on("authentication", (ctx) => ctx.accept());
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as AddressInfo).port;
+    return {
+      port,
+      connections: () => connections,
+      close: async () => {
+        clients.forEach((c) => c.end());
+        await new Promise((r) => srv.close(r));
+      },
+    };
+  }
+
+  const cases: Array<[string, string, string, ServerConfig["algorithms"], RegExp]> = [
+    [
+      "only ssh-rsa (SHA-1) host key signatures",
+      rsa.private,
+      rsaFingerprint,
+      { serverHostKey: ["ssh-rsa"] },
+      /offers no host key algorithm this tool accepts: the host offers ssh-rsa;/,
+    ],
+    // With an AEAD cipher (GCM, ChaCha20-Poly1305) no MAC is used at all: only a host without one needs hmac-sha1.
+    ["only hmac-sha1", ed25519.privateKey, ed25519Fingerprint, { cipher: ["aes128-ctr"], hmac: ["hmac-sha1"] }, /offers no MAC this tool accepts: the host offers hmac-sha1;/],
+    [
+      "only SHA-1 key exchange",
+      ed25519.privateKey,
+      ed25519Fingerprint,
+      { kex: ["diffie-hellman-group14-sha1"] },
+      /offers no key exchange this tool accepts: the host offers diffie-hellman-group14-sha1;/,
+    ],
+    [
+      "only CBC ciphers",
+      ed25519.privateKey,
+      ed25519Fingerprint,
+      { cipher: ["aes128-cbc", "3des-cbc"] },
+      /offers no cipher this tool accepts: the host offers aes128-cbc,3des-cbc;/,
+    ],
+  ];
+
+  it.each(cases)("a host offering %s is refused by default, once, saying how to allow it; legacyAlgorithms: true connects", async (_what, key, fingerprint, algorithms, why) => {
+    const old = await oldServer(key, algorithms);
+    try {
+      const c = conn(old.port, { hostKey: fingerprint, password: "x", dialErrorLimit: 3 });
+      const err = await expectTransportError(transport.connect("old1", c), "negotiate");
+      expect(err.message).toMatch(/^old1: negotiate: 127\.0\.0\.1:\d+ /);
+      expect(err.message).toMatch(why);
+      expect(err.message).toContain("set connection.legacyAlgorithms: true");
+      expect(old.connections()).toBe(1);
+      const session = await open("old1", { ...c, legacyAlgorithms: true });
+      expect(session.hostKeyFingerprint).toBe(fingerprint);
+    } finally {
+      await Promise.all(sessions.splice(0).map((x) => x.close()));
+      await old.close();
+    }
+  });
+
+  it("an RSA host key signed with SHA-2 (any OpenSSH since 7.2) connects by default", async () => {
+    const modern = await oldServer(rsa.private, undefined);
+    try {
+      const session = await open("rsa1", conn(modern.port, { hostKey: rsaFingerprint, password: "x" }));
+      expect(session.hostKeyFingerprint).toBe(rsaFingerprint);
+    } finally {
+      await Promise.all(sessions.splice(0).map((x) => x.close()));
+      await modern.close();
+    }
   });
 });
 

@@ -28,6 +28,8 @@ export interface RunOptions {
   input?: Promise<string>;
   /** Called with each complete stdout line as it arrives (progress markers). */
   onLine?: (line: string) => void;
+  /** What the script is, for errors about it: "observe", "apply". */
+  what?: string;
 }
 
 /** An open session to one host. */
@@ -46,8 +48,13 @@ export interface HostSession {
 export interface ConnectOptions {
   /** Where relative paths (privateKeyPath, knownHostsFile) are resolved from. */
   baseDir?: string;
-  /** Reported when trust-on-first-use accepts a key, so the user sees what was trusted. */
-  onTrust?: (host: string, fingerprint: string) => void;
+  /**
+   * Reported when trust on first use accepts a host's key for the first time and records it, so
+   * the user sees what was trusted and where the record is. A host it already knows is silent.
+   */
+  onTrust?: (host: string, fingerprint: string, recordedIn: string) => void;
+  /** Something the user should fix that does not stop the connection (a private key file others can read). */
+  onWarning?: (host: string, message: string) => void;
   /** Reported after each failed dial that will be tried again: the operator sees a host refuse or time out at once, not after every attempt. */
   onDialRetry?: (event: DialRetry) => void;
 }
@@ -71,7 +78,7 @@ export interface Transport {
 export class TransportError extends Error {
   constructor(
     readonly host: string,
-    readonly step: "resolve-credentials" | "connect" | "host-key" | "authenticate" | "proxy" | "run" | "timeout" | "sudo",
+    readonly step: "resolve-credentials" | "connect" | "negotiate" | "host-key" | "authenticate" | "proxy" | "run" | "timeout" | "sudo",
     message: string,
     override readonly cause?: unknown,
   ) {
