@@ -18,6 +18,8 @@ export const refusalCodes = {
   keepalivedConfigRefused: 77,
   /** The host's addresses, kernel settings or the tool's files changed since the plan was made. */
   hostChanged: 78,
+  /** The lock's directory or file is not root's alone: another user could hold the lock. */
+  lockUnsafe: 79,
 } as const;
 
 /** What a held apply script reads on stdin: `go` to make its changes, anything else to make none. */

@@ -79,7 +79,12 @@ function option(tokens: string[], flag: string): string | undefined {
   return value !== undefined && !value.startsWith("-") ? value : "";
 }
 
-const forwardingBySwitch: Record<string, Forwarding> = { "-g": "dr", "-i": "tunnel", "-m": "nat" };
+// Maps, not object literals: a token such as `constructor` must not find Object's own.
+const forwardingBySwitch = new Map<string, Forwarding>([
+  ["-g", "dr"],
+  ["-i", "tunnel"],
+  ["-m", "nat"],
+]);
 
 export interface IpvsTable {
   services: VirtualServiceState[];
@@ -110,12 +115,12 @@ export function parseIpvsRules(text: string): IpvsTable {
       const rs = option(tokens, "-r");
       if (!rs) throw new ParseError(what, "real server address missing");
       const { address, port } = splitHostPort(rs);
-      const fwd = tokens.find((tok) => tok in forwardingBySwitch);
+      const fwd = tokens.find((tok) => forwardingBySwitch.has(tok));
       destinations.push({
         service: serviceKey(sel),
         address,
         port,
-        forwarding: fwd ? (forwardingBySwitch[fwd] as Forwarding) : "dr",
+        forwarding: (fwd && forwardingBySwitch.get(fwd)) || "dr",
         weight: Number(option(tokens, "-w") ?? 1),
         upperThreshold: Number(option(tokens, "-x") ?? 0),
         lowerThreshold: Number(option(tokens, "-y") ?? 0),
@@ -184,7 +189,12 @@ export function parseIpvsListing(text: string): { services: VirtualServiceState[
   return { services, destinations };
 }
 
-const forwardingByName: Record<string, Forwarding> = { Route: "dr", Tunnel: "tunnel", Masq: "nat", Local: "local" };
+const forwardingByName = new Map<string, Forwarding>([
+  ["Route", "dr"],
+  ["Tunnel", "tunnel"],
+  ["Masq", "nat"],
+  ["Local", "local"],
+]);
 
 /**
  * The kernel's own listing, `/proc/net/ip_vs`, as the apply script's table check sees it: every
@@ -229,7 +239,7 @@ export function parseKernelTable(procText: string): Map<string, DestinationCount
       if (service === null) throw new ParseError("/proc/net/ip_vs", `destination before any service: "${line}"`);
       const { address, port } = kernelHostPort(tokens[1] ?? "");
       const [weight, active, inactive] = tokens.slice(3, 6).map(Number);
-      const forwarding = forwardingByName[tokens[2] ?? ""];
+      const forwarding = forwardingByName.get(tokens[2] ?? "");
       if (!forwarding) throw new ParseError("/proc/net/ip_vs", `unknown forwarding method in "${line}"`);
       out.set(destinationKey({ service: service(address.includes(":") ? 6 : 4), address, port }), {
         forwarding,

@@ -9,6 +9,7 @@ import { marker } from "../model/script-protocol";
 import { parseIpAddr, parseNeighbours, parseRouteBatch } from "./ip";
 import { kernelTableListing, ParseError, parseIpvsListing, parseKernelTable } from "./ipvsadm";
 import { parseOwnershipRecord } from "./ownership";
+import { hostRecord, own } from "./records";
 
 /** The observe script's output format this parser reads (render/observe-script.ts writes it). */
 const observeVersion = "6";
@@ -57,12 +58,13 @@ export function parseObservation(host: string, output: string, stateScope?: Host
     interfaces: [],
     tools: [],
     ipvs: { status: "not-observed", fingerprint: null, listing: null, services: [], destinations: [], timeouts: null },
-    sysctls: {},
-    files: {},
+    // Keyed by what the host says: no prototype, so `__proto__` or `constructor` is just a key.
+    sysctls: hostRecord(),
+    files: hostRecord(),
     ownership: null,
     routes: [],
     neighbours: [],
-    arpReplies: {},
+    arpReplies: hostRecord(),
     keepalived: null,
   };
   let ipvsText = "";
@@ -106,7 +108,8 @@ export function parseObservation(host: string, output: string, stateScope?: Host
   }
 
   const read = readRecords(records, new Set(readByGrep));
-  state.sysctls = { ...read.sysctls, ...Object.fromEntries(absentKeys.map((k) => [k, null])) };
+  for (const [key, value] of Object.entries(read.sysctls)) state.sysctls[key] = value;
+  for (const key of absentKeys) state.sysctls[key] = null;
   for (const path of readByGrep) {
     // An empty file is no record at all.
     const content = read.files.get(path) ?? "";
@@ -186,7 +189,7 @@ function readRecords(
   records: string[],
   announced: Set<string>,
 ): { sysctls: Record<string, string>; files: Map<string, string>; kernelTable: string | null; raw: Map<string, string[]> } {
-  const sysctls: Record<string, string> = {};
+  const sysctls = hostRecord<string>();
   const files = new Map<string, string>();
   const raw = new Map<string, string[]>();
   let kernelTable: string | null = null;
@@ -194,7 +197,10 @@ function readRecords(
     const colon = record.indexOf(":");
     const path = colon < 0 ? "" : record.slice(0, colon);
     const content = record.slice(colon + 1);
-    raw.set(path, [...(raw.get(path) ?? []), content]);
+    // Appended in place: copying the list per record is quadratic in a host's records for one path.
+    const parts = raw.get(path);
+    if (parts) parts.push(content);
+    else raw.set(path, [content]);
     if (path === "/proc/net/ip_vs") kernelTable = content;
     else if (path.startsWith("/proc/sys/")) sysctls[path.slice("/proc/sys/".length)] = content.replace(/\n/g, " ").trim();
     else if (announced.has(path)) files.set(path, files.has(path) ? `${files.get(path)}\0${content}` : content);
@@ -215,14 +221,15 @@ function hostStateCheck(scope: HostStateScope, state: ObservedHostState, raw: Re
   const addresses = state.addresses.filter((a) => interfaces.has(a.interface)).map((a) => `${a.interface} ${a.address}/${a.prefix}`);
   let text = "";
   scope.files.forEach((path, i) => {
-    const file = state.files[path];
+    const file = own(state.files, path);
     if (file?.isLink) text += `link ${i}\n`;
     else if (file) text += `file ${i}\n`;
   });
   scope.sysctlKeys.forEach((key, i) => {
-    if (state.sysctls[key] !== undefined && state.sysctls[key] !== null) text += `key ${i}\n`;
+    const value = own(state.sysctls, key);
+    if (value !== undefined && value !== null) text += `key ${i}\n`;
   });
-  const records = [...scope.sysctlKeys.map((k) => `/proc/sys/${k}`), ...scope.files.filter((f) => state.files[f] && !state.files[f]!.isLink)];
+  const records = [...scope.sysctlKeys.map((k) => `/proc/sys/${k}`), ...scope.files.filter((f) => own(state.files, f)?.isLink === false)];
   for (const path of records) for (const part of raw.get(path) ?? []) text += `${part}\0`;
   return { ...scope, addresses, sha256: textSha256(text) };
 }
@@ -233,7 +240,7 @@ export function parseArpProbes(host: string, text: string): Record<string, boole
   if (blocks[0]?.header[0] !== "probe" || blocks[blocks.length - 1]?.header[0] !== "end") {
     throw new ParseError(`ARP probes from ${host}`, "the output is incomplete");
   }
-  const replies: Record<string, boolean> = {};
+  const replies = hostRecord<boolean>();
   for (const b of blocks) if (b.header[0] === "arp" && b.header[1]) replies[b.header[1]] = b.header[2] === "ok";
   return replies;
 }

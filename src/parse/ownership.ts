@@ -2,6 +2,7 @@
 import { z } from "zod";
 import type { OwnershipRecord } from "../model/host-state";
 import { parseJsonAs } from "./ipvsadm";
+import { hostRecord } from "./records";
 
 const ownershipSchema = z
   .object({
@@ -20,5 +21,10 @@ const ownershipSchema = z
   .strict();
 
 export function parseOwnershipRecord(text: string): OwnershipRecord {
-  return parseJsonAs("ownership record", text, ownershipSchema);
+  const record = parseJsonAs("ownership record", text, ownershipSchema);
+  // Read back from the host: its sysctl keys get a record without a prototype (see records.ts).
+  // zod leaves out a `__proto__` key; no /proc/sys path is named that.
+  const sysctls = hostRecord<string>();
+  for (const [key, value] of Object.entries(record.sysctls)) sysctls[key] = value;
+  return { ...record, sysctls };
 }

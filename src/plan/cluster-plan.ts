@@ -67,7 +67,8 @@ export function planCluster(desired: DesiredClusterState, observed: ReadonlyMap<
  * mean for their directors is decided before, by holding them back (`holdBackUnready`).
  */
 export function clusterPlanOf(desired: DesiredClusterState, planned: HostPlan[], heldBack: HeldBack[] = [], notReached: NotReached[] = []): ClusterPlan {
-  const directorsDown = notReached.filter((n) => desired.hosts.some((h) => h.host === n.host && h.role === "director")).map((n) => n.host);
+  const directors = new Set(desired.hosts.filter((h) => h.role === "director").map((h) => h.host));
+  const directorsDown = notReached.filter((n) => directors.has(n.host)).map((n) => n.host);
   const withheld: Withheld[] = [];
   const hosts = directorsDown.length
     ? planned.map((h) => {
@@ -105,7 +106,12 @@ export function clusterPlanOf(desired: DesiredClusterState, planned: HostPlan[],
  */
 function checkFailoverGroups(hosts: HostPlan[]): void {
   const groups = new Map<string, HostPlan[]>();
-  for (const h of hosts) if (h.vrrp) groups.set(h.vrrp.group, [...(groups.get(h.vrrp.group) ?? []), h]);
+  for (const h of hosts) {
+    if (!h.vrrp) continue;
+    const members = groups.get(h.vrrp.group);
+    if (members) members.push(h);
+    else groups.set(h.vrrp.group, [h]);
+  }
   for (const [group, members] of groups) {
     if (members.length !== members[0]!.vrrp!.directors) continue;
     const vips = members[0]!.vrrp!.vips;

@@ -19,6 +19,7 @@ import {
 } from "../model/host-state";
 import { addressFromKey, addressKey, destinationDifferences, destinationKey, serviceDifferences, serviceKey, type FieldDifference } from "../model/keys";
 import { hostPaths } from "../model/paths";
+import { own } from "../parse/records";
 import { describeDestination, describeService } from "../render/describe";
 import { renderFile } from "../render/files";
 
@@ -110,8 +111,11 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   const keepalivedStays = desired.keepalived !== null;
   const sorryServers = new Map((desired.keepalived?.virtualServers ?? []).flatMap((v) => (v.sorryServer ? [[serviceKey(v.service), v.sorryServer.address] as const] : [])));
 
-  // Addresses: compared by interface and address; a different prefix is a change.
+  // Addresses: compared by interface and address; a different prefix is a change. Every lookup
+  // into what a host listed is by key: a host can list 20,000 addresses, and its record as many.
   const observedAddr = new Map(observed.addresses.map((a) => [`${a.interface}/${a.address}`, a]));
+  const observedAddrByKey = new Map<string, InterfaceAddress>();
+  for (const a of observed.addresses) if (!observedAddrByKey.has(addressKey(a))) observedAddrByKey.set(addressKey(a), a);
   const desiredAddrKeys = new Set(desired.addresses.map(addressKey));
   for (const a of desired.addresses) {
     const seen = observedAddr.get(`${a.interface}/${a.address}`);
@@ -126,7 +130,7 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   }
   for (const key of owned?.addresses ?? []) {
     if (desiredAddrKeys.has(key)) continue;
-    const seen = observed.addresses.find((a) => addressKey(a) === key);
+    const seen = observedAddrByKey.get(key);
     if (seen) {
       push("address", key, "unexpected", null, addressText(seen));
       diff.addresses.unexpected.push(seen);
@@ -223,7 +227,7 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   // Sysctls.
   const desiredSysctls = new Set(desired.sysctls.map((s) => s.key));
   for (const s of desired.sysctls) {
-    const actual = observed.sysctls[s.key] ?? null;
+    const actual = own(observed.sysctls, s.key) ?? null;
     if (actual !== s.value) {
       push("sysctl", s.key, actual === null ? "missing" : "changed", s.value, actual, [{ field: "value", expected: s.value, actual: actual ?? "absent" }]);
       diff.sysctls.changed.push({ key: s.key, value: s.value, from: actual });
@@ -231,7 +235,7 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   }
   for (const [key, original] of Object.entries(owned?.sysctls ?? {})) {
     if (desiredSysctls.has(key)) continue;
-    const actual = observed.sysctls[key] ?? null;
+    const actual = own(observed.sysctls, key) ?? null;
     if (actual === null) continue;
     if (actual !== original) push("sysctl", key, "unexpected", original, actual, [{ field: "value", expected: original, actual }]);
     diff.sysctls.unexpected.push({ key, original, actual });
@@ -241,7 +245,7 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   const desiredFiles = desired.files.map(renderFile);
   const desiredPaths = new Set(desiredFiles.map((f) => f.path));
   for (const want of desiredFiles) {
-    const seen = observed.files[want.path] ?? null;
+    const seen = own(observed.files, want.path) ?? null;
     const same = seen !== null && ("linkTarget" in want ? seen.isLink && seen.target === want.linkTarget : !seen.isLink && seen.sha256 === textSha256(want.content));
     if (!same) {
       push(
@@ -256,7 +260,7 @@ export function diffHost(desired: DesiredHostState, observed: ObservedHostState)
   }
   for (const path of owned?.files ?? []) {
     if (desiredPaths.has(path)) continue;
-    if (observed.files[path]) {
+    if (own(observed.files, path)) {
       push("file", path, "unexpected", null, "present");
       diff.files.unexpected.push(path);
     }

@@ -4,7 +4,7 @@
  * from observations, for `lvsdr status`. Health is never drift (see drift.ts).
  */
 import type { DesiredClusterState } from "../model/desired";
-import type { ObservedHostState } from "../model/host-state";
+import type { DesiredHostState, ObservedHostState } from "../model/host-state";
 import { destinationKey, serviceKey } from "../model/keys";
 
 export type RealServerHealth = "up" | "down" | "quiesced" | "absent";
@@ -54,24 +54,29 @@ export function clusterHealth(desired: DesiredClusterState, observed: ReadonlyMa
     const keepalived = new Map((host.keepalived?.virtualServers ?? []).map((v) => [serviceKey(v.service), v]));
     const table = new Map(seen.ipvs.destinations.map((d) => [destinationKey(d), d]));
     const present = new Set(seen.ipvs.services.map(serviceKey));
+    // Grouped by service once: a scan of every destination per service is quadratic in the spec.
+    const destinationsOf = new Map<string, DesiredHostState["destinations"]>();
+    for (const d of host.destinations) {
+      const list = destinationsOf.get(d.service);
+      if (list) list.push(d);
+      else destinationsOf.set(d.service, [d]);
+    }
     for (const svc of host.services) {
       const key = serviceKey(svc);
       const vs = keepalived.get(key);
-      const realServers = host.destinations
-        .filter((d) => d.service === key)
-        .map((d) => {
-          const now = table.get(destinationKey(d));
-          const health: RealServerHealth = d.weight === 0 ? "quiesced" : !now ? (vs ? "down" : "absent") : now.weight === 0 && vs ? "down" : "up";
-          return {
-            name: names.get(d.address) ?? null,
-            address: d.address,
-            health,
-            weight: now?.weight ?? null,
-            configuredWeight: d.weight,
-            activeConnections: now?.activeConnections ?? 0,
-            inactiveConnections: now?.inactiveConnections ?? 0,
-          };
-        });
+      const realServers = (destinationsOf.get(key) ?? []).map((d) => {
+        const now = table.get(destinationKey(d));
+        const health: RealServerHealth = d.weight === 0 ? "quiesced" : !now ? (vs ? "down" : "absent") : now.weight === 0 && vs ? "down" : "up";
+        return {
+          name: names.get(d.address) ?? null,
+          address: d.address,
+          health,
+          weight: now?.weight ?? null,
+          configuredWeight: d.weight,
+          activeConnections: now?.activeConnections ?? 0,
+          inactiveConnections: now?.inactiveConnections ?? 0,
+        };
+      });
       const sorry = vs?.sorryServer;
       services.push({
         service: key,
@@ -88,7 +93,8 @@ export function clusterHealth(desired: DesiredClusterState, observed: ReadonlyMa
     if (vrrp) {
       const group = groups.get(vrrp.group) ?? { group: vrrp.group, vips: vrrp.vips.map((v) => v.address), master: null, holders: [], directors: [] };
       group.directors.push({ name: host.host, priority: vrrp.priority, keepalivedRunning: seen.keepalived?.running ?? null });
-      if (vrrp.vips.length > 0 && vrrp.vips.every((v) => seen.addresses.some((a) => a.address === v.address && a.interface === v.interface))) group.holders.push(host.host);
+      const held = new Set(seen.addresses.map((a) => `${a.interface}/${a.address}`));
+      if (vrrp.vips.length > 0 && vrrp.vips.every((v) => held.has(`${v.interface}/${v.address}`))) group.holders.push(host.host);
       groups.set(vrrp.group, group);
     }
   }

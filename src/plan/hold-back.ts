@@ -7,6 +7,7 @@
  */
 import { destinationKey } from "../model/keys";
 import type { DesiredHostState, DestinationState, ObservedHostState, PersistedFile } from "../model/host-state";
+import { own } from "../parse/records";
 
 export interface HeldBack {
   director: string;
@@ -19,11 +20,12 @@ export interface HeldBack {
 /** Null when the real server is ready to be registered, else why it is not. */
 export function realServerNotReady(desired: DesiredHostState, observed: ObservedHostState): string | null {
   for (const s of desired.sysctls) {
-    const seen = observed.sysctls[s.key] ?? null;
+    const seen = own(observed.sysctls, s.key) ?? null;
     if (seen !== s.value) return `${s.key} is ${seen ?? "absent"}, not ${s.value}`;
   }
+  const held = new Set(observed.addresses.map((o) => `${o.interface}/${o.address}`));
   for (const a of desired.addresses) {
-    if (!observed.addresses.some((o) => o.interface === a.interface && o.address === a.address)) return `the VIP ${a.address} is not on ${a.interface}`;
+    if (!held.has(`${a.interface}/${a.address}`)) return `the VIP ${a.address} is not on ${a.interface}`;
   }
   return null;
 }

@@ -55,12 +55,13 @@ export function planHost(desired: DesiredHostState, observed: ObservedHostState)
   const diff = diffHost(desired, observed);
   const waves = desired.role === "director" ? planDirector(desired, observed, diff) : planRealServer(desired, observed, diff);
   const group = desired.keepalived?.vrrp;
+  const seenAt = group ? new Set(observed.addresses.map((a) => `${a.interface}/${a.address}`)) : null;
   const vrrp = group
     ? {
         group: group.group,
         directors: group.peers.length + 1,
         vips: group.vips.map((v) => v.address),
-        held: group.vips.filter((v) => observed.addresses.some((a) => a.address === v.address && a.interface === v.interface)).map((v) => v.address),
+        held: group.vips.filter((v) => seenAt!.has(`${v.interface}/${v.address}`)).map((v) => v.address),
       }
     : null;
   const planned = recordedFirst(
@@ -213,19 +214,27 @@ function keepalivedSteps(desired: DesiredHostState, diff: HostDiff, carries: (d:
   }
   // Real servers added by hand to keepalived's services, or left behind: gone after the last reload.
   drained.push(...k.unexpectedDestinations.map((destination): Step => ({ op: "remove-stray-destination", destination })));
-  const fresh = desired.keepalived.virtualServers.filter((v) => diff.addresses.missing.some((a) => a.address === v.service.address));
+  const adding = new Set(diff.addresses.missing.map((a) => a.address));
+  const fresh = desired.keepalived.virtualServers.filter((v) => adding.has(v.service.address));
   const ready: Step[] = fresh.length && reload ? [{ op: "wait-keepalived-ready", services: fresh.map((v) => v.service), timeoutSeconds: 30 }] : [];
   return { configure, ready, drained };
 }
 
 /** The configuration while real servers drain: every desired entry, and the leaving ones at weight 0. */
 function drainingKeepalived(state: KeepalivedState, leaving: DestinationState[]): KeepalivedState {
+  // By service once, not a scan of every leaving destination per service.
+  const byService = new Map<string, DestinationState[]>();
+  for (const d of leaving) {
+    const going = { ...d, weight: 0, upperThreshold: 0, lowerThreshold: 0 };
+    const list = byService.get(d.service);
+    if (list) list.push(going);
+    else byService.set(d.service, [going]);
+  }
   return {
     ...state,
     virtualServers: state.virtualServers.map((vs) => {
-      const key = serviceKey(vs.service);
-      const going = leaving.filter((d) => d.service === key).map((d) => ({ ...d, weight: 0, upperThreshold: 0, lowerThreshold: 0 }));
-      return going.length ? { ...vs, destinations: [...vs.destinations, ...going] } : vs;
+      const going = byService.get(serviceKey(vs.service));
+      return going ? { ...vs, destinations: [...vs.destinations, ...going] } : vs;
     }),
   };
 }

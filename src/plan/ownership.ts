@@ -3,6 +3,7 @@ import { ipvsSysctlDefaults } from "../model/desired";
 import type { IpvsTimeouts } from "../model/host-state";
 import type { DesiredHostState, ObservedHostState, OwnershipRecord } from "../model/host-state";
 import { addressKey, destinationKey, serviceKey } from "../model/keys";
+import { hostRecord, own } from "../parse/records";
 
 /** What a freshly loaded ip_vs module uses (ipvsadm -L --timeout). */
 const kernelIpvsTimeouts: IpvsTimeouts = { tcp: 900, tcpFin: 120, udp: 300 };
@@ -19,11 +20,12 @@ function union(a: string[], b: string[]): string[] {
  */
 export function nextOwnership(desired: DesiredHostState, observed: ObservedHostState, keepOwned: boolean): OwnershipRecord | null {
   const owned = observed.ownership;
-  const sysctls: Record<string, string> = {};
+  // Keys from the host's record too: no prototype, so `sysctls[key] ??=` sees only its own keys.
+  const sysctls = hostRecord<string>();
   for (const s of desired.sysctls) {
     // A parameter absent when first set (ip_vs not loaded yet) had the module's default: recorded
     // as such, or the next run would record the value the tool set as the original.
-    const original = owned?.sysctls[s.key] ?? observed.sysctls[s.key] ?? ipvsSysctlDefaults[s.key];
+    const original = (owned ? own(owned.sysctls, s.key) : undefined) ?? own(observed.sysctls, s.key) ?? own(ipvsSysctlDefaults, s.key);
     if (original !== undefined && original !== null) sysctls[s.key] = original;
   }
   if (keepOwned && owned) {
@@ -79,6 +81,6 @@ export function sameOwnership(a: OwnershipRecord | null, b: OwnershipRecord | nu
     sameSet(a.vrrpAddresses ?? [], b.vrrpAddresses ?? []) &&
     JSON.stringify(a.ipvsTimeouts ?? null) === JSON.stringify(b.ipvsTimeouts ?? null) &&
     sysA.length === Object.keys(b.sysctls).length &&
-    sysA.every(([k, v]) => b.sysctls[k] === v)
+    sysA.every(([k, v]) => own(b.sysctls, k) === v)
   );
 }

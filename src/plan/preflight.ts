@@ -6,6 +6,7 @@
 import type { DesiredHostState, ObservedHostState } from "../model/host-state";
 import { hostPaths } from "../model/paths";
 import type { Step } from "../model/steps";
+import { own } from "../parse/records";
 import { keepalivedConfCluster } from "../render/keepalived";
 
 export interface PreflightProblem {
@@ -62,7 +63,8 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
   }
 
   const needed = [...toolsEverywhere, ...(desired.role === "director" ? toolsOnDirectors : [])];
-  const missing = needed.filter((t) => !observed.tools.includes(t));
+  const found = new Set(observed.tools);
+  const missing = needed.filter((t) => !found.has(t));
   if (missing.length)
     add(
       "tools",
@@ -83,8 +85,11 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
   problems.push(...foreignOwnership(desired, observed, "take it over"));
 
   // Same broadcast domain, live: every RIP on-link through the director's NIC, and answering ARP.
+  // Routes by destination once (the first for each, as a scan would find), not a scan per RIP.
+  const routes = new Map<string, (typeof observed.routes)[number]>();
+  for (const r of observed.routes) if (!routes.has(r.destination)) routes.set(r.destination, r);
   for (const rip of desired.onLinkPeers) {
-    const route = observed.routes.find((r) => r.destination === rip);
+    const route = routes.get(rip);
     if (!route || route.device === null) {
       add("same-broadcast-domain", `real server ${rip} is unreachable from the director (no route)`);
     } else if (route.gateway !== null) {
@@ -94,7 +99,7 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
       );
     } else if (route.device !== desired.interface) {
       add("same-broadcast-domain", `real server ${rip} is on-link through ${route.device}, not through the director's interface ${desired.interface}`);
-    } else if (observed.arpReplies[rip] === false) {
+    } else if (own(observed.arpReplies, rip) === false) {
       add("arp", `real server ${rip} does not answer ARP on ${desired.interface}: is it up, and on this segment?`);
     }
   }

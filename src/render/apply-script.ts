@@ -58,6 +58,39 @@ function hostStateCheck(check: HostStateCheck): string {
   ].join("\n");
 }
 
+/**
+ * Opens the host lock on fd 9, refusing (changing nothing) unless only root can reach it. Any
+ * user who can open a file can `flock` it, even read-only, and hold every apply off: so the
+ * lock lives in a directory only root can enter (0700, created so) and is itself 0600. The
+ * script runs as root (logged in as root, or through `sudo -n /bin/sh`), so "root's" is the
+ * builtin `-O` (owned by the user running it). One `stat` reads both file types and modes
+ * (`%f`, hex; not following links), a line each; the lock may not exist yet. A directory or lock of root's
+ * that others may only read (0755 and 0644: how the tool made them before, and how a host's own
+ * setup may) is tightened; one that another user owns or may write, or that is not a directory
+ * or a regular file (a link, say), is refused.
+ */
+function hostLock(): string {
+  const dir = quote(assertManagedPath(hostPaths.lockDir));
+  const lock = quote(assertManagedPath(hostPaths.lock));
+  return [
+    // lvsdr_unsafe PATH WHAT UID HEXMODE
+    `lvsdr_unsafe() { printf '%s\\n' "${marker} error refusing to take the host lock: $1 must be $2 owned by root that no other user can write (it is owned by uid \${3:-?}, mode $(printf %o $((0x\${4:-0} & 07777))); this script runs as uid $(id -u)); nothing was changed on this host" >&2; exit ${refusalCodes.lockUnsafe}; }`,
+    `[ -d ${dir} ] || mkdir -m 0700 ${dir}`,
+    "lvsdr_du= lvsdr_dm= lvsdr_lu= lvsdr_lm=",
+    "{ read -r lvsdr_du lvsdr_dm || :; read -r lvsdr_lu lvsdr_lm || :; } <<LVSDR_LOCK",
+    `$(stat -c '%u %f' ${dir} ${lock} 2>/dev/null || :)`,
+    "LVSDR_LOCK",
+    // 0170022: the file type, and write for group and others.
+    `if [ ! -O ${dir} ] || [ $((0x\${lvsdr_dm:-0} & 0170022)) -ne $((040000)) ]; then lvsdr_unsafe ${dir} 'a directory' "$lvsdr_du" "$lvsdr_dm"; fi`,
+    `[ $((0x$lvsdr_dm & 077)) -eq 0 ] || chmod 0700 ${dir}`,
+    `if [ -n "$lvsdr_lm" ]; then`,
+    `  if [ ! -O ${lock} ] || [ $((0x$lvsdr_lm & 0170022)) -ne $((0100000)) ]; then lvsdr_unsafe ${lock} 'a regular file' "$lvsdr_lu" "$lvsdr_lm"; fi`,
+    `  [ $((0x$lvsdr_lm & 077)) -eq 0 ] || chmod 0600 ${lock}`,
+    "fi",
+    `umask 077; exec 9>>${lock}; umask 022`,
+  ].join("\n");
+}
+
 /** Its SHA-256, for a table too large to carry in the script. */
 const ipvsFingerprint = `lvsdr_fp=$(${kernelTable} | sha256sum) && lvsdr_fp=\${lvsdr_fp%% *}`;
 
@@ -201,7 +234,8 @@ function waitKeepalivedCommand(services: VirtualServiceState[], until: "ready" |
   const onTimeout =
     until === "ready"
       ? `echo "${marker} warn no healthy real server yet in $lvsdr_left of ${services.length} keepalived service(s) after ${assertUint(timeoutSeconds)}s"; break`
-      : `echo '${marker} error keepalived did not let go of its services in ${assertUint(timeoutSeconds)}s' >&2; exit 78`;
+      : // A plain failure, reported at its step: 78 would say the host changed since the plan, which it did not.
+        `echo '${marker} error keepalived did not let go of its services in ${assertUint(timeoutSeconds)}s' >&2; exit 1`;
   return [
     `lvsdr_deadline=$(( $(date +%s) + ${assertUint(timeoutSeconds)} ))`,
     "while :; do",
@@ -356,7 +390,7 @@ export interface ApplyScriptOptions {
  */
 export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOptions = {}): string {
   const lockWaitSeconds = options.lockWaitSeconds ?? 60;
-  const dirs = new Set<string>([hostPaths.lockDir]);
+  const dirs = new Set<string>();
   for (const step of plan.steps) {
     const path = step.op === "write-file" ? step.file.path : step.op === "record-ownership" && step.record ? hostPaths.ownership : null;
     if (path) dirs.add(path.slice(0, path.lastIndexOf("/")));
@@ -366,8 +400,10 @@ export function renderApplyScript(plan: HostWavePlan, options: ApplyScriptOption
     PATH,
     "umask 022",
     // `mkdir` only when a directory is missing: a test is a builtin, mkdir a process.
-    `${[...dirs].map((d) => `[ -d ${quote(assertManagedPath(d))} ]`).join(" && ")} || mkdir -p ${[...dirs].map((d) => quote(assertManagedPath(d))).join(" ")}`,
-    `exec 9>>${quote(hostPaths.lock)}`,
+    ...(dirs.size
+      ? [`${[...dirs].map((d) => `[ -d ${quote(assertManagedPath(d))} ]`).join(" && ")} || mkdir -p ${[...dirs].map((d) => quote(assertManagedPath(d))).join(" ")}`]
+      : []),
+    hostLock(),
     `if ! flock -w ${assertUint(lockWaitSeconds)} 9; then echo '${marker} error another lvs-dr run holds ${hostPaths.lock}' >&2; exit ${refusalCodes.lockHeld}; fi`,
   ];
   if (plan.expectedIpvsFingerprint !== null) {

@@ -265,6 +265,44 @@ describeLab("host operations on real hosts", (lab) => {
     await withRun(labCluster(), (run) => run.apply());
   }, 180_000);
 
+  it("the host lock is root's alone: another user cannot open it to hold it, one whose lock directory it is is refused, and applies still succeed", async () => {
+    await withRun(labCluster(), (run) => run.apply());
+    // Made so, or tightened from the 0755 a host's own setup (lab/host-init.sh) gives the directory.
+    for (const host of ["director", "rs1", "rs3"]) {
+      expect((await labExecOk(host, "stat -c '%U %a %F' /run/lvs-dr /run/lvs-dr/lock")).trim().split("\n")).toEqual(["root 700 directory", "root 600 regular empty file"]);
+    }
+    // rs3's own non-root user, logged in without sudo, and nobody on the director: `flock -n`
+    // cannot even open the lock, so cannot hold it.
+    const sudoUser = labHost("rs3", hosts).sudoUser!.user;
+    const asUser = await labExec("rs3", "flock -n /run/lvs-dr/lock true", { user: sudoUser });
+    expect(asUser.code).not.toBe(0);
+    expect(asUser.stderr).toMatch(/Permission denied/);
+    const asNobody = await labExec("director", "setpriv --reuid=65534 --regid=65534 --clear-groups flock -n /run/lvs-dr/lock true");
+    expect(asNobody.code).not.toBe(0);
+    expect(asNobody.stderr).toMatch(/Permission denied/);
+    // An apply right after, with a change to make on rs3, takes the lock and makes it.
+    await labExecOk("rs3", "echo 0 > /proc/sys/net/ipv4/conf/lo/arp_announce");
+    await withRun(labCluster(), (run) => run.apply());
+    expect((await labExecOk("rs3", "cat /proc/sys/net/ipv4/conf/lo/arp_announce")).trim()).toBe("2");
+
+    // A lock directory another user owns (it could have put anything there): refused before the
+    // first step, naming the path; the director's waiting script changes nothing.
+    await labExecOk("rs2", "echo 0 > /proc/sys/net/ipv4/conf/lo/arp_announce && chown 65534 /run/lvs-dr");
+    try {
+      const error = await withRun(labCluster(), (run) => run.apply()).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ApplyError);
+      expect((error as ApplyError).failures).toEqual([
+        expect.objectContaining({ host: "rs2", wave: "prepare-real-servers", message: expect.stringContaining("/run/lvs-dr must be a directory owned by root") }),
+      ]);
+      expect((error as ApplyError).failures[0]!.message).toMatch(/^exited 79 before the first step/);
+      expect((await labExecOk("rs2", "cat /proc/sys/net/ipv4/conf/lo/arp_announce")).trim()).toBe("0");
+    } finally {
+      await labExecOk("rs2", "chown 0 /run/lvs-dr");
+    }
+    await withRun(labCluster(), (run) => run.apply());
+    expect((await labExecOk("rs2", "cat /proc/sys/net/ipv4/conf/lo/arp_announce")).trim()).toBe("2");
+  }, 180_000);
+
   it("destroy puts every host back as it was before the first apply", async () => {
     await withRun(labCluster(), (run) => run.apply({ destroy: true }));
     expect(await snapshotAll()).toEqual(pristine);
