@@ -7,7 +7,12 @@ export const REPO = resolve(__dirname, "../..");
 
 /** Runs the lvsdr command line as users and cron jobs do: bin/lvsdr in a child process, no terminal. */
 export function lvsdr(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [resolve(REPO, "bin/lvsdr"), ...args], { cwd: REPO, encoding: "utf8", input: "", timeout: 180_000 });
+  return lvsdrWithEnv({}, ...args);
+}
+
+/** The same, with variables added to its environment (jest's process.env is the test file's own copy, not the child's). */
+export function lvsdrWithEnv(env: Record<string, string>, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [resolve(REPO, "bin/lvsdr"), ...args], { cwd: REPO, encoding: "utf8", input: "", timeout: 180_000, env: { ...process.env, ...env } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
