@@ -493,7 +493,7 @@ function scriptFailure(plan: HostWavePlan, result: { code: number; stdout: strin
       return "this host changed since the plan was made (its addresses, kernel settings or the tool's files); nothing was changed on it: plan again";
     case refusalCodes.lockUnsafe: {
       const why = result.stderr.trim().split("\n").slice(-1)[0]?.replace(`${marker} error `, "") ?? "";
-      return `the lock on this host is not root's alone, so another user could hold it and block every apply; nothing was changed on it${why ? `: ${why}` : ""}`;
+      return `the lock on this host is not root's alone (another user could hold it and block every apply): ${why || "nothing was changed on this host"}`;
     }
     default:
       return lastStepFailure(plan, result.stdout, result.stderr, result.code);

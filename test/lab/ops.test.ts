@@ -294,7 +294,9 @@ describeLab("host operations on real hosts", (lab) => {
       expect((error as ApplyError).failures).toEqual([
         expect.objectContaining({ host: "rs2", wave: "prepare-real-servers", message: expect.stringContaining("/run/lvs-dr must be a directory owned by root") }),
       ]);
-      expect((error as ApplyError).failures[0]!.message).toMatch(/^exited 79 before the first step/);
+      expect((error as ApplyError).failures[0]!.message).toMatch(
+        /^the lock on this host is not root's alone \(another user could hold it and block every apply\): .*owned by uid 65534/,
+      );
       expect((await labExecOk("rs2", "cat /proc/sys/net/ipv4/conf/lo/arp_announce")).trim()).toBe("0");
     } finally {
       await labExecOk("rs2", "chown 0 /run/lvs-dr");
