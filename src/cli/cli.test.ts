@@ -71,11 +71,12 @@ virtualServices:
     expect(r.err).toMatch(/directors\[0\]\.colour: unknown key; the keys here are name, .*interface.*dip/);
   });
 
-  it("--json prints { formatVersion, command, ok, source, issues: [{ path, message }] }", async () => {
+  it("--json prints { formatVersion, command, ok, source, total, issues: [{ path, message }] }", async () => {
     const r = await cli("validate", "--file", specFile(bad), "--json");
     expect(r.code).toBe(1);
-    const json = JSON.parse(r.out) as { ok: boolean; issues: { path: string; message: string }[] };
+    const json = JSON.parse(r.out) as { ok: boolean; total: number; issues: { path: string; message: string }[] };
     expect(json.ok).toBe(false);
+    expect(json).toMatchObject({ total: 3 });
     expect(json.issues.map((i) => i.path)).toEqual(["directors[0].interface", "virtualServices[0].realServers[0].name", "virtualServices[0].realServers[0].port"]);
     const good = JSON.parse((await cli("validate", "--stack", "lab", "--stacks-dir", stacksDir, "--json")).out);
     expect(good).toEqual({
@@ -84,6 +85,7 @@ virtualServices:
       ok: true,
       source: join(stacksDir, "Pulumi.lab.yaml"),
       summary: expect.stringMatching(/^cluster lab: /),
+      total: 0,
       issues: [],
     });
   });

@@ -55,7 +55,19 @@ export function canonicalAddress(text: string): string {
   return parseAddress(text)?.text ?? text;
 }
 
+// A DIP is read once per destination it serves when rules check segments: parse each text once.
+const parsedCidrs = new Map<string, ParsedCidr | undefined>();
+
 export function parseCidr(text: string): ParsedCidr | undefined {
+  if (parsedCidrs.has(text)) return parsedCidrs.get(text);
+  if (parsedCidrs.size > 65536) parsedCidrs.clear();
+  const parsed = parseCidrUncached(text);
+  if (parsed) Object.freeze(parsed);
+  parsedCidrs.set(text, parsed);
+  return parsed;
+}
+
+function parseCidrUncached(text: string): ParsedCidr | undefined {
   const slash = text.indexOf("/");
   if (slash < 0) return undefined;
   const address = parseAddress(text.slice(0, slash));

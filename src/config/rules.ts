@@ -88,11 +88,12 @@ function checkHosts(cluster: ClusterSpec, report: Report): void {
   });
 
   const ripOwners = new Map<string, number>();
+  const subnets = subnetsOf(cluster.directors);
   cluster.realServers.forEach((rs, i) => {
     if (rs.interface === "lo") report(["realServers", i, "interface"], "must be the NIC facing the director; the VIP goes on lo by itself");
     const rip = parseAddress(rs.rip);
     if (!rip) return;
-    const unusable = unusableAddress(rip) ?? subnetEdge(rip, subnetsOf(cluster.directors));
+    const unusable = unusableAddress(rip) ?? subnetEdge(rip, subnets);
     if (unusable) report(["realServers", i, "rip"], `${rip.text} is ${unusable}: the RIP must be an address a host can have`);
     const earlier = ripOwners.get(rip.text);
     if (earlier !== undefined) report(["realServers", i, "rip"], `RIP ${rip.text} is also the RIP of realServers[${earlier}]: RIPs must be unique`);

@@ -11,14 +11,16 @@ export interface ValidationReport {
   ok: boolean;
   source: string;
   issues: SpecIssue[];
+  /** Every problem found; more than `issues` holds when the list was capped. */
+  total: number;
   summary?: string;
 }
 
 export function collectValidation(options: SourceOptions): ValidationReport {
   const source = specSource(options);
   const { path, result } = checkClusterSource(source);
-  if (!result.ok) return { ok: false, source: path, issues: result.issues };
-  return { ok: true, source: path, issues: [], summary: summarize(result.cluster) };
+  if (!result.ok) return { ok: false, source: path, issues: result.issues, total: result.total };
+  return { ok: true, source: path, issues: [], total: 0, summary: summarize(result.cluster) };
 }
 
 function plural(n: number, word: string): string {
@@ -32,7 +34,7 @@ export function summarize(cluster: Cluster): string {
 
 export function printValidation(report: ValidationReport, io: CliIo, json: boolean): void {
   if (json) {
-    io.out(jsonDocument("validate", report.ok, { source: report.source, ...(report.summary ? { summary: report.summary } : {}), issues: report.issues }));
+    io.out(jsonDocument("validate", report.ok, { source: report.source, ...(report.summary ? { summary: report.summary } : {}), total: report.total, issues: report.issues }));
     return;
   }
   if (report.ok) {
@@ -40,7 +42,7 @@ export function printValidation(report: ValidationReport, io: CliIo, json: boole
     return;
   }
   for (const issue of report.issues) io.err(formatIssue(report.source, issue));
-  io.err(`${report.source}: ${plural(report.issues.length, "problem")}`);
+  io.err(`${report.source}: ${plural(report.total, "problem")}`);
 }
 
 export function validateCommand(io: CliIo, setExit: (code: number) => void): Command {
