@@ -73,6 +73,8 @@ function hostLock(): string {
   const dir = quote(assertManagedPath(hostPaths.lockDir));
   const lock = quote(assertManagedPath(hostPaths.lock));
   return [
+    // Everything below needs root; a user without it would only be told the lock is not its own.
+    `[ "$(id -u)" -eq 0 ] || { printf '%s\\n' "${marker} error this script must run as root and runs as uid $(id -u): connect as root, or set sudo: true on its connection (passwordless sudo); nothing was changed on this host" >&2; exit 1; }`,
     // lvsdr_unsafe PATH WHAT UID HEXMODE
     `lvsdr_unsafe() { printf '%s\\n' "${marker} error refusing to take the host lock: $1 must be $2 owned by root that no other user can write (it is owned by uid \${3:-?}, mode $(printf %o $((0x\${4:-0} & 07777))); this script runs as uid $(id -u)); nothing was changed on this host" >&2; exit ${refusalCodes.lockUnsafe}; }`,
     `[ -d ${dir} ] || mkdir -m 0700 ${dir}`,
