@@ -40,7 +40,12 @@ describeLab("lvsdr on the lab", () => {
     // The director's record first, then its IPVS settings, then its table.
     const directorOps = plan.waves[1]!.hosts[0]!.steps.map((s) => s.op);
     expect(directorOps[0]).toBe("record-ownership");
-    expect(plan.waves[1]!.hosts[0]!.steps.find((s) => s.op === "add-service")).toEqual({ op: "add-service", description: "add virtual service tcp:198.51.100.5:80 scheduler rr" });
+    expect(plan.waves[1]!.hosts[0]!.steps.find((s) => s.op === "add-service")).toEqual({
+      op: "add-service",
+      description: "add virtual service tcp:198.51.100.5:80 scheduler rr",
+      takesAway: false,
+      service: { protocol: "tcp", family: 4, address: "198.51.100.5", port: 80, fwmark: 0, scheduler: "rr", flags: [], persistence: null },
+    });
     expect(directorOps.indexOf("set-sysctl")).toBeLessThan(directorOps.indexOf("add-service"));
     expect(plan.drift.clean).toBe(false);
     expect(plan.preflight).toEqual([]);
