@@ -122,6 +122,12 @@ function specIssues(raw: { issues: RawIssue[]; total: number }, where: string, l
 }
 
 function parseClusterRaw(value: unknown): { ok: true; cluster: Cluster } | { ok: false; issues: RawIssue[]; total: number } {
+  // A cluster validated before, changed and validated again ({ ...cluster, virtualServices }):
+  // its parsed addresses are not part of the spec, and are made anew from what it says now.
+  if (value !== null && typeof value === "object" && (value as { addresses?: unknown }).addresses instanceof ClusterAddresses) {
+    const { addresses: _stale, ...spec } = value as { addresses: unknown };
+    value = spec;
+  }
   const result = clusterSchema.safeParse(value, { error: specErrorMap });
   if (result.success) return { ok: true, cluster: { ...result.data, addresses: ClusterAddresses.of(result.data) } };
   return { ok: false, ...rawIssues(result.error, value) };

@@ -54,6 +54,13 @@ describe("desired state from the addresses validation parsed", () => {
     expect(cluster.addresses.vip({ name: "web" }).text).toBe("2001:db8::5");
   });
 
+  it("a validated cluster, changed and validated again, gets its addresses anew", () => {
+    const cluster = parsed(v6);
+    const again = parsed({ ...cluster, realServers: [{ ...cluster.realServers[0]!, rip: "2001:db8::b" }] });
+    expect(again.addresses.rip({ name: "rs1" }).text).toBe("2001:db8::b");
+    expect(desiredClusterState(again).hosts.find((h) => h.host === "rs1")!.primaryAddress).toBe("2001:db8::b");
+  });
+
   it("refuses a name validation never saw instead of guessing", () => {
     const cluster = parsed(v6);
     expect(() => desiredClusterState({ ...cluster, realServers: [...cluster.realServers, { ...cluster.realServers[0]!, name: "rs9" }] })).toThrow(
