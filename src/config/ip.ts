@@ -26,18 +26,24 @@ export function familyOf(text: string): Family | undefined {
   return undefined;
 }
 
-// Clusters repeat a few addresses thousands of times (a VIP per service, a RIP per
-// destination); parsing each once keeps validating and planning 10,000 entries fast.
-const parsedAddresses = new Map<string, ParsedAddress | undefined>();
-
-export function parseAddress(text: string): ParsedAddress | undefined {
-  if (parsedAddresses.has(text)) return parsedAddresses.get(text);
-  if (parsedAddresses.size > 65536) parsedAddresses.clear();
-  const parsed = parseAddressUncached(text);
-  if (parsed) Object.freeze(parsed);
-  parsedAddresses.set(text, parsed);
-  return parsed;
+/**
+ * Parses each text once. Clusters repeat a few addresses thousands of times (a VIP per service,
+ * a RIP per destination, a DIP per destination its director serves): validating and planning
+ * 10,000 entries stays fast. Results are frozen, since callers share them.
+ */
+function memoized<T extends object>(parse: (text: string) => T | undefined): (text: string) => T | undefined {
+  const seen = new Map<string, T | undefined>();
+  return (text) => {
+    if (seen.has(text)) return seen.get(text);
+    if (seen.size > 65536) seen.clear();
+    const parsed = parse(text);
+    if (parsed) Object.freeze(parsed);
+    seen.set(text, parsed);
+    return parsed;
+  };
 }
+
+export const parseAddress: (text: string) => ParsedAddress | undefined = memoized(parseAddressUncached);
 
 function parseAddressUncached(text: string): ParsedAddress | undefined {
   if (isIPv4(text)) {
@@ -55,17 +61,7 @@ export function canonicalAddress(text: string): string {
   return parseAddress(text)?.text ?? text;
 }
 
-// A DIP is read once per destination it serves when rules check segments: parse each text once.
-const parsedCidrs = new Map<string, ParsedCidr | undefined>();
-
-export function parseCidr(text: string): ParsedCidr | undefined {
-  if (parsedCidrs.has(text)) return parsedCidrs.get(text);
-  if (parsedCidrs.size > 65536) parsedCidrs.clear();
-  const parsed = parseCidrUncached(text);
-  if (parsed) Object.freeze(parsed);
-  parsedCidrs.set(text, parsed);
-  return parsed;
-}
+export const parseCidr: (text: string) => ParsedCidr | undefined = memoized(parseCidrUncached);
 
 function parseCidrUncached(text: string): ParsedCidr | undefined {
   const slash = text.indexOf("/");

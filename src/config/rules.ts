@@ -113,6 +113,16 @@ function checkHosts(cluster: ClusterSpec, report: Report): void {
  */
 export const widestSegment = { 4: 16, 6: 64 } as const;
 
+/** Each VIP, canonical, with the first virtual service that uses it. */
+function vipServices(cluster: ClusterSpec): Map<string, string> {
+  const vips = new Map<string, string>();
+  for (const svc of cluster.virtualServices) {
+    const vip = parseAddress(svc.vip);
+    if (vip && !vips.has(vip.text)) vips.set(vip.text, svc.name);
+  }
+  return vips;
+}
+
 /**
  * Why an address is no host's address in a director's subnet: the network address (in IPv6 the
  * subnet-router anycast address), or in IPv4 the subnet's broadcast address.
@@ -140,11 +150,7 @@ function subnetEdge(address: ParsedAddress, subnets: readonly { name: string; di
 function checkGateways(cluster: ClusterSpec, report: Report): void {
   const subnets = subnetsOf(cluster.directors);
   const dips = new Map(subnets.map((s) => [s.dip.address.text, s.name]));
-  const vips = new Map<string, string>();
-  for (const svc of cluster.virtualServices) {
-    const vip = parseAddress(svc.vip);
-    if (vip && !vips.has(vip.text)) vips.set(vip.text, svc.name);
-  }
+  const vips = vipServices(cluster);
   cluster.realServers.forEach((rs, i) => {
     if (rs.gateway === undefined) return;
     const at: Path = ["realServers", i, "gateway"];
@@ -197,11 +203,7 @@ function checkConnections(cluster: ClusterSpec, report: Report): void {
   if (shared?.proxy && keyChoices(shared.proxy) === 0) {
     report([...sharedPath, "proxy", "hostKey"], "is required: pin the bastion's host key, or set knownHostsFile, or opt in to trustOnFirstUse");
   }
-  const vips = new Map<string, string>();
-  for (const svc of cluster.virtualServices) {
-    const vip = parseAddress(svc.vip);
-    if (vip && !vips.has(vip.text)) vips.set(vip.text, svc.name);
-  }
+  const vips = vipServices(cluster);
 
   const targets = new Map<string, string>();
   for (const { path, conn, fallback } of connectionPaths(cluster)) {
