@@ -3,7 +3,7 @@
  * persistence masks from here as parsed values (family, canonical text, prefix) and never
  * parses address text itself; a name that validation did not see is a programming error.
  */
-import { netmaskToPrefix, parseAddress, parseCidr, type ParsedAddress, type ParsedCidr } from "./ip";
+import { netmaskToPrefix, parseAddress, parseCidr, type Family, type ParsedAddress, type ParsedCidr } from "./ip";
 import type { ClusterSpec } from "./schema";
 
 export class ClusterAddresses {
@@ -11,6 +11,9 @@ export class ClusterAddresses {
     private readonly vips: ReadonlyMap<string, ParsedAddress>,
     private readonly rips: ReadonlyMap<string, ParsedAddress>,
     private readonly dips: ReadonlyMap<string, ParsedCidr>,
+    /** Dual stack: the second family's RIP and DIP (`rip6`, `dip6`), by host name. */
+    private readonly rips6: ReadonlyMap<string, ParsedAddress>,
+    private readonly dips6: ReadonlyMap<string, ParsedCidr>,
     private readonly persistencePrefixes: ReadonlyMap<string, number>,
   ) {}
 
@@ -28,7 +31,11 @@ export class ClusterAddresses {
     }
     const rips = new Map(spec.realServers.map((rs) => [rs.name, must(parseAddress(rs.rip), `realServers ${rs.name}.rip`, rs.rip)]));
     const dips = new Map(spec.directors.map((d) => [d.name, must(parseCidr(d.dip), `directors ${d.name}.dip`, d.dip)]));
-    return new ClusterAddresses(vips, rips, dips, prefixes);
+    const rips6 = new Map(
+      spec.realServers.flatMap((rs) => (rs.rip6 === undefined ? [] : [[rs.name, must(parseAddress(rs.rip6), `realServers ${rs.name}.rip6`, rs.rip6)] as const])),
+    );
+    const dips6 = new Map(spec.directors.flatMap((d) => (d.dip6 === undefined ? [] : [[d.name, must(parseCidr(d.dip6), `directors ${d.name}.dip6`, d.dip6)] as const])));
+    return new ClusterAddresses(vips, rips, dips, rips6, dips6, prefixes);
   }
 
   vip(service: { name: string }): ParsedAddress {
@@ -41,6 +48,24 @@ export class ClusterAddresses {
 
   dip(director: { name: string }): ParsedCidr {
     return found(this.dips.get(director.name), "director", director.name);
+  }
+
+  /** The real server's RIP in a family (`rip`, or `rip6` beside it); validation made sure each service's real servers have one. */
+  ripIn(realServer: { name: string }, family: Family): ParsedAddress {
+    const rip = this.rip(realServer);
+    return rip.family === family ? rip : found(this.rips6.get(realServer.name), `real server with an IPv${family} RIP`, realServer.name);
+  }
+
+  /** Every RIP of the real server: `rip`, then `rip6` when given. */
+  ripsOf(realServer: { name: string }): ParsedAddress[] {
+    const second = this.rips6.get(realServer.name);
+    return second ? [this.rip(realServer), second] : [this.rip(realServer)];
+  }
+
+  /** Every DIP of the director: `dip`, then `dip6` when given. */
+  dipsOf(director: { name: string }): ParsedCidr[] {
+    const second = this.dips6.get(director.name);
+    return second ? [this.dip(director), second] : [this.dip(director)];
   }
 
   /** The persistence mask as a prefix length, in the VIP's family. */

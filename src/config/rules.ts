@@ -66,43 +66,76 @@ function checkHosts(cluster: ClusterSpec, report: Report): void {
   const dipOwners = new Map<string, number>();
   cluster.directors.forEach((director, i) => {
     if (director.interface === "lo") report(["directors", i, "interface"], "must be the NIC facing the real servers, not the loopback interface");
-    const dip = parseCidr(director.dip);
-    if (!dip) return;
-    const unusable = unusableAddress(dip.address);
-    if (unusable) report(["directors", i, "dip"], `${dip.address.text} is ${unusable}: the DIP must be an address a host can have`);
-    const widest = widestSegment[dip.address.family];
-    if (dip.prefix < widest) {
-      report(
-        ["directors", i, "dip"],
-        `prefix /${dip.prefix} is wider than one broadcast domain can be: LVS-DR needs the director and real servers on one segment, and a subnet wider than /${widest} (IPv${dip.address.family}) would let the one-subnet check pass for hosts that cannot share one`,
-      );
-    }
-    if (dip.address.family === 4 && dip.prefix < 31) {
-      if (dip.address.value === networkAddress(dip).value || dip.address.value === broadcastAddress(dip).value) {
-        report(["directors", i, "dip"], `${director.dip} is the network or broadcast address of its subnet: the DIP must be a host address`);
+    const checkDip = (field: "dip" | "dip6", dip: ParsedCidr) => {
+      const unusable = unusableAddress(dip.address);
+      if (unusable) report(["directors", i, field], `${dip.address.text} is ${unusable}: the DIP must be an address a host can have`);
+      const widest = widestSegment[dip.address.family];
+      if (dip.prefix < widest) {
+        report(
+          ["directors", i, field],
+          `prefix /${dip.prefix} is wider than one broadcast domain can be: LVS-DR needs the director and real servers on one segment, and a subnet wider than /${widest} (IPv${dip.address.family}) would let the one-subnet check pass for hosts that cannot share one`,
+        );
       }
-    }
-    const earlier = dipOwners.get(dip.address.text);
-    if (earlier !== undefined) report(["directors", i, "dip"], `DIP ${dip.address.text} is also the DIP of directors[${earlier}]: addresses must be unique`);
-    else dipOwners.set(dip.address.text, i);
+      if (dip.address.family === 4 && dip.prefix < 31) {
+        if (dip.address.value === networkAddress(dip).value || dip.address.value === broadcastAddress(dip).value) {
+          report(["directors", i, field], `${dip.address.text}/${dip.prefix} is the network or broadcast address of its subnet: the DIP must be a host address`);
+        }
+      }
+      const earlier = dipOwners.get(dip.address.text);
+      if (earlier !== undefined) report(["directors", i, field], `DIP ${dip.address.text} is also the DIP of directors[${earlier}]: addresses must be unique`);
+      else dipOwners.set(dip.address.text, i);
+    };
+    const dip = parseCidr(director.dip);
+    if (dip) checkDip("dip", dip);
+    const dip6 = director.dip6 === undefined ? undefined : parseCidr(director.dip6);
+    if (!dip6) return;
+    if (dip6.address.family !== 6) report(["directors", i, "dip6"], "must be an IPv6 address with its prefix: dip6 is the director's IPv6 DIP beside an IPv4 dip");
+    else if (dip && dip.address.family !== 4)
+      report(["directors", i, "dip6"], `is given but dip ${dip.address.text} is IPv6 already: a director has one DIP per family (dip IPv4, dip6 IPv6)`);
+    else checkDip("dip6", dip6);
   });
 
   const ripOwners = new Map<string, number>();
   const subnets = subnetsOf(cluster.directors);
   cluster.realServers.forEach((rs, i) => {
     if (rs.interface === "lo") report(["realServers", i, "interface"], "must be the NIC facing the director; the VIP goes on lo by itself");
+    const checkRip = (field: "rip" | "rip6", rip: ParsedAddress) => {
+      const unusable = unusableAddress(rip) ?? subnetEdge(rip, subnets);
+      if (unusable) report(["realServers", i, field], `${rip.text} is ${unusable}: the RIP must be an address a host can have`);
+      const earlier = ripOwners.get(rip.text);
+      if (earlier !== undefined) report(["realServers", i, field], `RIP ${rip.text} is also the RIP of realServers[${earlier}]: RIPs must be unique`);
+      else ripOwners.set(rip.text, i);
+      const director = dipOwners.get(rip.text);
+      if (director !== undefined) {
+        report(["realServers", i, field], `RIP ${rip.text} is the DIP of directors[${director}]: a director cannot be its own real server in LVS-DR`);
+      }
+    };
     const rip = parseAddress(rs.rip);
-    if (!rip) return;
-    const unusable = unusableAddress(rip) ?? subnetEdge(rip, subnets);
-    if (unusable) report(["realServers", i, "rip"], `${rip.text} is ${unusable}: the RIP must be an address a host can have`);
-    const earlier = ripOwners.get(rip.text);
-    if (earlier !== undefined) report(["realServers", i, "rip"], `RIP ${rip.text} is also the RIP of realServers[${earlier}]: RIPs must be unique`);
-    else ripOwners.set(rip.text, i);
-    const director = dipOwners.get(rip.text);
-    if (director !== undefined) {
-      report(["realServers", i, "rip"], `RIP ${rip.text} is the DIP of directors[${director}]: a director cannot be its own real server in LVS-DR`);
-    }
+    if (rip) checkRip("rip", rip);
+    const rip6 = rs.rip6 === undefined ? undefined : parseAddress(rs.rip6);
+    if (!rip6) return;
+    if (rip6.family !== 6) report(["realServers", i, "rip6"], "must be an IPv6 address: rip6 is the real server's IPv6 RIP beside an IPv4 rip");
+    else if (rip && rip.family !== 4)
+      report(["realServers", i, "rip6"], `is given but rip ${rip.text} is IPv6 already: a real server has one RIP per family (rip IPv4, rip6 IPv6)`);
+    else checkRip("rip6", rip6);
   });
+}
+
+/** A director's DIPs as given (`dip`, then `dip6`), those that parse. */
+function dipsOfSpec(director: ClusterSpec["directors"][number]): ParsedCidr[] {
+  return [director.dip, director.dip6].flatMap((text) => {
+    const dip = text === undefined ? undefined : parseCidr(text);
+    return dip ? [dip] : [];
+  });
+}
+
+/** A real server's RIP in a family: `rip`, or `rip6` beside it. */
+function ripInSpec(rs: ClusterSpec["realServers"][number], family: number): ParsedAddress | undefined {
+  for (const text of [rs.rip, rs.rip6]) {
+    const rip = text === undefined ? undefined : parseAddress(text);
+    if (rip?.family === family) return rip;
+  }
+  return undefined;
 }
 
 /**
@@ -152,28 +185,52 @@ function checkGateways(cluster: ClusterSpec, report: Report): void {
   const dips = new Map(subnets.map((s) => [s.dip.address.text, s.name]));
   const vips = vipServices(cluster);
   cluster.realServers.forEach((rs, i) => {
-    if (rs.gateway === undefined) return;
-    const at: Path = ["realServers", i, "gateway"];
-    const gateway = parseAddress(rs.gateway);
-    const rip = parseAddress(rs.rip);
-    if (!gateway || !rip) return;
-    const unusable = unusableAddress(gateway) ?? subnetEdge(gateway, subnets);
-    if (unusable) return report(at, `${gateway.text} is ${unusable}: a gateway must be a router's address on the segment`);
-    if (gateway.family !== rip.family) return report(at, `is IPv${gateway.family} but the RIP ${rip.text} is IPv${rip.family}: the gateway must be in the RIP's family`);
-    if (gateway.text === rip.text) return report(at, `is the real server's own RIP: the gateway is the router its replies go to`);
-    const director = dips.get(gateway.text);
-    if (director !== undefined) {
-      return report(at, `is the DIP of director "${director}": a real server's replies must go to the front gateway, never through the director`);
-    }
-    const service = vips.get(gateway.text);
-    if (service !== undefined) return report(at, `is the VIP of virtual service "${service}": every real server holds the VIPs on lo, so it would route its replies to itself`);
-    const segments = subnets.filter((s) => cidrContains(s.dip, rip));
-    if (segments.length > 0 && !segments.some((s) => cidrContains(s.dip, gateway))) {
-      const seg = segments[0]!;
-      report(
-        at,
-        `${gateway.text} is outside the real server's segment ${networkAddress(seg.dip).text}/${seg.dip.prefix} (director "${seg.name}"): a gateway must be reachable on-link`,
-      );
+    const pairs = [
+      { field: "gateway", text: rs.gateway, ripField: "rip", ripText: rs.rip },
+      { field: "gateway6", text: rs.gateway6, ripField: "rip6", ripText: rs.rip6 },
+    ] as const;
+    for (const { field, text, ripField, ripText } of pairs) {
+      if (text === undefined) continue;
+      const at: Path = ["realServers", i, field];
+      const gateway = parseAddress(text);
+      if (!gateway) continue;
+      if (ripText === undefined) {
+        report(at, `needs ${ripField}: ${field} is the IPv6 gateway of the real server's IPv6 RIP`);
+        continue;
+      }
+      const rip = parseAddress(ripText);
+      if (!rip) continue;
+      const unusable = unusableAddress(gateway) ?? subnetEdge(gateway, subnets);
+      if (unusable) {
+        report(at, `${gateway.text} is ${unusable}: a gateway must be a router's address on the segment`);
+        continue;
+      }
+      if (gateway.family !== rip.family) {
+        report(at, `is IPv${gateway.family} but the RIP ${rip.text} is IPv${rip.family}: the gateway must be in the RIP's family`);
+        continue;
+      }
+      if (gateway.text === rip.text) {
+        report(at, `is the real server's own RIP: the gateway is the router its replies go to`);
+        continue;
+      }
+      const director = dips.get(gateway.text);
+      if (director !== undefined) {
+        report(at, `is the DIP of director "${director}": a real server's replies must go to the front gateway, never through the director`);
+        continue;
+      }
+      const service = vips.get(gateway.text);
+      if (service !== undefined) {
+        report(at, `is the VIP of virtual service "${service}": every real server holds the VIPs on lo, so it would route its replies to itself`);
+        continue;
+      }
+      const segments = subnets.filter((s) => cidrContains(s.dip, rip));
+      if (segments.length > 0 && !segments.some((s) => cidrContains(s.dip, gateway))) {
+        const seg = segments[0]!;
+        report(
+          at,
+          `${gateway.text} is outside the real server's segment ${networkAddress(seg.dip).text}/${seg.dip.prefix} (director "${seg.name}"): a gateway must be reachable on-link`,
+        );
+      }
     }
   });
 }
@@ -292,12 +349,13 @@ function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
   const realServersByName = new Map(cluster.realServers.map((r) => [r.name, r]));
   const hostAddresses = new Map<string, string>();
   cluster.directors.forEach((d, i) => {
-    const dip = parseCidr(d.dip);
-    if (dip) hostAddresses.set(dip.address.text, `the DIP of directors[${i}]`);
+    for (const dip of dipsOfSpec(d)) hostAddresses.set(dip.address.text, `the DIP of directors[${i}]`);
   });
   cluster.realServers.forEach((r, i) => {
-    const rip = parseAddress(r.rip);
-    if (rip) hostAddresses.set(rip.text, `the RIP of realServers[${i}]`);
+    for (const text of [r.rip, r.rip6]) {
+      const rip = text === undefined ? undefined : parseAddress(text);
+      if (rip) hostAddresses.set(rip.text, `the RIP of realServers[${i}]`);
+    }
   });
   const serviceKeys = new Map<string, number>();
   const vipDirectors = new Map<string, { director: string; index: number }>();
@@ -327,7 +385,7 @@ function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
       .map((name) => directorsByName.get(name))
       .filter((d): d is NonNullable<typeof d> => d !== undefined);
     const director = servingDirectors[0];
-    const dip = director ? parseCidr(director.dip) : undefined;
+    const dips = director ? dipsOfSpec(director) : [];
     // Who holds the VIP: one director, or a group through VRRP.
     const holderName = group ? `failover group "${group.name}"` : directorName !== undefined ? `director "${directorName}"` : undefined;
 
@@ -346,8 +404,13 @@ function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
       if (unusable) report(at("vip"), `${vip.text} is ${unusable}: a VIP must be an address clients can reach`);
       const clash = hostAddresses.get(vip.text);
       if (clash) report(at("vip"), `VIP ${vip.text} is ${clash}: the VIP must be an address of its own`);
-      if (dip && dip.address.family !== vip.family) {
-        report(at("vip"), `is IPv${vip.family} but director "${director?.name}" has an IPv${dip.address.family} DIP: one address family per virtual service`);
+      if (dips.length > 0 && !dips.some((dip) => dip.address.family === vip.family)) {
+        report(
+          at("vip"),
+          vip.family === 6
+            ? `is IPv6 but director "${director?.name}" has only an IPv4 DIP: give the director dip6, its IPv6 address on the same NIC (one address family per virtual service)`
+            : `is IPv4 but director "${director?.name}" has only an IPv6 DIP: give the director an IPv4 dip, with the IPv6 one as dip6 (one address family per virtual service)`,
+        );
       }
       const key = isFwmark ? `fwmark:${svc.fwmark}` : `${svc.protocol}:${vip.text}:${svc.port}`;
       const earlier = serviceKeys.get(key);
@@ -391,14 +454,20 @@ function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
 
     /** Same family as the VIP, and inside the subnet of every director that serves the service. */
     const checkOnSegment = (rs: ClusterSpec["realServers"][number], path: Path, what: string) => {
-      const rip = parseAddress(rs.rip);
-      if (rip && vip && rip.family !== vip.family) {
-        report(path, `${what} "${rs.name}" has an IPv${rip.family} RIP but the VIP is IPv${vip.family}: one address family per virtual service`);
+      if (!vip) return;
+      const rip = ripInSpec(rs, vip.family);
+      if (!rip) {
+        const has = parseAddress(rs.rip);
+        if (has)
+          report(
+            path,
+            `${what} "${rs.name}" has no IPv${vip.family} RIP but the VIP is IPv${vip.family}: ${vip.family === 6 ? "give it rip6, its IPv6 address on the same NIC" : "give it an IPv4 rip, with the IPv6 one as rip6"} (one address family per virtual service)`,
+          );
         return;
       }
       for (const d of servingDirectors) {
-        const ddip = parseCidr(d.dip);
-        if (rip && ddip && ddip.address.family === rip.family && !cidrContains(ddip, rip)) {
+        const ddip = dipsOfSpec(d).find((c) => c.address.family === rip.family);
+        if (ddip && !cidrContains(ddip, rip)) {
           report(
             path,
             `RIP ${rip.text} of ${what} "${rs.name}" is outside director "${d.name}"'s subnet ${networkAddress(ddip).text}/${ddip.prefix}: director and real servers must share one broadcast domain`,
@@ -448,10 +517,7 @@ function checkVirtualServices(cluster: ClusterSpec, report: Report): void {
 type At = (...rest: Path) => Path;
 
 function subnetsOf(directors: readonly ClusterSpec["directors"][number][]): { name: string; dip: ParsedCidr }[] {
-  return directors.flatMap((d) => {
-    const dip = parseCidr(d.dip);
-    return dip ? [{ name: d.name, dip }] : [];
-  });
+  return directors.flatMap((d) => dipsOfSpec(d).map((dip) => ({ name: d.name, dip })));
 }
 
 function checkHealth(svc: ClusterSpec["virtualServices"][number], at: At, report: Report): void {

@@ -111,6 +111,59 @@ describe("cluster spec: every rule names its field", () => {
     expectIssue(withService({ vip: "2001:db8::5" }), "virtualServices[0].vip", /one address family/);
   });
 
+  describe("dual stack: dip6, rip6, gateway6", () => {
+    const dual = (extra: Partial<ClusterInput> = {}) =>
+      labLikeSpec({
+        directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", dip6: "2001:db8:a::2/64" }],
+        realServers: [
+          { name: "rs1", rip: "198.51.100.10", rip6: "2001:db8:a::10", gateway: "198.51.100.1", gateway6: "2001:db8:a::1" },
+          { name: "rs2", rip: "198.51.100.11" },
+        ],
+        virtualServices: [
+          { name: "web4", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }, { name: "rs2" }] },
+          { name: "web6", vip: "2001:db8:a::5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] },
+        ],
+        ...extra,
+      });
+
+    it("accepts IPv4 and IPv6 services on one director with the same real servers", () => {
+      expect(issues(dual())).toEqual([]);
+    });
+
+    it("an IPv6 service needs a director with dip6 and real servers with rip6", () => {
+      const spec = dual();
+      spec.virtualServices![1]!.realServers = [{ name: "rs2" }];
+      expectIssue(spec, "virtualServices[1].realServers[0].name", /"rs2" has no IPv6 RIP .*give it rip6/);
+      const noDip6 = dual({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24" }] });
+      expectIssue(noDip6, "virtualServices[1].vip", /only an IPv4 DIP: give the director dip6/);
+    });
+
+    it("dip6, rip6 and gateway6 are IPv6, beside IPv4, in the director's IPv6 subnet", () => {
+      expectIssue(dual({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", dip6: "198.51.100.3/24" }] }), "directors[0].dip6", /must be an IPv6 address/);
+      expectIssue(dual({ directors: [{ name: "director", interface: "eth0", dip: "2001:db8:a::2/64", dip6: "2001:db8:a::3/64" }] }), "directors[0].dip6", /IPv6 already/);
+      expectIssue(
+        dual({ directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", dip6: "2001:db8:a::2/48" }] }),
+        "directors[0].dip6",
+        /wider than one broadcast domain/,
+      );
+      const spec = dual();
+      spec.realServers![0]!.rip6 = "2001:db8:b::10";
+      expectIssue(spec, "virtualServices[1].realServers[0].name", /outside director "director"'s subnet 2001:db8:a::\/64/);
+      const clash = dual();
+      clash.realServers![1]!.rip6 = "2001:db8:a::10";
+      expectIssue(clash, "realServers[1].rip6", /also the RIP of realServers\[0\]/);
+      const gw = dual();
+      gw.realServers![0]!.gateway6 = "2001:db8:a::2";
+      expectIssue(gw, "realServers[0].gateway6", /DIP of director "director"/);
+      const noRip6 = dual();
+      noRip6.realServers![1]!.gateway6 = "2001:db8:a::1";
+      expectIssue(noRip6, "realServers[1].gateway6", /needs rip6/);
+      const v4gw6 = dual();
+      v4gw6.realServers![0]!.gateway6 = "198.51.100.1";
+      expectIssue(v4gw6, "realServers[0].gateway6", /is IPv4 but the RIP 2001:db8:a::10 is IPv6/);
+    });
+  });
+
   it("no duplicate names or RIPs", () => {
     const spec = labLikeSpec();
     spec.realServers = [

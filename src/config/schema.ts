@@ -81,6 +81,8 @@ export const directorSchema = z
     interface: interfaceName,
     /** The director's own address with its prefix, e.g. 198.51.100.2/24. */
     dip: ipCidr,
+    /** Dual stack: the director's IPv6 address with its prefix on the same NIC, beside an IPv4 `dip`, for IPv6 services. */
+    dip6: ipCidr.optional(),
     connection: connectionSchema.optional(),
     ipvs: ipvsSettingsSchema.prefault({}),
   })
@@ -90,10 +92,14 @@ export const realServerSchema = z
   .object({
     name: resourceName,
     rip: ipAddress,
+    /** Dual stack: the real server's IPv6 address on the same NIC, beside an IPv4 `rip`, for IPv6 services. */
+    rip6: ipAddress.optional(),
     /** The NIC facing the director; ARP suppression is set on it too. */
     interface: interfaceName.default("eth0"),
     /** The real server's default gateway, if you want it checked: it must not be the DIP. */
     gateway: ipAddress.optional(),
+    /** Dual stack: the IPv6 gateway, checked like `gateway` against `rip6`. */
+    gateway6: ipAddress.optional(),
     connection: connectionSchema.optional(),
   })
   .strict();

@@ -37,6 +37,29 @@ describe("desired state from the addresses validation parsed", () => {
     expect(desired.targets.map((t) => t.connection.host)).toEqual(["2001:db8::2", "2001:db8::a"]);
   });
 
+  it("registers a dual-stack real server by its RIP in each service's family", () => {
+    const dual = labLikeSpec({
+      directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", dip6: "2001:db8:a::2/64" }],
+      realServers: [{ name: "rs1", rip: "198.51.100.10", rip6: "2001:DB8:A::10", interface: "eth0" }],
+      virtualServices: [
+        { name: "web4", vip: "198.51.100.5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] },
+        { name: "web6", vip: "2001:db8:a::5", protocol: "tcp", port: 80, realServers: [{ name: "rs1" }] },
+      ],
+    });
+    const desired = desiredClusterState(parsed(dual));
+    const director = desired.hosts.find((h) => h.host === "director")!;
+    expect(director.destinations.map((d) => [d.service, d.address])).toEqual([
+      ["tcp:198.51.100.5:80", "198.51.100.10"],
+      ["tcp:[2001:db8:a::5]:80", "2001:db8:a::10"],
+    ]);
+    expect(director.onLinkPeers).toEqual(["198.51.100.10", "2001:db8:a::10"]);
+    expect(director.addresses.map((a) => `${a.address}/${a.prefix}`)).toEqual(["198.51.100.5/32", "2001:db8:a::5/128"]);
+    const rs1 = desired.hosts.find((h) => h.host === "rs1")!;
+    expect(rs1.addresses.map((a) => `${a.interface} ${a.address}/${a.prefix}`)).toEqual(["lo 198.51.100.5/32", "lo 2001:db8:a::5/128"]);
+    // The connection goes to the primary addresses; the IPv6 ones only carry traffic.
+    expect(desired.targets.map((t) => t.connection.host)).toEqual(["198.51.100.2", "198.51.100.10"]);
+  });
+
   it("writes an IPv4 persistence mask dotted, as ipvsadm prints it, and one client per entry by default", () => {
     const spec = labLikeSpec({
       virtualServices: [

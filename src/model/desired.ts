@@ -122,7 +122,8 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
     for (const dest of svc.realServers) {
       const rs = realServers.get(dest.name);
       if (!rs) continue;
-      const rip = cluster.addresses.rip(rs);
+      // A dual-stack real server is registered by its RIP in the service's family.
+      const rip = cluster.addresses.ripIn(rs, vip.family);
       onLinkPeers.add(rip.text);
       const destination: DestinationState = {
         service: key,
@@ -140,7 +141,7 @@ export function desiredDirectorState(cluster: Cluster, director: Director): Desi
     }
     if (keepalived) {
       const sorry = svc.sorryServer !== undefined ? realServers.get(svc.sorryServer) : undefined;
-      const sorryRip = sorry ? cluster.addresses.rip(sorry) : undefined;
+      const sorryRip = sorry ? cluster.addresses.ripIn(sorry, vip.family) : undefined;
       if (sorryRip) onLinkPeers.add(sorryRip.text);
       virtualServers.push({
         service: state,
