@@ -11,7 +11,7 @@ import { isIpvsStep, type HostWavePlan, type Step } from "../model/steps";
 import { describeStep } from "./describe";
 import { renderOwnershipFile } from "./files";
 import { ipvsLine, serviceSelectorFromKey } from "./ipvsadm";
-import { PATH } from "./script-common";
+import { addAddressCommand, PATH } from "./script-common";
 import { assertAddress, assertInterface, assertManagedPath, assertSysctlKey, assertSysctlValue, assertUint, heredoc, quote } from "./shell";
 
 /**
@@ -114,10 +114,8 @@ function stepCommand(step: Step): string {
     }
     case "set-ipvs-timeouts":
       return `[ -e /proc/net/ip_vs ] || modprobe ip_vs\nipvsadm --set ${assertUint(step.timeouts.tcp)} ${assertUint(step.timeouts.tcpFin)} ${assertUint(step.timeouts.udp)}`;
-    case "add-address": {
-      const a = step.address;
-      return `ip addr replace ${quote(`${assertAddress(a.address)}/${assertUint(a.prefix, 128)}`)} dev ${quote(assertInterface(a.interface))}`;
-    }
+    case "add-address":
+      return addAddressCommand(step.address);
     case "remove-address":
       return removeAddressCommand(step.address);
     case "write-file":

@@ -6,7 +6,8 @@ import type { OwnershipRecord, PersistedFile, RenderedFile } from "../model/host
 import { hostPaths } from "../model/paths";
 import { ipvsLine } from "./ipvsadm";
 import { renderKeepalivedConf } from "./keepalived";
-import { assertAddress, assertInterface, assertManagedPath, assertSysctlKey, assertSysctlValue, assertUint, quote } from "./shell";
+import { addAddressCommand } from "./script-common";
+import { assertManagedPath, assertSysctlKey, assertSysctlValue, assertUint, quote } from "./shell";
 
 const header = "# Managed by lvs-dr. Changes here are overwritten; change the cluster spec instead.";
 
@@ -46,7 +47,7 @@ export function renderFile(file: PersistedFile): RenderedFile {
         lines.push(`ipvsadm -R < ${quote(assertManagedPath(c.rulesFile))}`);
       }
       for (const a of c.addresses) {
-        lines.push(`ip addr replace ${quote(`${assertAddress(a.address)}/${a.prefix}`)} dev ${quote(assertInterface(a.interface))}`);
+        lines.push(addAddressCommand(a));
       }
       return { path, mode: 0o644, content: lines.join("\n") + "\n" };
     }
