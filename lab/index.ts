@@ -37,6 +37,8 @@ export interface LabHost {
   ip: string;
   prefix: number;
   gateway: string | null;
+  /** its address on segment A's IPv6 prefix (2001:db8:100::/64); null on segment B */
+  ip6: string | null;
   mac: string;
   /** network namespace of a namespace host; null for a VM (directors, rsvm1) */
   namespace: string | null;
@@ -48,6 +50,9 @@ export interface LabSegment {
   cidr: string;
   prefix: number;
   gateway: string;
+  /** segment A is dual-stack */
+  cidr6?: string;
+  gateway6?: string;
   bridge: string;
   namespace: string;
 }
@@ -76,6 +81,7 @@ export interface LabHosts {
   knownHostsPath: string;
   vip: string;
   vipRange: { first: string; last: string };
+  vip6: string;
   runner: { address: string; prefix: number; interface: string; routes: string[] };
   director: { serialLogPath: string; kernelVersion: string; mac: string; qemuPidFile: string };
   segments: LabSegment[];
@@ -99,6 +105,12 @@ export const LAB_ADDRESSES = {
   rsb1: "203.0.113.10",
   /** rsN is at 198.51.100.(9+N) */
   realServer: (n: number): string => `198.51.100.${9 + n}`,
+  /** Segment A is dual-stack: each host's IPv6 address ends in its IPv4 last octet, written the same (198.51.100.10 -> 2001:db8:100::10). */
+  segmentA6: "2001:db8:100::/64",
+  routerA6: "2001:db8:100::1",
+  vip6: "2001:db8:100::5",
+  runner6: "2001:db8:100::254",
+  ip6: (ipv4: string): string => `2001:db8:100::${ipv4.split(".")[3]}`,
 } as const;
 
 export const LAB_NAMESPACE_PREFIX = "lvslab-";

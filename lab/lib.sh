@@ -26,15 +26,20 @@ CLIENT_IP="$SEG_A_NET.240"
 RUNNER_IP="$SEG_A_NET.254"
 RSB1_IP="$SEG_B_NET.10"
 SUDO_HOST="rs3"; SUDO_USER_NAME="lvsops"
+# Segment A is dual-stack: every host on it also has 2001:db8:100::<its IPv4 last octet, as written>.
+SEG_A6_PREFIX="2001:db8:100::"; SEG_A6_CIDR="2001:db8:100::/64"
+ROUTER_A_IP6="${SEG_A6_PREFIX}1"
+VIP6="${SEG_A6_PREFIX}5"
+RUNNER_IP6="${SEG_A6_PREFIX}254"
 MAX_REAL_SERVERS=200
 
 # Packages the lab needs on the machine (Debian 12).
 LAB_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs ipvsadm openssh-server openssh-client busybox-static
-  arping kmod cpio iputils-ping curl iproute2 util-linux procps sudo bash gzip)
+  arping ndisc6 kmod cpio iputils-ping curl iproute2 util-linux procps sudo bash gzip)
 
 # Packages of the VMs' Debian 12 image (lab/vm/build-image.sh): what a real director has, plus
 # busybox for a real server's HTTP service.
-VM_PACKAGES=(systemd-sysv udev ifupdown openssh-server iproute2 ipvsadm keepalived kmod util-linux procps arping busybox)
+VM_PACKAGES=(systemd-sysv udev ifupdown openssh-server iproute2 ipvsadm keepalived kmod util-linux procps arping ndisc6 busybox)
 
 lab_die() { echo "lab: $*" >&2; exit 1; }
 lab_log() { echo "lab: $*" >&2; }
@@ -59,6 +64,11 @@ lab_directors_arg() { # validates LAB_DIRECTORS, prints it
 lab_mac_for_ip() {
   local IFS=.; set -- $1
   printf '02:00:%02x:%02x:%02x:%02x' "$1" "$2" "$3" "$4"
+}
+
+# A segment-A host's IPv6 address: 198.51.100.X -> 2001:db8:100::X (the digits read as hex: a name, not arithmetic).
+lab_ip6_for_ip() {
+  echo "$SEG_A6_PREFIX${1##*.}"
 }
 
 lab_require_root() {

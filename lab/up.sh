@@ -38,6 +38,8 @@ fi
 # The lab's addresses must be free on this machine: its /32 routes would shadow the machine's own.
 taken=$(ip -o -4 addr show | awk '{split($4, a, "/"); print $2, a[1]}' | grep -E " (${SEG_A_NET//./\\.}|${SEG_B_NET//./\\.})\." || true)
 [[ -z "$taken" ]] || lab_die "this machine already has addresses in the lab's ranges ($SEG_A_CIDR, $SEG_B_CIDR): $taken"
+taken=$(ip -o -6 addr show | awk '{split($4, a, "/"); print $2, a[1]}' | grep -iF " $SEG_A6_PREFIX" || true)
+[[ -z "$taken" ]] || lab_die "this machine already has addresses in the lab's IPv6 range ($SEG_A6_CIDR): $taken"
 
 T0=$(date +%s.%N)
 rm -rf "$LAB_STATE/hosts" "$LAB_STATE/pids"
@@ -75,8 +77,10 @@ start_vm() { # name ip mac role
   echo "$name" > "$I/etc/hostname"
   printf '127.0.0.1\tlocalhost\n%s\t%s\n' "$ip" "$name" > "$I/etc/hosts"
   od -An -tx1 -N16 /dev/urandom | tr -d ' \n' > "$I/etc/machine-id"; echo >> "$I/etc/machine-id"
-  printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n  address %s/24\n  gateway %s\n' \
-    "$ip" "$ROUTER_A_IP" > "$I/etc/network/interfaces"
+  # IPv6 beside IPv4 on segment A. dad-attempts 0: the lab's addresses are unique by construction,
+  # and DAD would hold the boot (ifupdown waits for it) and the address for a second or more.
+  printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n  address %s/24\n  gateway %s\n\niface eth0 inet6 static\n  address %s/64\n  gateway %s\n  dad-attempts 0\n' \
+    "$ip" "$ROUTER_A_IP" "$(lab_ip6_for_ip "$ip")" "$ROUTER_A_IP6" > "$I/etc/network/interfaces"
   if [[ "$role" == real-server ]]; then
     mkdir -p "$I/var/www/lvslab" "$I/etc/systemd/system/multi-user.target.wants"
     echo "$name" > "$I/var/www/lvslab/index.html"
@@ -149,6 +153,7 @@ CFG
   ip -n "$LAB_NET_NS" link set "v-$name" master "$br" up
   ip -n "$ns" link set lo up
   ip -n "$ns" addr add "$ip/$prefix" dev eth0
+  if [[ "$br" == br0 ]]; then ip -n "$ns" addr add "$(lab_ip6_for_ip "$ip")/64" dev eth0 nodad; fi
   ip -n "$ns" link set eth0 up
   if [[ "$role" == router ]]; then
     ip link add eth1 netns "$ns" address "$(lab_mac_for_ip "$ROUTER_B_IP")" type veth peer name "v-$name-b" netns "$LAB_NET_NS"
@@ -158,28 +163,35 @@ CFG
     ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
   else
     ip -n "$ns" route add default via "$gw"
+    if [[ "$br" == br0 ]]; then ip -n "$ns" -6 route add default via "$ROUTER_A_IP6"; fi
   fi
   setsid ip netns exec "$ns" unshare --mount --uts --propagation private \
     "$LAB_DIR/host-init.sh" "$name" "$role" "$S" "$ip" > "$S/host.log" 2>&1 < /dev/null 9>&- &
 }
-export -f setup_host lab_mac_for_ip
-export LAB_STATE LAB_PREFIX LAB_NET_NS LAB_DIR LABPUB SUDO_HOST SUDO_USER_NAME ROUTER_B_IP
+export -f setup_host lab_mac_for_ip lab_ip6_for_ip
+export LAB_STATE LAB_PREFIX LAB_NET_NS LAB_DIR LABPUB SUDO_HOST SUDO_USER_NAME ROUTER_B_IP ROUTER_A_IP6 SEG_A6_PREFIX
 
 # The runner's way in (root namespace): .254 on segment A as a /32, and a /32 route to each host the
 # lab made, nothing wider: the machine may reach real services through addresses in these ranges.
 ip link add "$LAB_ROOT_LINK" address "$(lab_mac_for_ip "$RUNNER_IP")" type veth peer name runner netns "$LAB_NET_NS"
 ip -n "$LAB_NET_NS" link set runner master br0 up
 ip addr add "$RUNNER_IP/32" dev "$LAB_ROOT_LINK"
+ip addr add "$RUNNER_IP6/128" dev "$LAB_ROOT_LINK" nodad
 ip link set "$LAB_ROOT_LINK" up
 
 # parallel: a few workers, each a stream of hosts
 JOBS=4
 printf '%s\n' "${HOSTS[@]}" | xargs -P "$JOBS" -L 1 bash -c 'setup_host "$@"' _ 9>&-
 {
-  while read -r _ ip _; do echo "route replace $ip/32 dev $LAB_ROOT_LINK src $RUNNER_IP"; done < "$LAB_STATE/vms.list"
+  while read -r _ ip _; do
+    echo "route replace $ip/32 dev $LAB_ROOT_LINK src $RUNNER_IP"
+    echo "route replace $(lab_ip6_for_ip "$ip")/128 dev $LAB_ROOT_LINK src $RUNNER_IP6"
+  done < "$LAB_STATE/vms.list"
   for h in "${HOSTS[@]}"; do
     read -r name _ ip _ _ br <<<"$h"
-    if [[ "$br" == br0 ]]; then echo "route replace $ip/32 dev $LAB_ROOT_LINK src $RUNNER_IP"
+    if [[ "$br" == br0 ]]; then
+      echo "route replace $ip/32 dev $LAB_ROOT_LINK src $RUNNER_IP"
+      echo "route replace $(lab_ip6_for_ip "$ip")/128 dev $LAB_ROOT_LINK src $RUNNER_IP6"
     else echo "route replace $ip/32 via $ROUTER_A_IP dev $LAB_ROOT_LINK src $RUNNER_IP"; fi
   done
 } > "$LAB_STATE/runner-routes.batch"

@@ -8,8 +8,8 @@ KH="$LAB_STATE/known_hosts"
 : > "$KH.tmp"
 entries=()
 
-host_json() { # name role ip prefix gw iface mac ns segment
-  local name=$1 role=$2 ip=$3 prefix=$4 gw=$5 iface=$6 mac=$7 ns=$8 seg=$9
+host_json() { # name role ip prefix gw iface mac ns segment (segment A hosts also have an IPv6 address)
+  local name=$1 role=$2 ip=$3 prefix=$4 gw=$5 iface=$6 mac=$7 ns=$8 seg=$9 ip6j=null
   local S="$LAB_STATE/hosts/$name" pub fp line gwj sudo=""
   pub=$(cut -d' ' -f1,2 "$S/ssh_host_ed25519_key.pub")
   fp=$(ssh-keygen -lf "$S/ssh_host_ed25519_key.pub" | awk '{print $2}')
@@ -20,8 +20,9 @@ host_json() { # name role ip prefix gw iface mac ns segment
     sudo=", \"sudoUser\": {\"user\": \"$(cat "$S/sudo-user")\", \"privateKeyPath\": \"$KEY\", \"passwordless\": true}"
   fi
   local nsj="\"$ns\""; [[ "$ns" == - ]] && nsj=null
-  printf '    {"name": "%s", "role": "%s", "segment": "%s", "address": "%s", "port": 22, "user": "root", "privateKeyPath": "%s", "hostKeyType": "ssh-ed25519", "hostKey": "%s", "hostKeyFingerprint": "%s", "knownHostsLine": "%s", "interface": "%s", "ip": "%s", "prefix": %s, "gateway": %s, "mac": "%s", "namespace": %s%s}' \
-    "$name" "$role" "$seg" "$ip" "$KEY" "$pub" "$fp" "$line" "$iface" "$ip" "$prefix" "$gwj" "$mac" "$nsj" "$sudo"
+  [[ "$seg" == A ]] && ip6j="\"$(lab_ip6_for_ip "$ip")\""
+  printf '    {"name": "%s", "role": "%s", "segment": "%s", "address": "%s", "port": 22, "user": "root", "privateKeyPath": "%s", "hostKeyType": "ssh-ed25519", "hostKey": "%s", "hostKeyFingerprint": "%s", "knownHostsLine": "%s", "interface": "%s", "ip": "%s", "prefix": %s, "gateway": %s, "ip6": %s, "mac": "%s", "namespace": %s%s}' \
+    "$name" "$role" "$seg" "$ip" "$KEY" "$pub" "$fp" "$line" "$iface" "$ip" "$prefix" "$gwj" "$ip6j" "$mac" "$nsj" "$sudo"
 }
 
 entries+=("$(host_json router router "$ROUTER_A_IP" 24 - eth0 "$(lab_mac_for_ip "$ROUTER_A_IP")" "$LAB_PREFIX-router" A)")
@@ -42,7 +43,7 @@ entries+=("$(host_json client client "$CLIENT_IP" 24 "$ROUTER_A_IP" eth0 "$(lab_
 {
   printf '{\n  "version": 1,\n  "createdAt": "%s",\n  "realServers": %s,\n' "$(date -u +%FT%TZ)" "$N"
   printf '  "privateKeyPath": "%s",\n  "publicKeyPath": "%s.pub",\n  "knownHostsPath": "%s",\n' "$KEY" "$KEY" "$KH"
-  printf '  "vip": "%s",\n  "vipRange": {"first": "%s.3", "last": "%s.9"},\n' "$VIP" "$SEG_A_NET" "$SEG_A_NET"
+  printf '  "vip": "%s",\n  "vipRange": {"first": "%s.3", "last": "%s.9"},\n  "vip6": "%s",\n' "$VIP" "$SEG_A_NET" "$SEG_A_NET" "$VIP6"
   printf '  "runner": {"address": "%s", "prefix": 32, "interface": "%s", "routes": [%s]},\n' "$RUNNER_IP" "$LAB_ROOT_LINK" \
     "$(sed 's/^route replace \(.*\)$/"\1"/' "$LAB_STATE/runner-routes.batch" | paste -sd, -)"
   printf '  "director": {"serialLogPath": "%s", "kernelVersion": "%s", "mac": "%s", "qemuPidFile": "%s"},\n' \
@@ -52,7 +53,7 @@ entries+=("$(host_json client client "$CLIENT_IP" 24 "$ROUTER_A_IP" eth0 "$(lab_
   (IFS=$'\n'; echo "${vms[*]}" | sed '$!s/$/,/')
   printf '  },\n'
   printf '  "segments": [\n'
-  printf '    {"name": "A", "cidr": "%s", "prefix": 24, "gateway": "%s", "bridge": "br0", "namespace": "%s"},\n' "$SEG_A_CIDR" "$ROUTER_A_IP" "$LAB_NET_NS"
+  printf '    {"name": "A", "cidr": "%s", "prefix": 24, "gateway": "%s", "cidr6": "%s", "gateway6": "%s", "bridge": "br0", "namespace": "%s"},\n' "$SEG_A_CIDR" "$ROUTER_A_IP" "$SEG_A6_CIDR" "$ROUTER_A_IP6" "$LAB_NET_NS"
   printf '    {"name": "B", "cidr": "%s", "prefix": 24, "gateway": "%s", "bridge": "br1", "namespace": "%s"}\n  ],\n' "$SEG_B_CIDR" "$ROUTER_B_IP" "$LAB_NET_NS"
   printf '  "hosts": [\n'
   (IFS=$'\n'; echo "${entries[*]}" | sed '$!s/$/,/')
