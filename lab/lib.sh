@@ -39,7 +39,7 @@ LAB_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs ipvsadm openssh-se
 
 # Packages of the VMs' Debian 12 image (lab/vm/build-image.sh): what a real director has, plus
 # busybox for a real server's HTTP service.
-VM_PACKAGES=(systemd-sysv udev ifupdown openssh-server iproute2 ipvsadm keepalived kmod util-linux procps arping ndisc6 busybox)
+VM_PACKAGES=(systemd-sysv udev ifupdown openssh-server iproute2 ipvsadm keepalived kmod util-linux procps arping ndisc6 ethtool busybox)
 
 lab_die() { echo "lab: $*" >&2; exit 1; }
 lab_log() { echo "lab: $*" >&2; }
