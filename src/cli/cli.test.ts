@@ -142,7 +142,7 @@ describe("conventions", () => {
     const r = await cli("validate", "--stack", "staging", "--stacks-dir", stacksDir);
     expect(r.code).toBe(1);
     expect(r.err).toContain(
-      `--stack: no stack "staging": ${join(stacksDir, "Pulumi.staging.yaml")} (${join(stacksDir, "Pulumi.staging.yaml")}) does not exist; the stacks in ${stacksDir}: dev, lab, lab-ha, prod`,
+      `--stack: no stack "staging": ${join(stacksDir, "Pulumi.staging.yaml")} (${join(stacksDir, "Pulumi.staging.yaml")}) does not exist; the stacks in ${stacksDir}: dev, lab, lab-ha, lab-v6, prod`,
     );
   });
 

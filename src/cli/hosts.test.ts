@@ -23,6 +23,24 @@ async function lvsdr(hosts: Record<string, FakeHost>, ...argv: string[]): Promis
 }
 
 describe("lvsdr against captured hosts", () => {
+  it("doctor: exit 2 with one block per error (host, check, setting, why, fix); --json lists the findings; a host not reached is exit 1", async () => {
+    const flux = { director: { ...capturedLab().director!, fluxAnswers: { "198.51.100.5": ["02:00:c6:33:64:0b"] } } };
+    const r = await lvsdr(capturedLab(flux), "doctor");
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/^ERROR director: arp-flux: ARP for 198\.51\.100\.5 is answered by 02:00:c6:33:64:0b/m);
+    expect(r.out).toMatch(/^ {2}setting: .*\n {2}why: .*\n {2}fix: /m);
+    expect(r.transport.sent.filter((s) => s.kind === "apply")).toEqual([]);
+    const json = JSON.parse((await lvsdr(capturedLab(flux), "doctor", "--json")).out) as {
+      ok: boolean;
+      errors: number;
+      findings: { host: string; check: string; severity: string }[];
+    };
+    expect(json).toMatchObject({ ok: false, errors: 1, findings: [{ host: "director", check: "arp-flux", severity: "error" }] });
+    const clean = await lvsdr(capturedLab(), "doctor");
+    expect(clean.code).toBe(0);
+    expect((await lvsdr(capturedLab({ rs2: { unreachable: "connect ECONNREFUSED" } }), "doctor")).code).toBe(1);
+  });
+
   it("drift on fresh hosts: exit 2, every host named; --json has one entry per host", async () => {
     const r = await lvsdr(capturedLab(), "drift");
     expect(r.code).toBe(2);

@@ -30,6 +30,7 @@ export const processIo: CliIo = {
 /**
  * Exit codes every command shares; `drift` uses 2 for "drift found", `plan --detailed-exitcode`
  * for "changes", `apply` and `destroy` 3 for "every host reached converged, some were not reached"
- * and 130 (as a shell reports SIGINT) for "interrupted".
+ * and 130 (as a shell reports SIGINT) for "interrupted"; `doctor` 2 for "a check found an error"
+ * (warnings alone exit 0).
  */
-export const exitCodes = { ok: 0, error: 1, drift: 2, changes: 2, partial: 3, interrupted: 130 } as const;
+export const exitCodes = { ok: 0, error: 1, drift: 2, changes: 2, findings: 2, partial: 3, interrupted: 130 } as const;

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Command, CommanderError } from "commander";
 import { applyCommand, destroyCommand } from "./commands/apply";
+import { doctorCommand } from "./commands/doctor";
 import { driftCommand } from "./commands/drift";
 import { planCommand } from "./commands/plan";
 import { statusCommand } from "./commands/status";
@@ -29,7 +30,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .configureOutput({ writeOut: (s: string) => io.out(s), writeErr: (s: string) => io.err(s) })
     .showHelpAfterError();
   const output = { writeOut: (s: string) => io.out(s), writeErr: (s: string) => io.err(s) };
-  for (const command of [validateCommand, planCommand, applyCommand, driftCommand, statusCommand, destroyCommand]) {
+  for (const command of [validateCommand, planCommand, applyCommand, driftCommand, doctorCommand, statusCommand, destroyCommand]) {
     // addCommand does not pass settings down to a command built elsewhere: set them on each.
     program.addCommand(command(io, setExit).exitOverride().configureOutput(output).showHelpAfterError());
   }

@@ -179,6 +179,11 @@ export interface DesiredHostState {
   /** The DIP (director) or RIP (real server) with its prefix when known. */
   primaryAddress: string;
   primaryPrefix: number | null;
+  /**
+   * Every address of the host's own on its interface: the primary one first, then on a dual-stack
+   * host the other family's (`dip6`, `rip6`). A destination names a real server by any of them.
+   */
+  ownAddresses: { address: string; prefix: number | null }[];
   addresses: InterfaceAddress[];
   services: VirtualServiceState[];
   destinations: DestinationState[];
@@ -207,6 +212,31 @@ export interface Neighbour {
   device: string;
   /** The kernel holds a link-layer address it trusts (reachable, stale, delay, probe, permanent, noarp). */
   resolved: boolean;
+}
+
+/** A network interface as `ip -j addr show` lists it: its MAC (null for links without one) and MTU. */
+export interface LinkInfo {
+  name: string;
+  mac: string | null;
+  mtu: number | null;
+}
+
+/** A socket bound for a service (TCP listening, UDP bound), from /proc/net/{tcp,udp}{,6}. */
+export interface ListeningSocket {
+  protocol: "tcp" | "udp";
+  family: Family;
+  /** Canonical address; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is given as IPv4 with family 6. */
+  address: string;
+  port: number;
+}
+
+/**
+ * What only the doctor reads (observe request `doctor`): the sockets bound for the services a
+ * real server must answer, and a director's NIC offloads (`ethtool -k`; null: ethtool missing).
+ */
+export interface DoctorObservation {
+  listeners: ListeningSocket[] | null;
+  offloads: { interface: string; features: Record<string, string> | null } | null;
 }
 
 /**
@@ -274,4 +304,10 @@ export interface ObservedHostState {
   keepalived: { installed: boolean; running: boolean; enabled: boolean } | null;
   /** The state digest, when observed for a plan: a plan's first script on the host refuses if it changed. */
   state?: HostStateCheck;
+  /** Every interface's MAC and MTU, from the same `ip -j addr show` as the addresses (no extra cost). */
+  links?: LinkInfo[];
+  /** The IPv4 default routes (`ip route show default`), when asked (preflight of a real server, the doctor). */
+  defaultRoutes?: { device: string | null; gateway: string | null }[];
+  /** What only the doctor reads. */
+  doctor?: DoctorObservation;
 }

@@ -40,6 +40,24 @@ describe("the engine against captured hosts (fake transport)", () => {
     expect(report.failures).toEqual([]);
   });
 
+  it("before a director takes a VIP, asks the segment once who answers for it; another host's answer is a preflight problem naming its MAC", async () => {
+    const quiet = new FakeTransport(labHosts());
+    const run = runOn(quiet);
+    const { problems } = await run.plan().finally(() => run.close());
+    expect(problems).toEqual([]);
+    const probes = quiet.sent.filter((s) => s.kind === "doctor-probe");
+    expect(probes.map((s) => s.host)).toEqual(["director"]);
+    // Once, waiting 1 s: the preflight holds up the change (the doctor asks twice).
+    expect(probes[0]!.script).toContain("arping -i eth0 -c 1 -w 1 198.51.100.5");
+
+    const flux = new FakeTransport(labHosts({ director: { fluxAnswers: { "198.51.100.5": ["02:00:c6:33:64:99"] } } }));
+    const again = runOn(flux);
+    const found = await again.plan().finally(() => again.close());
+    expect(found.problems).toEqual([
+      { host: "director", check: "arp-flux", message: expect.stringMatching(/^ARP for 198\.51\.100\.5 is answered by 02:00:c6:33:64:99, a host outside this cluster \(fix: /) },
+    ]);
+  });
+
   it("a real server not reached: the others are planned, the director holds it back, and the plan says who and why", async () => {
     const transport = new FakeTransport(labHosts({ rs2: { unreachable: "connect ECONNREFUSED 198.51.100.11:22" } }));
     const run = runOn(transport);
@@ -51,6 +69,18 @@ describe("the engine against captured hosts (fake transport)", () => {
     // Without `partial`, one host not reached is an error and nothing is planned.
     const strict = runOn(new FakeTransport(labHosts({ rs2: { unreachable: "connect ECONNREFUSED" } })));
     await expect(strict.plan().finally(() => strict.close())).rejects.toThrow(/rs2/);
+  });
+
+  it("a dual-stack real server not reached is held back in both families", async () => {
+    const dual = loadCluster({ stack: "lab-v6", stacksDir: join(__dirname, "../../stacks") });
+    const run = new ClusterRun(dual, { transport: new FakeTransport(labHosts({ rs2: { unreachable: "connect ECONNREFUSED 198.51.100.11:22" } })) });
+    const { plan } = await run.plan({ partial: true }).finally(() => run.close());
+    const added = plan.waves.find((w) => w.wave === "directors")!.hosts[0]!.steps.flatMap((s) => (s.op === "add-destination" ? [s.destination.address] : []));
+    expect(added).toEqual([RIPS.rs1, RIPS.rs3, RIPS.rsvm1, "2001:db8:100::10", "2001:db8:100::12", "2001:db8:100::230"]);
+    expect(plan.heldBack.map((h) => [h.realServer, h.destination])).toEqual([
+      ["rs2", `tcp:198.51.100.5:80/${RIPS.rs2}:80`],
+      ["rs2", "tcp:[2001:db8:100::5]:80/[2001:db8:100::11]:80"],
+    ]);
   });
 
   it("a real server whose prepare fails stops the run by default; the director's held script is told to stop", async () => {

@@ -15,10 +15,13 @@ import { clusterPlanOf, planCluster, planClusterHost, type ClusterPlan, type Not
 import type { HostPlan } from "../plan/host-plan";
 import type { HostDrift } from "../plan/drift";
 import { holdBackUnready, realServerNotReady, type HeldBack } from "../plan/hold-back";
-import { foreignOwnership, preflightHost, ripsToJudge, type PreflightProblem } from "../plan/preflight";
+import { asProblem, foreignOwnership, preflightHost, ripsToJudge, type PreflightProblem } from "../plan/preflight";
+import { fluxAnswers, fluxFinding } from "../plan/doctor";
+import type { DoctorProbeResult } from "../parse/doctor";
+import type { DoctorProbeRequest } from "../render/doctor-probe";
 import { runOnHosts, SessionPool, type Settled } from "../transport/pool";
 import type { ConnectOptions, HostSession, Transport } from "../transport/types";
-import { observeHost, probeArp } from "./observe";
+import { observeHost, probeArp, probeDoctor, type DoctorObserve } from "./observe";
 
 export type ProgressEvent =
   | { host: string; kind: "connected" | "observed" }
@@ -166,7 +169,12 @@ export class ClusterRun {
   async observeEach(options: ObserveOptions = {}): Promise<{ observed: Map<string, ObservedHostState>; notReached: NotReached[] }> {
     const hosts = options.only ? this.desired.hosts.filter((h) => options.only!.includes(h.host)) : this.desired.hosts;
     const results = await runOnHosts(hosts, this.concurrency, async (host) => {
-      const observed = await observeHost(await this.session(host.host), host, { preflight: options.preflight ?? false, forPlan: options.forPlan ?? false });
+      const doctor = options.doctor?.(host);
+      const observed = await observeHost(await this.session(host.host), host, {
+        preflight: options.preflight ?? false,
+        forPlan: options.forPlan ?? false,
+        ...(doctor ? { doctor } : {}),
+      });
       this.emit({ host: host.host, kind: "observed" });
       if (options.release?.(host, observed)) await this.sessions.release(host.host);
       return observed;
@@ -200,13 +208,48 @@ export class ClusterRun {
   }
 
   /**
+   * Before a director takes a VIP (an add-address step in its plan): does another host already
+   * answer ARP or neighbour discovery for it? One more round trip to that director only, which
+   * asks once and waits up to 1 s for answers; a plan that adds no VIP costs nothing. A VIP VRRP adds is not
+   * judged here (the doctor asks about every VIP).
+   */
+  private async fluxOfNewVips(plan: ClusterPlan, observed: Map<string, ObservedHostState>): Promise<PreflightProblem[]> {
+    const asks = this.desired.hosts.flatMap((director) => {
+      if (director.role !== "director" || !observed.has(director.host)) return [];
+      const steps = plan.waves.flatMap((w) => w.hosts.filter((h) => h.host === director.host).flatMap((h) => h.steps));
+      const vips = [...new Set(steps.flatMap((s) => (s.op === "add-address" && s.address.interface !== "lo" ? [s.address.address] : [])))];
+      return vips.length ? [{ director, vips }] : [];
+    });
+    const results = await runOnHosts(asks, this.concurrency, async ({ director, vips }) =>
+      this.doctorProbe(director.host, { interface: director.interface, dip: null, vips, paths: [], fluxRequests: 1 }),
+    );
+    const problems: PreflightProblem[] = [];
+    const failed: string[] = [];
+    results.forEach((r, i) => {
+      const { director } = asks[i]!;
+      if (!r.ok) return failed.push(`${director.host}: ${withoutHost(director.host, r.error)}`);
+      // A probe that could not run (arping or ndisc6 missing) blocks nothing: the doctor says so.
+      for (const flux of r.value.flux.filter((f) => f.error === null)) {
+        for (const { mac, owner } of fluxAnswers(director, flux.vip, flux.answers, this.cluster, observed)) problems.push(asProblem(fluxFinding(director, flux.vip, mac, owner)));
+      }
+    });
+    if (failed.length) throw new Error(`could not ask the segment about new VIPs from every director:\n  ${failed.join("\n  ")}`);
+    return problems;
+  }
+
+  /** Runs the doctor's probe on a director (changing nothing). */
+  async doctorProbe(director: string, request: DoctorProbeRequest): Promise<DoctorProbeResult> {
+    return probeDoctor(await this.session(director), director, request);
+  }
+
+  /**
    * The real servers this run's directors serve that the run does not include, observed (read
    * only): RIP -> name and why each is not ready to be registered. Empty when the run has them all.
    */
   private async realServersNotReady(): Promise<Map<string, { realServer: string; reason: string }>> {
     const inRun = new Set(this.desired.hosts.map((h) => h.host));
     const rips = new Set(this.desired.hosts.filter((h) => h.role === "director").flatMap((h) => h.destinations.map((d) => d.address)));
-    const outside = this.cluster.hosts.filter((h) => h.role === "real-server" && !inRun.has(h.host) && rips.has(h.primaryAddress));
+    const outside = this.cluster.hosts.filter((h) => h.role === "real-server" && !inRun.has(h.host) && h.ownAddresses.some((a) => rips.has(a.address)));
     const results = await runOnHosts(outside, this.concurrency, async (host) => {
       const observed = await observeHost(await this.session(host.host), host, { preflight: false });
       await this.sessions.release(host.host);
@@ -216,7 +259,7 @@ export class ClusterRun {
     results.forEach((r, i) => {
       const host = outside[i]!;
       const reason = r.ok ? r.value : `it could not be observed: ${(r.error as Error).message}`;
-      if (reason !== null) notReady.set(host.primaryAddress, { realServer: host.host, reason });
+      if (reason !== null) for (const rip of host.ownAddresses) notReady.set(rip.address, { realServer: host.host, reason });
     });
     return notReady;
   }
@@ -272,7 +315,9 @@ export class ClusterRun {
     const observedAt = Date.now();
     for (const n of notReached) {
       const host = this.desired.hosts.find((h) => h.host === n.host)!;
-      if (host.role === "real-server" && !destroy) notReady.set(host.primaryAddress, { realServer: host.host, reason: `it was not reached (${n.message})` });
+      // Held back by every RIP it has: a dual-stack real server is registered by each.
+      if (host.role === "real-server" && !destroy)
+        for (const rip of host.ownAddresses) notReady.set(rip.address, { realServer: host.host, reason: `it was not reached (${n.message})` });
     }
     const heldBack: HeldBack[] = [];
     for (const director of this.desired.hosts.filter((h) => h.role === "director" && observed.has(h.host))) {
@@ -289,10 +334,10 @@ export class ClusterRun {
       notReached,
     );
     const timings: Record<string, number> = { observe: observedAt - started };
-    if (!destroy) await this.judgeNewRealServers(plan, observed);
+    const flux = destroy ? [] : (await Promise.all([this.judgeNewRealServers(plan, observed), this.fluxOfNewVips(plan, observed)]))[1];
     timings.plan = Date.now() - observedAt;
     // Destroy skips the checks a change needs, but never touches another cluster's host.
-    const problems = destroy ? reached.flatMap((h) => foreignOwnership(h, observed.get(h.host)!, "destroy it")) : this.preflight(observed);
+    const problems = destroy ? reached.flatMap((h) => foreignOwnership(h, observed.get(h.host)!, "destroy it")) : [...this.preflight(observed), ...flux];
     return { plan, observed, problems, timings };
   }
 
@@ -384,7 +429,7 @@ export class ClusterRun {
     const failed = new Map<string, { realServer: string; reason: string }>();
     for (const f of failures) {
       const host = this.desired.hosts.find((h) => h.host === f.host)!;
-      failed.set(host.primaryAddress, { realServer: f.host, reason: "its prepare failed" });
+      for (const rip of host.ownAddresses) failed.set(rip.address, { realServer: f.host, reason: "its prepare failed" });
     }
     const again = await this.plan({ partial: true, notReady: failed });
     if (again.problems.length) throw new ApplyError(failures, applied);
@@ -480,6 +525,8 @@ interface ObserveOptions {
   /** True when the host needs no later round trip: its session is closed at once. */
   release?: (host: DesiredHostState, observed: ObservedHostState) => boolean;
   only?: string[];
+  /** The doctor's extra reads for a host (listening sockets, offloads, forwarding settings). */
+  doctor?: (host: DesiredHostState) => DoctorObserve;
 }
 
 /** Why an apply script failed: a refusal (nothing changed) by its exit code, or the step it stopped at. */

@@ -5,12 +5,13 @@ import type { InterfaceAddress, Neighbour, RouteLookup } from "../model/host-sta
 import { ParseError, parseJsonAs } from "./ipvsadm";
 
 const addrInfo = z.object({ family: z.string(), local: z.string().optional(), prefixlen: z.number().optional() }).loose();
-const link = z.object({ ifname: z.string(), address: z.string().optional(), addr_info: z.array(addrInfo).default([]) }).loose();
+const link = z.object({ ifname: z.string(), address: z.string().optional(), mtu: z.number().optional(), addr_info: z.array(addrInfo).default([]) }).loose();
 const addrShow = z.array(link);
 
 export interface InterfaceInfo {
   name: string;
   mac: string | null;
+  mtu: number | null;
 }
 
 export function parseIpAddr(text: string): { addresses: InterfaceAddress[]; interfaces: InterfaceInfo[] } {
@@ -18,7 +19,7 @@ export function parseIpAddr(text: string): { addresses: InterfaceAddress[]; inte
   const addresses: InterfaceAddress[] = [];
   const interfaces: InterfaceInfo[] = [];
   for (const l of links) {
-    interfaces.push({ name: l.ifname, mac: l.address ?? null });
+    interfaces.push({ name: l.ifname, mac: l.address?.toLowerCase() ?? null, mtu: l.mtu ?? null });
     for (const a of l.addr_info) {
       if ((a.family !== "inet" && a.family !== "inet6") || a.local === undefined || a.prefixlen === undefined) continue;
       addresses.push({ interface: l.ifname, address: canonicalAddress(a.local), prefix: a.prefixlen });
@@ -73,4 +74,14 @@ export function parseRouteBatch(text: string): RouteLookup[] {
       const first = (JSON.parse(line) as { dst?: string }[])[0];
       return parseRouteGet(first?.dst ?? "", line);
     });
+}
+
+const defaultRoute = z.object({ dst: z.string(), dev: z.string().optional(), gateway: z.string().optional() }).loose();
+
+/** `ip -j route show default`: every default route (`[]` when there is none). */
+export function parseDefaultRoutes(text: string): { device: string | null; gateway: string | null }[] {
+  return parseJsonAs("ip -j route show default", text, z.array(defaultRoute)).map((r) => ({
+    device: r.dev ?? null,
+    gateway: r.gateway ? canonicalAddress(r.gateway) : null,
+  }));
 }

@@ -6,7 +6,8 @@ import { textSha256, type HostStateCheck, type HostStateScope, type IpvsTimeouts
 import { destinationKey } from "../model/keys";
 import { hostPaths } from "../model/paths";
 import { marker } from "../model/script-protocol";
-import { parseIpAddr, parseNeighbours, parseRouteBatch } from "./ip";
+import { parseEthtoolFeatures, parseProcNetSockets } from "./doctor";
+import { parseDefaultRoutes, parseIpAddr, parseNeighbours, parseRouteBatch } from "./ip";
 import { kernelTableListing, ParseError, parseIpvsListing, parseKernelTable } from "./ipvsadm";
 import { parseOwnershipRecord } from "./ownership";
 import { hostRecord, own } from "./records";
@@ -67,6 +68,7 @@ export function parseObservation(host: string, output: string, stateScope?: Host
     arpReplies: hostRecord(),
     keepalived: null,
   };
+  const doctor = () => (state.doctor ??= { listeners: null, offloads: null });
   let ipvsText = "";
   const absentKeys: string[] = [];
   const readByGrep: string[] = [];
@@ -82,14 +84,24 @@ export function parseObservation(host: string, output: string, stateScope?: Host
         case "ip": {
           // One `ip -j -batch` run: the addresses' JSON line first, the neighbour table's next
           // when the header says "neigh", then one line per route found.
+          // The header's words name the optional lines in their order: "neigh", then "default".
+          const words = new Set(block.header.slice(2));
           const lines = block.body.filter((l) => l.trim() !== "");
           const parsed = parseIpAddr(lines.shift() ?? "");
           state.addresses = parsed.addresses;
           state.interfaces = parsed.interfaces.map((i) => i.name);
-          if (path === "neigh") state.neighbours = parseNeighbours(lines.shift() ?? "");
+          state.links = parsed.interfaces;
+          if (words.has("neigh")) state.neighbours = parseNeighbours(lines.shift() ?? "");
+          if (words.has("default")) state.defaultRoutes = parseDefaultRoutes(lines.shift() ?? "");
           state.routes = parseRouteBatch(lines.join("\n"));
           break;
         }
+        case "listeners":
+          doctor().listeners = parseProcNetSockets(body);
+          break;
+        case "offloads":
+          doctor().offloads = { interface: path ?? "", features: parseEthtoolFeatures(body) };
+          break;
         case "sysctl-absent":
           absentKeys.push(...block.body.filter((l) => l.trim() !== ""));
           break;
@@ -98,6 +110,9 @@ export function parseObservation(host: string, output: string, stateScope?: Host
       if (arg !== "loaded" && arg !== "not-loaded" && arg !== "no-ipvsadm") throw new ParseError(`observation of ${host}`, `unknown IPVS status ${arg}`);
       state.ipvs.status = arg;
       ipvsText = body;
+    } else if (kind === "offloads") {
+      // `offloads IFACE no-ethtool`: the check could not run.
+      doctor().offloads = { interface: arg ?? "", features: null };
     } else if (kind === "keepalived") {
       const words = new Set(block.header.slice(1));
       state.keepalived = { installed: words.has("installed"), running: words.has("running"), enabled: words.has("enabled") };

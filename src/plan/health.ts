@@ -45,7 +45,7 @@ export interface ClusterHealth {
 }
 
 export function clusterHealth(desired: DesiredClusterState, observed: ReadonlyMap<string, ObservedHostState>): ClusterHealth {
-  const names = new Map(desired.hosts.filter((h) => h.role === "real-server").map((h) => [h.primaryAddress, h.host]));
+  const names = new Map(desired.hosts.filter((h) => h.role === "real-server").flatMap((h) => h.ownAddresses.map((a) => [a.address, h.host] as const)));
   const services: ServiceHealth[] = [];
   const groups = new Map<string, GroupHealth>();
   for (const host of desired.hosts) {

@@ -46,6 +46,23 @@ describe("preflight", () => {
     expect(preflightHost(director, prefix).map((p) => p.check)).toContain("address");
   });
 
+  it("a dual-stack director must hold its dip6 on the NIC too", () => {
+    const dual = parseCluster(
+      labLikeSpec({
+        directors: [{ name: "director", interface: "eth0", dip: "198.51.100.2/24", dip6: "2001:db8:100::2/64" }],
+        virtualServices: [],
+      }),
+    );
+    if (!dual.ok) throw new Error(dual.issues[0]!.message);
+    const dualDirector = desiredClusterState(dual.cluster).hosts.find((h) => h.host === "director")!;
+    expect(preflightHost(dualDirector, healthyDirector()).map((p) => p.message)).toEqual(["interface eth0 does not hold the DIP 2001:db8:100::2 (it has 198.51.100.2/24)"]);
+    const held = healthyDirector();
+    held.addresses = [...held.addresses, { interface: "eth0", address: "2001:db8:100::2", prefix: 64 }];
+    expect(preflightHost(dualDirector, held)).toEqual([]);
+    held.addresses = held.addresses.map((a) => (a.address === "2001:db8:100::2" ? { ...a, prefix: 48 } : a));
+    expect(preflightHost(dualDirector, held).map((p) => p.message)).toEqual(["the DIP 2001:db8:100::2 is /48 on eth0, the spec says /64"]);
+  });
+
   it("refuses a director without ipvsadm", () => {
     const host = healthyDirector();
     host.tools = host.tools.filter((t) => t !== "ipvsadm");

@@ -8,10 +8,25 @@ import { hostPaths } from "../model/paths";
 import type { Step } from "../model/steps";
 import { own } from "../parse/records";
 import { keepalivedConfCluster } from "../render/keepalived";
+import { ipv6Disabled, strictRpFilter, vipOnNic, type DoctorFinding } from "./doctor";
 
 export interface PreflightProblem {
   host: string;
-  check: "interface" | "address" | "tools" | "ipvs" | "same-broadcast-domain" | "arp" | "ownership" | "keepalived";
+  check:
+    | "interface"
+    | "address"
+    | "tools"
+    | "ipvs"
+    | "same-broadcast-domain"
+    | "arp"
+    | "ownership"
+    | "keepalived"
+    // The doctor's checks that decide whether a change is safe (plan/doctor.ts).
+    | "vip-on-nic"
+    | "rp-filter"
+    | "ipv6-disabled"
+    | "arp-flux"
+    | "ndp-flux";
   message: string;
 }
 
@@ -52,13 +67,16 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
 
   if (!observed.interfaces.includes(desired.interface)) {
     add("interface", `interface ${desired.interface} does not exist (the host has ${observed.interfaces.join(", ") || "none"})`);
-  } else if (!observed.addresses.some((a) => a.interface === desired.interface && a.address === desired.primaryAddress)) {
-    const held = observed.addresses.filter((a) => a.interface === desired.interface).map((a) => `${a.address}/${a.prefix}`);
-    add("address", `interface ${desired.interface} does not hold the ${what} ${desired.primaryAddress} (it has ${held.join(", ") || "no address"})`);
-  } else if (desired.primaryPrefix !== null) {
-    const held = observed.addresses.find((a) => a.interface === desired.interface && a.address === desired.primaryAddress);
-    if (held && held.prefix !== desired.primaryPrefix) {
-      add("address", `the ${what} ${desired.primaryAddress} is /${held.prefix} on ${desired.interface}, the spec says /${desired.primaryPrefix}`);
+  } else {
+    // The DIP or RIP, and on a dual-stack host the other family's too.
+    for (const own of desired.ownAddresses) {
+      const held = observed.addresses.find((a) => a.interface === desired.interface && a.address === own.address);
+      if (!held) {
+        const list = observed.addresses.filter((a) => a.interface === desired.interface).map((a) => `${a.address}/${a.prefix}`);
+        add("address", `interface ${desired.interface} does not hold the ${what} ${own.address} (it has ${list.join(", ") || "no address"})`);
+      } else if (own.prefix !== null && held.prefix !== own.prefix) {
+        add("address", `the ${what} ${own.address} is /${held.prefix} on ${desired.interface}, the spec says /${own.prefix}`);
+      }
     }
   }
 
@@ -84,6 +102,12 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
   }
   problems.push(...foreignOwnership(desired, observed, "take it over"));
 
+  // What would make this change unsafe and the tool does not repair: a real server's VIP on its
+  // NIC (it answers ARP for it), strict rp_filter that drops the director's frames, IPv6 disabled
+  // where an IPv6 VIP must go. Read in the same observation (a default route line, a few keys).
+  const vips = new Set(desired.addresses.map((a) => a.address));
+  for (const f of [...vipOnNic(desired, observed, vips), ...strictRpFilter(desired, observed), ...ipv6Disabled(desired, observed)]) problems.push(asProblem(f));
+
   // Same broadcast domain, live: every RIP on-link through the director's NIC, and answering ARP.
   // Routes by destination once (the first for each, as a scan would find), not a scan per RIP.
   const routes = new Map<string, (typeof observed.routes)[number]>();
@@ -100,7 +124,8 @@ export function preflightHost(desired: DesiredHostState, observed: ObservedHostS
     } else if (route.device !== desired.interface) {
       add("same-broadcast-domain", `real server ${rip} is on-link through ${route.device}, not through the director's interface ${desired.interface}`);
     } else if (own(observed.arpReplies, rip) === false) {
-      add("arp", `real server ${rip} does not answer ARP on ${desired.interface}: is it up, and on this segment?`);
+      // IPv6 has no ARP: the kernel asked by neighbour discovery.
+      add("arp", `real server ${rip} does not answer ${rip.includes(":") ? "neighbour solicitations" : "ARP"} on ${desired.interface}: is it up, and on this segment?`);
     }
   }
   return problems;
@@ -117,4 +142,9 @@ export function ripsToJudge(desired: DesiredHostState, observed: ObservedHostSta
   const resolved = new Set(observed.neighbours.filter((n) => n.resolved && n.device === desired.interface).map((n) => n.address));
   const judged = [...new Set(steps.flatMap((s) => (s.op === "add-destination" ? [s.destination.address] : [])))].filter((rip) => !serving.has(rip));
   return { answered: judged.filter((rip) => resolved.has(rip)), ask: judged.filter((rip) => !resolved.has(rip)) };
+}
+
+/** A doctor's error as a preflight problem: what, and the fix. */
+export function asProblem(f: DoctorFinding): PreflightProblem {
+  return { host: f.host, check: f.check as PreflightProblem["check"], message: `${f.message} (fix: ${f.fix})` };
 }

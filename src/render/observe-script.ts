@@ -5,7 +5,7 @@
  */
 import { marker } from "../model/script-protocol";
 import { PATH } from "./script-common";
-import { assertAddress, assertInterface, assertManagedPath, assertSysctlKey, quote } from "./shell";
+import { assertAddress, assertInterface, assertManagedPath, assertSysctlKey, assertUint, quote } from "./shell";
 
 export interface ObserveRequest {
   sysctlKeys: string[];
@@ -24,6 +24,15 @@ export interface ObserveRequest {
   neighbours?: boolean;
   /** A director: whether keepalived is installed, running and enabled at boot (builtins only). */
   keepalived?: boolean;
+  /** The IPv4 default routes, from the same `ip -batch`: what strict rp_filter judges a client's packets by. */
+  defaultRoute?: boolean;
+  /**
+   * The doctor, on a real server: the sockets bound on these ports (TCP listening, UDP bound),
+   * filtered on the host by one `grep` so a busy server's connection table does not travel.
+   */
+  listeners?: { protocol: "tcp" | "udp"; port: number }[];
+  /** The doctor, on a director: `ethtool -k` of this interface, when ethtool is installed. */
+  offloads?: string;
 }
 
 /** The commands the tool runs on hosts, as the observe script looks them up. */
@@ -80,8 +89,17 @@ export function renderObserveScript(req: ObserveRequest): string {
   // Addresses, the neighbour table when asked (the section's header says so), then one route
   // lookup per on-link peer: one JSON array per line. `-force` goes on past an unreachable
   // target, which prints nothing.
-  const batch = ["addr show", ...(req.neighbours ? ["neigh show"] : []), ...req.routeTargets.map((t) => `route get ${assertAddress(t)}`)];
-  lines.push(`echo '${marker} section ip${req.neighbours ? " neigh" : ""}'`, `ip -j -force -batch - 2>/dev/null <<'LVSDR_IP' || :`, ...batch, "LVSDR_IP");
+  // The header names the optional lines in their order. `route show default` always prints one
+  // line (`[]` without a default route), so the lines after it stay in place.
+  const batch = [
+    "addr show",
+    ...(req.neighbours ? ["neigh show"] : []),
+    ...(req.defaultRoute ? ["route show default"] : []),
+    ...req.routeTargets.map((t) => `route get ${assertAddress(t)}`),
+  ];
+  const ipWords = `${req.neighbours ? " neigh" : ""}${req.defaultRoute ? " default" : ""}`;
+  lines.push(`echo '${marker} section ip${ipWords}'`, `ip -j -force -batch - 2>/dev/null <<'LVSDR_IP' || :`, ...batch, "LVSDR_IP");
+  lines.push(...listenerLines(req.listeners ?? []), ...offloadLines(req.offloads));
   // Files: a link's target (printed at once: rare), or a regular file's path gathered in
   // $lvsdr_read (managed paths are single words without glob characters) for the grep below.
   // The other lines gather in $lvsdr_out.
@@ -116,6 +134,31 @@ export function renderObserveScript(req: ObserveRequest): string {
   );
   lines.push(`echo '${marker} end'`);
   return lines.join("\n") + "\n";
+}
+
+/**
+ * Sockets bound on the services' ports, as the kernel lists them (/proc/net/tcp: state 0A is
+ * LISTEN; /proc/net/udp: 07 is an unconnected bound socket): one grep over the files of the
+ * protocols asked, keeping only lines on those ports in those states.
+ */
+function listenerLines(listeners: { protocol: "tcp" | "udp"; port: number }[]): string[] {
+  if (listeners.length === 0) return [];
+  const ports = [...new Set(listeners.map((l) => assertUint(l.port, 65535).toString(16).toUpperCase().padStart(4, "0")))].sort();
+  const protocols = [...new Set(listeners.map((l) => l.protocol))].sort();
+  const files = protocols.flatMap((p) => [`/proc/net/${p}`, `/proc/net/${p}6`]);
+  const pattern = `^ *[0-9]+: [0-9A-F]+:(${ports.join("|")}) [0-9A-F]+:[0-9A-F]+ (0A|07) `;
+  return [`echo '${marker} section listeners'`, `LC_ALL=C grep -E -H -s ${quote(pattern)} ${files.join(" ")} || :`];
+}
+
+/** A NIC's offloads, when ethtool is there; a marker saying it is not otherwise. */
+function offloadLines(iface: string | undefined): string[] {
+  if (iface === undefined) return [];
+  const dev = assertInterface(iface);
+  return [
+    "if command -v ethtool >/dev/null 2>&1; then",
+    `  echo '${marker} section offloads ${dev}'; ethtool -k ${quote(dev)} 2>/dev/null || :`,
+    `else echo '${marker} offloads ${dev} no-ethtool'; fi`,
+  ];
 }
 
 /**

@@ -23,6 +23,8 @@ export interface FakeHost {
   failAtStep?: { step: number; message: string };
   /** The addresses that answer an ARP probe from this host (a director). */
   arpAnswers?: string[];
+  /** The doctor probe from this host (a director): the MACs that answer for a VIP (none unless named). */
+  fluxAnswers?: Record<string, string[]>;
 }
 
 /** The lab's real servers and their RIPs, as stacks/Pulumi.lab.yaml says. */
@@ -46,7 +48,7 @@ export function capturedLab(changes: Partial<Record<string, Partial<FakeHost>>> 
 
 export interface SentScript {
   host: string;
-  kind: "observe" | "arp-probe" | "apply";
+  kind: "observe" | "arp-probe" | "doctor-probe" | "apply";
   script: string;
   /** For a held apply script: what it was told on stdin ("go" or "stop"), and when. */
   told?: string;
@@ -90,6 +92,10 @@ export class FakeTransport implements Transport {
       const lines = [`${marker} probe 1`, ...targets.map((t) => `${marker} arp ${t} ${answers.has(t) ? "ok" : "fail"}`), `${marker} end`];
       return { code: 0, stdout: `${lines.join("\n")}\n`, stderr: "" };
     }
+    if (script.includes(`echo '${marker} doctor-probe `)) {
+      this.sent.push({ host, kind: "doctor-probe", script, sentAt: ++this.clock });
+      return { code: 0, stdout: doctorProbeAnswers(script, fake.fluxAnswers ?? {}), stderr: "" };
+    }
     const sent: SentScript = { host, kind: "apply", script, sentAt: ++this.clock };
     this.sent.push(sent);
     const result = await this.apply(fake, sent, options);
@@ -114,4 +120,29 @@ export class FakeTransport implements Transport {
     }
     return { code: 0, stdout: out.length ? `${out.join("\n")}\n` : "", stderr: "" };
   }
+}
+
+/** What the doctor probe prints, as Habets arping and ndisc6 would: the named MACs answer, every DR path answers. */
+function doctorProbeAnswers(script: string, flux: Record<string, string[]>): string {
+  const out = [`${marker} doctor-probe 1`];
+  for (const m of script.matchAll(new RegExp(`'${marker} (flux4|flux6) ([^']+)'`, "g"))) {
+    const [, kind, vip] = m as unknown as [string, string, string];
+    const macs = flux[vip] ?? [];
+    if (kind === "flux4")
+      out.push(
+        `${marker} flux4 ${vip} ${macs.length ? 0 : 1}`,
+        `ARPING ${vip}`,
+        ...(macs.length ? macs.map((mac, i) => `42 bytes from ${mac} (${vip}): index=${i} time=20.000 usec`) : ["Timeout", "Timeout"]),
+      );
+    else
+      out.push(
+        `${marker} flux6 ${vip} ${macs.length ? 0 : 2}`,
+        `Soliciting ${vip} (${vip}) on eth0...`,
+        ...(macs.length ? macs.map((mac) => `Target link-layer address: ${mac.toUpperCase()}`) : ["Timed out.", "Timed out.", "No response."]),
+      );
+  }
+  for (const m of script.matchAll(new RegExp(`'${marker} path ([^' ]+) ([^' ]+)'`, "g"))) {
+    out.push(`${marker} path ${m[1]} ${m[2]} 0`, `ARPING ${m[2]}`, `62 bytes from ${m[1]} (${m[2]}): icmp_seq=0 time=20.000 usec`);
+  }
+  return `${[...out, `${marker} end`].join("\n")}\n`;
 }
