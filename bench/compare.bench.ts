@@ -2,6 +2,7 @@
  * `npm run bench` (as root): the tool against the floor and its peers on the lab in scale mode,
  * all systems alternating within each round, then the director's table at scale. Writes
  * bench/results/latest.json, latest.md (tables with ratios) and chart.svg (time against N).
+ * The doctor's cost (`tool: doctor`) is measured beside the drift check: `BENCH_N=10,100 BENCH_PEERS=tool BENCH_TABLE= npm run bench`.
  * BENCH_N (default 1,10,50,100,200), BENCH_RUNS (3), BENCH_CONCURRENCY (32),
  * BENCH_PEERS (tool,per-command,ansible), BENCH_PEER_RUNS (= BENCH_RUNS: rounds the peers run in),
  * BENCH_TABLE (100,1000,10000), BENCH_PER_ENTRY_MAX (1000), BENCH_OUT (latest), BENCH_SETTLE_MS
@@ -15,6 +16,7 @@ import { parseCluster } from "../src/config/load";
 import type { Cluster } from "../src/config/schema";
 import { desiredClusterState, type DesiredClusterState } from "../src/model/desired";
 import type { ClusterRun } from "../src/ops/engine";
+import { runDoctor } from "../src/ops/doctor";
 import { SshTransport } from "../src/transport/ssh";
 import { ensureAnsible, runPlaybook } from "./peers/ansible";
 import { runPerCommand } from "./peers/per-command";
@@ -100,6 +102,8 @@ async function main(): Promise<void> {
         for (const [phase, ms] of Object.entries(timings)) ((results.profile[String(n)] ??= {})[phase] ??= []).push(ms / 1000);
         add("least observation (ip, ipvsadm, grep)", await timed(() => leastObservation(desired.targets, concurrency)));
         add("tool: observe (drift check)", await timed(() => withRun(cluster, (run) => run.drift())));
+        // Every check, read only: one observation per host with the doctor's reads, one probe script per director.
+        add("tool: doctor", await timed(() => withRun(cluster, (run) => runDoctor(run))));
         add("tool: no-op apply", await timed(() => withRun(cluster, (run) => run.apply())));
         add("tool: change one weight", await timed(() => withRun(labSpec(n, 2), (run) => run.apply())));
         await checkEndState(labSpec(n, 2), "tool");
