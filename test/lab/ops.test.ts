@@ -217,6 +217,12 @@ describeLab("host operations on real hosts", (lab) => {
     await labExecOk("director", "ipvsadm -D -t 198.51.100.9:8080");
   }, 180_000);
 
+  let afterTimeWait: (() => Promise<unknown>) | undefined;
+  afterEach(async () => {
+    await afterTimeWait?.();
+    afterTimeWait = undefined;
+  });
+
   it("drains a removed real server before deleting it while the others keep serving", async () => {
     // Client ports (below the ephemeral range, so no other request uses them) whose connection
     // went to rs3: the director keeps that connection's entry for minutes after it closed.
@@ -231,6 +237,12 @@ describeLab("host operations on real hosts", (lab) => {
               .map(([p, body]) => [Number(p), body]),
           ),
       );
+    // The client keeps no TIME_WAIT: when curl closes first (its read done before the server's FIN
+    // came), the port stays bound for 60 s and the second request from it fails to bind (CI saw it:
+    // one "FAILED" that was the client's, not the director's).
+    const tw = (await labExecOk("client", "sysctl -n net.ipv4.tcp_max_tw_buckets")).trim();
+    await labExecOk("client", "sysctl -q -w net.ipv4.tcp_max_tw_buckets=0");
+    afterTimeWait = () => labExecOk("client", `sysctl -q -w net.ipv4.tcp_max_tw_buckets=${tw}`);
     const before = await fromPort(Array.from({ length: 12 }, (_, i) => 20100 + i));
     const rs3Ports = [...before].filter(([, body]) => body === "rs3").map(([p]) => p);
     expect(rs3Ports.length).toBeGreaterThan(0);
