@@ -4,9 +4,8 @@
  * and hand it all to the pure checks (plan/doctor.ts). Changes nothing on any host.
  */
 import type { DesiredHostState, ObservedHostState } from "../model/host-state";
-import { serviceKey } from "../model/keys";
 import type { NotReached } from "../plan/cluster-plan";
-import { doctorChecks, type DoctorFinding } from "../plan/doctor";
+import { doctorChecks, servedBy, type DoctorFinding } from "../plan/doctor";
 import type { DoctorProbeResult } from "../parse/doctor";
 import type { DoctorProbeRequest } from "../render/doctor-probe";
 import { runOnHosts } from "../transport/pool";
@@ -25,12 +24,12 @@ export interface DoctorReport {
 export function listenersByRip(directors: readonly DesiredHostState[]): Map<string, DoctorObserve["listeners"]> {
   const byRip = new Map<string, DoctorObserve["listeners"]>();
   for (const d of directors) {
-    for (const svc of d.services) {
+    for (const { service: svc, rips } of servedBy(d)) {
       if (svc.protocol === "fwmark" || svc.port === 0) continue;
-      for (const dest of d.destinations.filter((x) => x.service === serviceKey(svc))) {
-        const list = byRip.get(dest.address) ?? [];
-        if (!list.some((l) => l.protocol === svc.protocol && l.port === svc.port)) list.push({ protocol: svc.protocol as "tcp" | "udp", port: svc.port });
-        byRip.set(dest.address, list);
+      for (const rip of rips) {
+        const list = byRip.get(rip) ?? [];
+        if (!list.some((l) => l.protocol === svc.protocol && l.port === svc.port)) list.push({ protocol: svc.protocol, port: svc.port });
+        byRip.set(rip, list);
       }
     }
   }
@@ -47,9 +46,10 @@ export function probeRequest(director: DesiredHostState, observed: ReadonlyMap<s
   const dip = director.primaryAddress.includes(":") ? null : director.primaryAddress;
   const paths: DoctorProbeRequest["paths"] = [];
   if (dip !== null) {
-    for (const svc of director.services.filter((s) => s.address && !s.address.includes(":"))) {
-      for (const dest of director.destinations.filter((x) => x.service === serviceKey(svc))) {
-        const rs = realServers.find((r) => r.ownAddresses.some((a) => a.address === dest.address));
+    for (const { service: svc, rips } of servedBy(director)) {
+      if (!svc.address || svc.address.includes(":")) continue;
+      for (const rip of rips) {
+        const rs = realServers.find((r) => r.ownAddresses.some((a) => a.address === rip));
         const mac = rs ? observed.get(rs.host)?.links?.find((l) => l.name === rs.interface)?.mac : undefined;
         if (mac && !paths.some((p) => p.vip === svc.address && p.mac === mac)) paths.push({ vip: svc.address, mac });
       }

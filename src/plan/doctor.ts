@@ -170,11 +170,15 @@ export function fluxFinding(director: DesiredHostState, vip: string, mac: string
 }
 
 /** The real servers a director sends each service to: service key -> RIPs. */
-function servedBy(director: DesiredHostState): { service: VirtualServiceState; rips: string[] }[] {
-  return director.services.map((service) => ({
-    service,
-    rips: director.destinations.filter((d) => d.service === serviceKey(service)).map((d) => d.address),
-  }));
+export function servedBy(director: DesiredHostState): { service: VirtualServiceState; rips: string[] }[] {
+  // Grouped in one pass: a scan of every destination per service is quadratic in the spec.
+  const rips = new Map<string, string[]>();
+  for (const d of director.destinations) {
+    const list = rips.get(d.service);
+    if (list) list.push(d.address);
+    else rips.set(d.service, [d.address]);
+  }
+  return director.services.map((service) => ({ service, rips: rips.get(serviceKey(service)) ?? [] }));
 }
 
 export function doctorChecks(input: DoctorInput): DoctorFinding[] {
@@ -205,6 +209,7 @@ export function doctorChecks(input: DoctorInput): DoctorFinding[] {
     }
   }
 
+  const served = new Map(directors.map((d) => [d.host, servedBy(d)]));
   for (const rs of realServers) {
     const seen = observed.get(rs.host);
     if (!seen) continue;
@@ -213,7 +218,7 @@ export function doctorChecks(input: DoctorInput): DoctorFinding[] {
     const serving: DesiredHostState[] = [];
     for (const director of directors) {
       let serves = false;
-      for (const { service, rips } of servedBy(director)) {
+      for (const { service, rips } of served.get(director.host) ?? []) {
         if (!rs.ownAddresses.some((a) => rips.includes(a.address))) continue;
         serves = true;
         services.set(serviceKey(service), service);
